@@ -1,0 +1,1 @@
+//! checker (see DESIGN.md §3).

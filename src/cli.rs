@@ -1,0 +1,233 @@
+//! Command-line definitions of both roles (clap derive). `main.rs` only dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Health checker and gRPC control plane for the VPP lb (Maglev) plugin.
+#[derive(Debug, Parser)]
+#[command(name = "maglev", version = crate::version::VERSION, long_version = long_version(), propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn long_version() -> &'static str {
+    // clap wants a 'static str; leaking one small string once is fine.
+    Box::leak(crate::version::long().into_boxed_str())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the health checker and VPP control plane (also: argv[0] = maglevd).
+    Daemon(DaemonArgs),
+    /// Talk to a running daemon: interactive shell, or one command (also: argv[0] = maglevc).
+    Ctl(CtlArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of maglev, or of one role.
+    Man {
+        /// maglev, maglevd or maglevc
+        #[arg(default_value = "maglev")]
+        page: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Flags of `maglev daemon` (DESIGN.md §2). Each has an environment variable; the flag wins.
+#[derive(Debug, Clone, Args)]
+#[command(name = "maglevd", version = crate::version::VERSION, long_version = long_version())]
+pub struct DaemonArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "MAGLEV_CONFIG", default_value = "/etc/vpp-maglev/maglev.toml")]
+    pub config: PathBuf,
+    /// gRPC listen address: host:port or unix:/path.
+    #[arg(long, env = "MAGLEV_GRPC_ADDR", default_value = "127.0.0.1:9090")]
+    pub grpc_addr: String,
+    /// TLS certificate (PEM) for the gRPC listener.
+    #[arg(long, env = "MAGLEV_GRPC_TLS_CERT")]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the gRPC listener.
+    #[arg(long, env = "MAGLEV_GRPC_TLS_KEY")]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// CA (PEM) that client certificates must chain to: enables mutual TLS.
+    #[arg(long, env = "MAGLEV_GRPC_CLIENT_CA")]
+    pub grpc_client_ca: Option<PathBuf>,
+    /// Allow plaintext gRPC on a non-loopback address.
+    #[arg(long, env = "MAGLEV_GRPC_INSECURE")]
+    pub grpc_insecure: bool,
+    /// HTTP listener for /metrics, /livez, /readyz; empty disables it.
+    #[arg(long, env = "MAGLEV_METRICS_ADDR", default_value = "127.0.0.1:9091")]
+    pub metrics_addr: String,
+    /// VPP binary API socket; empty disables VPP (health checking only).
+    #[arg(long, env = "MAGLEV_VPP_API_ADDR", default_value = "/run/vpp/api.sock")]
+    pub vpp_api_addr: String,
+    /// VPP stats segment socket.
+    #[arg(long, env = "MAGLEV_VPP_STATS_ADDR", default_value = "/run/vpp/stats.sock")]
+    pub vpp_stats_addr: String,
+    /// Connect to VPP and read, but log each write instead of sending it.
+    #[arg(long, env = "MAGLEV_DRY_RUN")]
+    pub dry_run: bool,
+    /// Log level.
+    #[arg(long, env = "MAGLEV_LOG_LEVEL", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+    /// Log format: auto = text on a TTY, json otherwise.
+    #[arg(long, env = "MAGLEV_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+    /// Validate the config and exit: 0 ok, 1 parse error, 2 semantic error.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Flags of `maglev ctl` (DESIGN.md §2, §9).
+#[derive(Debug, Clone, Args)]
+#[command(name = "maglevc", version = crate::version::VERSION, long_version = long_version())]
+pub struct CtlArgs {
+    /// Daemon address: host:port, http://host:port, https://host:port or unix:/path.
+    #[arg(long, env = "MAGLEV_SERVER", default_value = "127.0.0.1:9090")]
+    pub server: String,
+    /// Colour: auto (only on a terminal, honours NO_COLOR), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorMode,
+    /// Machine output: one JSON document per command (JSON lines for `watch events`).
+    #[arg(long)]
+    pub json: bool,
+    /// Timeout of one request, e.g. 5s.
+    #[arg(long, default_value = "5s")]
+    pub timeout: String,
+    /// CA (PEM) to verify an https:// server.
+    #[arg(long, env = "MAGLEV_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, env = "MAGLEV_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, env = "MAGLEV_KEY")]
+    pub key: Option<PathBuf>,
+    /// A command to run once (for scripts); none starts the interactive shell.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
+}
+
+/// argv[0]-selected roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Maglev,
+    Daemon,
+    Ctl,
+}
+
+/// The role implied by the program name (basename of argv[0]; a symlink's own name counts).
+pub fn role_from_argv0(argv0: &str) -> Role {
+    let base = std::path::Path::new(argv0)
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or(argv0);
+    match base {
+        "maglevd" => Role::Daemon,
+        "maglevc" => Role::Ctl,
+        _ => Role::Maglev,
+    }
+}
+
+/// Go-style flags (`-color=false`, `-json`) rewritten to clap's form, for scripts written
+/// against the Go maglevc.
+pub fn normalize_go_flags(args: Vec<String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| match a.as_str() {
+            "-color=false" | "--color=false" => "--color=never".to_string(),
+            "-color=true" | "--color=true" => "--color=always".to_string(),
+            "-json" => "--json".to_string(),
+            _ if a.starts_with("-server=") => format!("-{a}"),
+            _ => a,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_from_program_name() {
+        assert_eq!(role_from_argv0("/usr/sbin/maglevd"), Role::Daemon);
+        assert_eq!(role_from_argv0("maglevc"), Role::Ctl);
+        assert_eq!(role_from_argv0("/usr/sbin/maglev"), Role::Maglev);
+        assert_eq!(role_from_argv0("./target/debug/maglev"), Role::Maglev);
+    }
+
+    #[test]
+    fn go_style_flags() {
+        let v = normalize_go_flags(vec!["-color=false".into(), "-server=x:1".into(), "show".into()]);
+        assert_eq!(v, vec!["--color=never", "--server=x:1", "show"]);
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
+
+/// Writes the roff man page of `maglev`, `maglevd` or `maglevc`.
+pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let cmd = match page {
+        "maglev" => top,
+        "maglevd" | "daemon" => top
+            .find_subcommand("daemon")
+            .cloned()
+            .map(|c| c.name("maglevd"))
+            .ok_or_else(|| std::io::Error::other("no daemon subcommand"))?,
+        "maglevc" | "ctl" => top
+            .find_subcommand("ctl")
+            .cloned()
+            .map(|c| c.name("maglevc"))
+            .ok_or_else(|| std::io::Error::other("no ctl subcommand"))?,
+        other => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("unknown page {other:?} (known: maglev, maglevd, maglevc)"),
+            ));
+        }
+    };
+    clap_mangen::Man::new(cmd).render(out)
+}

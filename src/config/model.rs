@@ -1,0 +1,251 @@
+//! The validated configuration: what the rest of the daemon sees. Built from the TOML
+//! schema by `load`; every value here has passed the semantic rules of DESIGN.md §4.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole, valid configuration. Maps are ordered by name so output is deterministic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was loaded from (for messages).
+    pub path: PathBuf,
+    pub healthchecker: HealthCheckerConfig,
+    pub vpp: VppConfig,
+    pub healthchecks: BTreeMap<String, HealthCheck>,
+    pub backends: BTreeMap<String, Backend>,
+    pub frontends: BTreeMap<String, Frontend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckerConfig {
+    /// Transitions kept per backend (>= 1). Default 5.
+    pub transition_history: usize,
+    /// Network namespace (name under /run/netns) for all probes; None = the daemon's own.
+    pub netns: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VppConfig {
+    pub lb: VppLbConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VppLbConfig {
+    /// Periodic full reconcile. Default 30s.
+    pub sync_interval: Duration,
+    /// GRE4 source; required if any frontend has IPv4 backends.
+    pub ipv4_src_address: Option<std::net::Ipv4Addr>,
+    /// GRE6 source; required if any frontend has IPv6 backends.
+    pub ipv6_src_address: Option<std::net::Ipv6Addr>,
+    /// Power of two. Default 65536.
+    pub sticky_buckets_per_core: u32,
+    /// 1s..120s. Default 40s.
+    pub flow_timeout: Duration,
+    /// Warmup: no VPP writes at all before this. Default 5s.
+    pub startup_min_delay: Duration,
+    /// Warmup: final full sync at this point. Default 30s.
+    pub startup_max_delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckType {
+    Icmp,
+    Tcp,
+    TcpSyn,
+    Http,
+    Https,
+}
+
+impl CheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckType::Icmp => "icmp",
+            CheckType::Tcp => "tcp",
+            CheckType::TcpSyn => "tcp-syn",
+            CheckType::Http => "http",
+            CheckType::Https => "https",
+        }
+    }
+
+    /// tcp, tcp-syn, http and https need a port.
+    pub fn needs_port(self) -> bool {
+        !matches!(self, CheckType::Icmp)
+    }
+}
+
+/// An inclusive range of acceptable HTTP status codes ("200", "200-299").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl StatusRange {
+    pub fn contains(&self, code: u16) -> bool {
+        self.lo <= code && code <= self.hi
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyMatch {
+    Substring(String),
+    /// The source of a regex that compiled during validation.
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpParams {
+    /// Request path. Default "/".
+    pub path: String,
+    /// Host header; None = the backend address.
+    pub host: Option<String>,
+    /// Default [200-399].
+    pub expect_status: Vec<StatusRange>,
+    pub expect_body: Option<BodyMatch>,
+    /// https only; None = host (or the address when no host).
+    pub sni: Option<String>,
+    /// https only; default true.
+    pub verify: bool,
+    /// https only; None = the system CA store.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub name: String,
+    pub kind: CheckType,
+    /// Required for everything but icmp.
+    pub port: Option<u16>,
+    pub interval: Duration,
+    /// Default interval / 4.
+    pub fast_interval: Duration,
+    /// Default interval.
+    pub down_interval: Duration,
+    /// <= interval.
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub probe_ipv4_src: Option<std::net::Ipv4Addr>,
+    pub probe_ipv6_src: Option<std::net::Ipv6Addr>,
+    /// Per-check namespace; overrides healthchecker.netns.
+    pub netns: Option<String>,
+    /// Some for http/https only.
+    pub http: Option<HttpParams>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    pub address: IpAddr,
+    pub healthcheck: String,
+    /// Default true. false = starts `disabled`.
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Any,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Any => "any",
+        }
+    }
+
+    /// IP protocol number as VPP wants it (255 = any).
+    pub fn ip_proto(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Any => 255,
+        }
+    }
+}
+
+/// An address with a prefix length: the VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolMember {
+    pub backend: String,
+    /// 0..=100, default 100.
+    pub weight: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    /// Ordered by backend name.
+    pub backends: Vec<PoolMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontend {
+    pub name: String,
+    pub description: String,
+    pub address: Prefix,
+    pub protocol: Protocol,
+    /// 0 = all ports.
+    pub port: u16,
+    pub src_ip_sticky: bool,
+    /// Default true.
+    pub flush_on_down: bool,
+    /// In priority order: the first pool with a backend up is active.
+    pub pools: Vec<Pool>,
+}
+
+impl Frontend {
+    /// Every backend this frontend references, once, in pool order.
+    pub fn backend_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for p in &self.pools {
+            for m in &p.backends {
+                if !out.contains(&m.backend.as_str()) {
+                    out.push(&m.backend);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Config {
+    /// Frontends that reference a backend, by name.
+    pub fn frontends_of(&self, backend: &str) -> Vec<&str> {
+        self.frontends
+            .values()
+            .filter(|f| f.pools.iter().any(|p| p.backends.iter().any(|m| m.backend == backend)))
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
+    /// The healthcheck of a backend (always present in a valid config).
+    pub fn healthcheck_of(&self, backend: &str) -> Option<&HealthCheck> {
+        self.backends
+            .get(backend)
+            .and_then(|b| self.healthchecks.get(&b.healthcheck))
+    }
+
+    /// The namespace a healthcheck's probes run in.
+    pub fn netns_of(&self, hc: &HealthCheck) -> Option<String> {
+        hc.netns.clone().or_else(|| self.healthchecker.netns.clone())
+    }
+}

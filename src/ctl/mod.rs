@@ -1,0 +1,11 @@
+//! ctl (see DESIGN.md §3).
+
+use std::process::ExitCode;
+
+use crate::cli::CtlArgs;
+
+/// Entry point of the ctl role.
+pub fn main(_args: CtlArgs) -> ExitCode {
+    eprintln!("maglev ctl: not implemented yet");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,1 @@
+//! events (see DESIGN.md §3).

@@ -1,0 +1,1 @@
+//! health (see DESIGN.md §3).

@@ -1,0 +1,33 @@
+//! argv[0] / subcommand dispatch only: `maglevd` = `maglev daemon`, `maglevc` = `maglev ctl`.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use maglev::cli::{Cli, Command, Role, normalize_go_flags, role_from_argv0};
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    let argv0 = args.first().cloned().unwrap_or_else(|| "maglev".to_string());
+    match role_from_argv0(&argv0) {
+        Role::Daemon => args.insert(1, "daemon".to_string()),
+        Role::Ctl => args.insert(1, "ctl".to_string()),
+        Role::Maglev => {}
+    }
+    let cli = Cli::parse_from(normalize_go_flags(args));
+    match cli.command {
+        Command::Daemon(a) => maglev::daemon::main(a),
+        Command::Ctl(a) => maglev::ctl::main(a),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "maglev", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { page } => match maglev::cli::render_man(&page, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("maglev man: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -1,0 +1,1 @@
+//! probe (see DESIGN.md §3).

@@ -1,0 +1,1 @@
+//! vpp (see DESIGN.md §3).
