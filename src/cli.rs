@@ -181,31 +181,6 @@ pub fn normalize_go_flags(args: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn role_from_program_name() {
-        assert_eq!(role_from_argv0("/usr/sbin/maglevd"), Role::Daemon);
-        assert_eq!(role_from_argv0("maglevc"), Role::Ctl);
-        assert_eq!(role_from_argv0("/usr/sbin/maglev"), Role::Maglev);
-        assert_eq!(role_from_argv0("./target/debug/maglev"), Role::Maglev);
-    }
-
-    #[test]
-    fn go_style_flags() {
-        let v = normalize_go_flags(vec!["-color=false".into(), "-server=x:1".into(), "show".into()]);
-        assert_eq!(v, vec!["--color=never", "--server=x:1", "show"]);
-    }
-
-    #[test]
-    fn clap_definitions_are_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-}
-
 /// Writes the roff man page of `maglev`, `maglevd` or `maglevc`.
 pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     use clap::CommandFactory;
@@ -230,4 +205,29 @@ pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<(
         }
     };
     clap_mangen::Man::new(cmd).render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_from_program_name() {
+        assert_eq!(role_from_argv0("/usr/sbin/maglevd"), Role::Daemon);
+        assert_eq!(role_from_argv0("maglevc"), Role::Ctl);
+        assert_eq!(role_from_argv0("/usr/sbin/maglev"), Role::Maglev);
+        assert_eq!(role_from_argv0("./target/debug/maglev"), Role::Maglev);
+    }
+
+    #[test]
+    fn go_style_flags() {
+        let v = normalize_go_flags(vec!["-color=false".into(), "-server=x:1".into(), "show".into()]);
+        assert_eq!(v, vec!["--color=never", "--server=x:1", "show"]);
+    }
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,106 @@
+//! Log setup: text or JSON to stderr at the operator's level, plus a second layer that feeds
+//! log lines to the event bus (for `watch events log`) with its own, independent level.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::SystemTime;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::cli::{LogFormat, LogLevel};
+use crate::events::{Event, EventBus, LogEvent};
+
+/// Installs the global subscriber. Call once, before anything logs.
+pub fn init(level: LogLevel, format: LogFormat, bus: EventBus) -> anyhow::Result<()> {
+    // Our own crate at the chosen level; dependencies one step quieter unless trace/debug
+    // was asked for explicitly through RUST_LOG.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(s) if !s.is_empty() => EnvFilter::try_new(s)?,
+        _ => EnvFilter::try_new(format!("warn,maglev={}", level.as_str()))?,
+    };
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let fmt_layer = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(filter)
+            .boxed()
+    };
+    // Watchers choose their own minimum level; debug of our crate is the most we ever
+    // forward, so a trace-heavy dependency cannot flood the bus.
+    let bus_filter = Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target("maglev", LevelFilter::DEBUG);
+    let bus_layer = BusLayer { bus }.with_filter(bus_filter);
+    tracing_subscriber::registry()
+        .with(fmt_layer)
+        .with(bus_layer)
+        .try_init()?;
+    Ok(())
+}
+
+/// Turns tracing events into `LogEvent`s on the bus.
+pub struct BusLayer {
+    pub bus: EventBus,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for BusLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        // Formatting costs something: skip it when nobody is watching.
+        if self.bus.subscriber_count() == 0 {
+            return;
+        }
+        let mut visitor = FieldCollector::default();
+        event.record(&mut visitor);
+        let meta = event.metadata();
+        self.bus.publish(Event::Log(LogEvent {
+            at: SystemTime::now(),
+            level: crate::events::LogLevel::from_tracing(meta.level()),
+            target: meta.target().to_string(),
+            message: visitor.message,
+            fields: visitor.fields,
+        }));
+    }
+}
+
+#[derive(Default)]
+struct FieldCollector {
+    message: String,
+    fields: BTreeMap<String, String>,
+}
+
+impl Visit for FieldCollector {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_string();
+        } else {
+            self.fields.insert(field.name().to_string(), value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.fields
+                .insert(field.name().to_string(), format!("{value:?}"));
+        }
+    }
+}
