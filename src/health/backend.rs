@@ -584,7 +584,8 @@ mod tests {
                     };
 
                     let c = b.counter();
-                    prop_assert!(c.health() <= c.rise() + c.fall() - 1);
+                    prop_assert_eq!(c.max(), c.rise() + c.fall() - 1);
+                    prop_assert!(c.health() <= c.max());
                     match b.state() {
                         State::Up => prop_assert!(c.health() >= c.rise()),
                         State::Down => prop_assert!(c.health() < c.rise()),
