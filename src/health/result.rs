@@ -94,6 +94,22 @@ impl ProbeResult {
         }
     }
 
+    /// Like `new`, with the finish time given by the caller (no clock read): for tests and
+    /// for callers that already hold the time.
+    pub fn new_at(
+        code: ResultCode,
+        detail: impl Into<String>,
+        duration: Duration,
+        at: SystemTime,
+    ) -> Self {
+        ProbeResult {
+            code,
+            detail: detail.into(),
+            at,
+            duration,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.code.is_ok()
     }
