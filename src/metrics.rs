@@ -56,13 +56,19 @@ pub async fn serve(
 
 fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into());
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
     }
     match req.uri().path() {
         "/livez" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" => match source.ready() {
             Ok(()) => text(StatusCode::OK, "ready\n".into()),
-            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
         },
         "/metrics" => {
             let mut resp = text(StatusCode::OK, source.render());
