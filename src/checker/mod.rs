@@ -1,1 +1,201 @@
-//! checker (see DESIGN.md §3).
+//! The scheduler: one task per backend (however many frontends use it), probing at the
+//! interval its health asks for, feeding results into `health`, and publishing every
+//! transition on the event bus. Operator actions and reloads go through [`Checker`], which
+//! changes state and emits the same events. Readers (gRPC, metrics, VPP) look at the state
+//! through [`Checker::read`].
+
+mod state;
+pub mod stats;
+mod task;
+pub mod view;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::health::{ActionError, ProbeResult};
+use crate::probe::{ProbeSpec, Prober};
+
+pub use state::{BackendEntry, CheckerState, OverrideKey};
+pub use view::{FrontendView, frontend_view};
+
+/// Runs one probe. The daemon uses [`Prober`]; unit tests script results.
+pub trait Probe: Send + Sync + 'static {
+    fn probe<'a>(
+        &'a self,
+        spec: &'a ProbeSpec,
+    ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
+}
+
+impl Probe for Prober {
+    fn probe<'a>(
+        &'a self,
+        spec: &'a ProbeSpec,
+    ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>> {
+        Box::pin(Prober::probe(self, spec))
+    }
+}
+
+/// Why an operator action was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CheckerError {
+    #[error("unknown {kind} {name:?} (known: {known})")]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        known: String,
+    },
+    #[error("{name}: {source}")]
+    Action {
+        name: String,
+        #[source]
+        source: ActionError,
+    },
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// The handle to the running checker. Cheap to clone.
+#[derive(Clone)]
+pub struct Checker {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) state: RwLock<CheckerState>,
+    pub(crate) bus: EventBus,
+    pub(crate) probe: Arc<dyn Probe>,
+}
+
+impl Checker {
+    /// Starts one task per backend, their first probes spread over the first interval.
+    /// Must be called inside a tokio runtime.
+    pub fn start(config: Arc<Config>, probe: Arc<dyn Probe>, bus: EventBus) -> Checker {
+        let inner = Arc::new(Inner {
+            state: RwLock::new(CheckerState::new(config.clone(), SystemTime::now())),
+            bus,
+            probe,
+        });
+        let checker = Checker { inner };
+        checker.with_state_mut(|st, inner| {
+            st.recompute_frontends(inner, true);
+            let names: Vec<String> = st.backends.keys().cloned().collect();
+            let count = names.len();
+            for (i, name) in names.into_iter().enumerate() {
+                task::spawn(inner, st, &name, task::FirstProbe::Spread { index: i, count });
+            }
+        });
+        checker
+    }
+
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    /// Runs `f` with a consistent view of the state (a read lock: keep `f` short).
+    pub fn read<R>(&self, f: impl FnOnce(&CheckerState) -> R) -> R {
+        let guard = match self.inner.state.read() {
+            Ok(g) => g,
+            // A panic while holding the lock leaves data that is still consistent enough
+            // to read: every mutation is a few field writes.
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&guard)
+    }
+
+    fn with_state_mut<R>(&self, f: impl FnOnce(&mut CheckerState, &Arc<Inner>) -> R) -> R {
+        let mut guard = match self.inner.state.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard, &self.inner)
+    }
+
+    /// The running config.
+    pub fn config(&self) -> Arc<Config> {
+        self.read(|st| st.config.clone())
+    }
+
+    pub fn pause(&self, backend: &str) -> Result<(), CheckerError> {
+        self.action(backend, |h, now| h.pause(now))
+    }
+
+    pub fn resume(&self, backend: &str) -> Result<(), CheckerError> {
+        self.action(backend, |h, now| h.resume(now))
+    }
+
+    pub fn disable(&self, backend: &str) -> Result<(), CheckerError> {
+        self.action(backend, |h, now| h.disable(now))
+    }
+
+    pub fn enable(&self, backend: &str) -> Result<(), CheckerError> {
+        self.action(backend, |h, now| h.enable(now))
+    }
+
+    fn action(
+        &self,
+        backend: &str,
+        f: impl FnOnce(
+            &mut crate::health::BackendHealth,
+            SystemTime,
+        ) -> Result<Option<crate::health::Transition>, ActionError>,
+    ) -> Result<(), CheckerError> {
+        self.with_state_mut(|st, inner| {
+            let entry = st.backend_mut(backend)?;
+            let transition = f(&mut entry.health, SystemTime::now()).map_err(|source| {
+                CheckerError::Action {
+                    name: backend.to_string(),
+                    source,
+                }
+            })?;
+            // Wake the task: it stops probing when paused/disabled, probes at once when
+            // resumed/enabled.
+            entry.wake.notify_one();
+            if let Some(t) = transition {
+                st.publish_transition(inner, backend, t);
+            }
+            Ok(())
+        })
+    }
+
+    /// Runtime weight of `backend` in `pool` of `frontend` (0..=100). Survives reloads of an
+    /// unchanged backend; gone when the pool membership goes away.
+    pub fn set_weight(
+        &self,
+        frontend: &str,
+        pool: &str,
+        backend: &str,
+        weight: u32,
+    ) -> Result<(), CheckerError> {
+        self.with_state_mut(|st, inner| st.set_weight(inner, frontend, pool, backend, weight))
+    }
+
+    /// Applies a new, already validated config: new backends start (spread), removed ones
+    /// become `removed` and stop, a changed probe definition restarts that backend at
+    /// `unknown`, everything else keeps counter, state, history and overrides.
+    pub fn reload(&self, new: Arc<Config>) -> crate::config::ConfigDiff {
+        self.with_state_mut(|st, inner| st.apply_config(inner, new, SystemTime::now()))
+    }
+
+    /// Stops every backend task (for shutdown).
+    pub fn stop(&self) {
+        self.with_state_mut(|st, _| {
+            for entry in st.backends.values_mut() {
+                if let Some(t) = entry.task.take() {
+                    t.abort();
+                }
+            }
+        });
+    }
+
+    /// The delay the backend's next probe was scheduled with (for tests and the API).
+    pub fn next_delay(&self, backend: &str) -> Option<Duration> {
+        self.read(|st| st.backends.get(backend).map(|e| e.next_delay))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,384 @@
+//! The checker's state: one entry per backend, runtime weight overrides, and the last
+//! published state of every frontend. All mutation happens under the checker's write lock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use super::stats::ProbeStats;
+use super::task::{self, FirstProbe};
+use super::view::frontend_view;
+use super::{CheckerError, Inner};
+use crate::config::{self, Config, ConfigDiff, HealthCheck};
+use crate::events::{BackendEvent, Event, FrontendEvent};
+use crate::health::{BackendHealth, FrontendState, IntervalPolicy, Transition, validate_weight};
+use crate::probe::ProbeSpec;
+
+/// (frontend, pool, backend) of a runtime weight override.
+pub type OverrideKey = (String, String, String);
+
+/// One backend as the checker runs it.
+pub struct BackendEntry {
+    pub config: config::Backend,
+    pub healthcheck: HealthCheck,
+    pub spec: ProbeSpec,
+    pub policy: IntervalPolicy,
+    pub health: BackendHealth,
+    pub stats: ProbeStats,
+    /// The delay the next probe was scheduled with (jitter included).
+    pub next_delay: Duration,
+    /// Bumped when the worker restarts; a stale task sees the mismatch and exits.
+    pub(crate) generation: u64,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) task: Option<AbortHandle>,
+}
+
+pub struct CheckerState {
+    pub config: Arc<Config>,
+    pub backends: BTreeMap<String, BackendEntry>,
+    pub overrides: BTreeMap<OverrideKey, u8>,
+    /// Last published state per frontend.
+    pub frontend_states: BTreeMap<String, FrontendState>,
+    next_generation: u64,
+}
+
+impl CheckerState {
+    pub(crate) fn new(config: Arc<Config>, now: SystemTime) -> Self {
+        let mut st = CheckerState {
+            config: config.clone(),
+            backends: BTreeMap::new(),
+            overrides: BTreeMap::new(),
+            frontend_states: BTreeMap::new(),
+            next_generation: 1,
+        };
+        for name in config.backends.keys() {
+            if let Some(entry) = st.new_entry(&config, name, now) {
+                st.backends.insert(name.clone(), entry);
+            }
+        }
+        st
+    }
+
+    fn new_entry(&mut self, config: &Config, name: &str, now: SystemTime) -> Option<BackendEntry> {
+        let backend = config.backends.get(name)?;
+        let hc = config.healthchecks.get(&backend.healthcheck)?;
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        Some(BackendEntry {
+            config: backend.clone(),
+            healthcheck: hc.clone(),
+            spec: ProbeSpec::from_config(hc, backend.address, config.netns_of(hc)),
+            policy: policy_of(hc),
+            health: BackendHealth::new(
+                hc.rise,
+                hc.fall,
+                config.healthchecker.transition_history,
+                backend.enabled,
+                now,
+            ),
+            stats: ProbeStats::default(),
+            next_delay: hc.interval,
+            generation,
+            wake: Arc::new(Notify::new()),
+            task: None,
+        })
+    }
+
+    pub(crate) fn bump_generation(&mut self) -> u64 {
+        let g = self.next_generation;
+        self.next_generation += 1;
+        g
+    }
+
+    pub(crate) fn backend_mut(&mut self, name: &str) -> Result<&mut BackendEntry, CheckerError> {
+        if !self.backends.contains_key(name) {
+            return Err(not_found("backend", name, self.backends.keys()));
+        }
+        self.backends
+            .get_mut(name)
+            .ok_or_else(|| not_found("backend", name, std::iter::empty::<&String>()))
+    }
+
+    /// Publishes a backend transition (once per referencing frontend), logs it, and
+    /// re-evaluates those frontends.
+    pub(crate) fn publish_transition(&mut self, inner: &Inner, backend: &str, t: Transition) {
+        let frontends: Vec<String> = self
+            .config
+            .frontends_of(backend)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        self.publish_transition_to(inner, backend, t, &frontends);
+    }
+
+    fn publish_transition_to(
+        &mut self,
+        inner: &Inner,
+        backend: &str,
+        t: Transition,
+        frontends: &[String],
+    ) {
+        let address = match self.backends.get(backend) {
+            Some(e) => e.config.address,
+            None => return,
+        };
+        let (code, detail) = t
+            .result
+            .as_ref()
+            .map(|r| (r.code.as_str(), r.detail.as_str()))
+            .unwrap_or(("", ""));
+        tracing::info!(
+            backend,
+            address = %address,
+            frontends = %frontends.join(","),
+            from = t.from.as_str(),
+            to = t.to.as_str(),
+            reason = t.reason.as_str(),
+            code,
+            detail,
+            "backend {backend} {} -> {}",
+            t.from,
+            t.to
+        );
+        if frontends.is_empty() {
+            inner.bus.publish(Event::Backend(BackendEvent {
+                backend: backend.to_string(),
+                frontend: None,
+                address,
+                transition: t,
+            }));
+        } else {
+            for f in frontends {
+                inner.bus.publish(Event::Backend(BackendEvent {
+                    backend: backend.to_string(),
+                    frontend: Some(f.clone()),
+                    address,
+                    transition: t.clone(),
+                }));
+            }
+            self.recompute_some(inner, frontends, t.at);
+        }
+    }
+
+    fn recompute_some(&mut self, inner: &Inner, frontends: &[String], at: SystemTime) {
+        for name in frontends {
+            let Some(view) = frontend_view(self, name) else {
+                continue;
+            };
+            let new = view.weights.state;
+            let old = self.frontend_states.insert(name.clone(), new);
+            if let Some(old) = old
+                && old != new
+            {
+                tracing::info!(frontend = %name, from = old.as_str(), to = new.as_str(),
+                    "frontend {name} {old} -> {new}");
+                inner.bus.publish(Event::Frontend(FrontendEvent {
+                    frontend: name.clone(),
+                    from: old,
+                    to: new,
+                    at,
+                }));
+            }
+        }
+    }
+
+    /// Re-evaluates every frontend; `initial` records states without publishing.
+    pub(crate) fn recompute_frontends(&mut self, inner: &Inner, initial: bool) {
+        let names: Vec<String> = self.config.frontends.keys().cloned().collect();
+        self.frontend_states.retain(|k, _| names.contains(k));
+        if initial {
+            for name in &names {
+                if let Some(view) = frontend_view(self, name) {
+                    self.frontend_states.insert(name.clone(), view.weights.state);
+                }
+            }
+        } else {
+            self.recompute_some(inner, &names, SystemTime::now());
+        }
+    }
+
+    pub(crate) fn set_weight(
+        &mut self,
+        inner: &Inner,
+        frontend: &str,
+        pool: &str,
+        backend: &str,
+        weight: u32,
+    ) -> Result<(), CheckerError> {
+        let f = self
+            .config
+            .frontends
+            .get(frontend)
+            .ok_or_else(|| not_found("frontend", frontend, self.config.frontends.keys()))?;
+        let p = f
+            .pools
+            .iter()
+            .find(|p| p.name == pool)
+            .ok_or_else(|| not_found("pool", pool, f.pools.iter().map(|p| &p.name)))?;
+        if !p.backends.iter().any(|m| m.backend == backend) {
+            return Err(not_found(
+                "backend in pool",
+                backend,
+                p.backends.iter().map(|m| &m.backend),
+            ));
+        }
+        let weight = validate_weight(weight).map_err(|e| CheckerError::InvalidArgument(e.to_string()))?;
+        let key = (frontend.to_string(), pool.to_string(), backend.to_string());
+        let old = self.overrides.insert(key, weight);
+        tracing::info!(frontend, pool, backend, weight, previous = ?old,
+            "weight of {backend} in {frontend}/{pool} set to {weight}");
+        let at = SystemTime::now();
+        let before = self.frontend_states.get(frontend).copied();
+        self.recompute_some(inner, &[frontend.to_string()], at);
+        // The reconciler syncs a VIP on every frontend event; a weight change that leaves
+        // the frontend state as it was still needs one.
+        let after = self.frontend_states.get(frontend).copied();
+        if before == after
+            && let Some(state) = after
+        {
+            inner.bus.publish(Event::Frontend(FrontendEvent {
+                frontend: frontend.to_string(),
+                from: state,
+                to: state,
+                at,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Reload (see `Checker::reload`).
+    pub(crate) fn apply_config(
+        &mut self,
+        inner: &Arc<Inner>,
+        new: Arc<Config>,
+        now: SystemTime,
+    ) -> ConfigDiff {
+        let old = self.config.clone();
+        let diff = config::diff(&old, &new);
+
+        // Removed backends: publish `removed` to the frontends that referenced them.
+        for name in &diff.backends_removed {
+            let old_frontends: Vec<String> =
+                old.frontends_of(name).into_iter().map(str::to_string).collect();
+            if let Some(entry) = self.backends.get_mut(name) {
+                if let Some(t) = entry.task.take() {
+                    t.abort();
+                }
+                if let Some(t) = entry.health.remove(now) {
+                    self.publish_transition_to(inner, name, t, &old_frontends);
+                }
+            }
+            self.backends.remove(name);
+        }
+
+        self.config = new.clone();
+        let history = new.healthchecker.transition_history;
+
+        // Backends in both: restart where the probe changed, else keep everything.
+        let mut restarted = Vec::new();
+        for (name, backend) in &new.backends {
+            let Some(hc) = new.healthchecks.get(&backend.healthcheck) else {
+                continue;
+            };
+            let generation = if diff.backends_restart.contains(name) {
+                Some(self.bump_generation())
+            } else {
+                None
+            };
+            let Some(entry) = self.backends.get_mut(name) else {
+                continue;
+            };
+            entry.health.set_history_capacity(history);
+            let enabled_before = entry.config.enabled;
+            entry.config = backend.clone();
+            entry.healthcheck = hc.clone();
+            entry.spec = ProbeSpec::from_config(hc, backend.address, new.netns_of(hc));
+            entry.policy = policy_of(hc);
+            let mut transitions = Vec::new();
+            if let Some(g) = generation {
+                if let Some(t) = entry.task.take() {
+                    t.abort();
+                }
+                entry.generation = g;
+                if let Ok(Some(t)) = entry.health.reload(hc.rise, hc.fall, now) {
+                    transitions.push(t);
+                }
+                restarted.push(name.clone());
+            }
+            // The config's `enabled` is the operator's intent when it changes.
+            if enabled_before != backend.enabled {
+                let r = if backend.enabled {
+                    entry.health.enable(now)
+                } else {
+                    entry.health.disable(now)
+                };
+                if let Ok(Some(t)) = r {
+                    transitions.push(t);
+                }
+                entry.wake.notify_one();
+            }
+            for t in transitions {
+                self.publish_transition(inner, name, t);
+            }
+        }
+        for name in restarted {
+            task::spawn(inner, self, &name, FirstProbe::Now);
+        }
+
+        // New backends start spread over their first interval.
+        let count = diff.backends_added.len();
+        for (i, name) in diff.backends_added.iter().enumerate() {
+            if let Some(entry) = self.new_entry(&new, name, now) {
+                self.backends.insert(name.clone(), entry);
+                task::spawn(inner, self, name, FirstProbe::Spread { index: i, count });
+            }
+        }
+
+        // Overrides live as long as their pool membership.
+        self.overrides.retain(|(f, p, b), _| {
+            new.frontends.get(f).is_some_and(|fe| {
+                fe.pools
+                    .iter()
+                    .any(|pool| pool.name == *p && pool.backends.iter().any(|m| m.backend == *b))
+            })
+        });
+        for f in &diff.frontends_added {
+            if let Some(view) = frontend_view(self, f) {
+                self.frontend_states.insert(f.clone(), view.weights.state);
+            }
+        }
+        self.recompute_frontends(inner, false);
+        tracing::info!(
+            added = diff.backends_added.len(),
+            removed = diff.backends_removed.len(),
+            restarted = diff.backends_restart.len(),
+            frontends_changed = diff.frontends_changed.len(),
+            "config reloaded"
+        );
+        diff
+    }
+}
+
+pub(crate) fn policy_of(hc: &HealthCheck) -> IntervalPolicy {
+    IntervalPolicy::new(hc.interval, hc.fast_interval, hc.down_interval)
+}
+
+pub(crate) fn not_found<'a>(
+    kind: &'static str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+) -> CheckerError {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    CheckerError::NotFound {
+        kind,
+        name: name.to_string(),
+        known: if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        },
+    }
+}

@@ -1,0 +1,51 @@
+//! A frontend as the health core sees it right now: its pools with configured and
+//! effective weights, the active pool and the frontend state. One pure computation shared
+//! by the gRPC API, metrics and the VPP desired state.
+
+use crate::config::Frontend;
+use crate::health::{BackendInput, FrontendWeights, PoolInput, State, frontend_weights};
+
+use super::state::CheckerState;
+
+#[derive(Debug, Clone)]
+pub struct FrontendView {
+    pub frontend: Frontend,
+    /// Per pool, per member (config order), the inputs used.
+    pub inputs: Vec<PoolInput>,
+    pub weights: FrontendWeights,
+}
+
+/// Computes the view of one frontend; None when the name is unknown.
+pub fn frontend_view(st: &CheckerState, name: &str) -> Option<FrontendView> {
+    let frontend = st.config.frontends.get(name)?;
+    let inputs: Vec<PoolInput> = frontend
+        .pools
+        .iter()
+        .map(|pool| PoolInput {
+            name: pool.name.clone(),
+            backends: pool
+                .backends
+                .iter()
+                .map(|m| {
+                    let state = st
+                        .backends
+                        .get(&m.backend)
+                        .map(|e| e.health.state())
+                        .unwrap_or(State::Unknown);
+                    let mut input = BackendInput::new(m.backend.clone(), m.weight, state);
+                    let key = (name.to_string(), pool.name.clone(), m.backend.clone());
+                    if let Some(w) = st.overrides.get(&key) {
+                        input = input.with_override(*w);
+                    }
+                    input
+                })
+                .collect(),
+        })
+        .collect();
+    let weights = frontend_weights(&inputs, frontend.flush_on_down);
+    Some(FrontendView {
+        frontend: frontend.clone(),
+        inputs,
+        weights,
+    })
+}
