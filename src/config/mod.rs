@@ -1,6 +1,20 @@
 //! Configuration: TOML schema (serde), validation with file:line:column errors, and the
 //! diff used by reload. `model` is the validated form the rest of the daemon uses.
+//!
+//! Loading has two stages: `schema` (TOML syntax, value types, unknown or missing keys;
+//! exit code 1) and `validate` (the semantic rules of DESIGN.md §4; exit code 2). Both
+//! report every problem they find as a `Diagnostic` with file, line, column and key path.
 
+pub mod diff;
+pub mod duration;
+pub mod error;
+mod load;
 pub mod model;
+pub mod schema;
+mod validate;
 
+pub use diff::{ConfigDiff, diff};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::{ConfigError, Diagnostic};
+pub use load::{load_file, load_str};
 pub use model::*;
