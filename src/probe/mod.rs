@@ -1,1 +1,235 @@
-//! probe (see DESIGN.md §3).
+//! Probes (DESIGN.md §6): ICMP echo, TCP connect, TCP half-open, HTTP and HTTPS.
+//!
+//! The daemon creates one [`Prober`] and calls [`Prober::probe`] with a [`ProbeSpec`] per
+//! backend. Shared state (one ICMP socket per family, namespace threads, TLS configs) lives
+//! inside the `Prober`, so cloning it is cheap.
+
+mod errors;
+pub mod http;
+pub mod icmp;
+pub mod netns;
+pub mod tcp;
+pub mod tcp_syn;
+pub mod tls;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::model::{CheckType, HealthCheck, HttpParams};
+use crate::health::result::{ProbeResult, ResultCode};
+
+/// Everything one probe needs to know, resolved from the config for one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    pub kind: CheckType,
+    pub addr: IpAddr,
+    /// Required for everything but ICMP.
+    pub port: Option<u16>,
+    /// The whole probe (socket, connect, TLS, response) finishes within this.
+    pub timeout: Duration,
+    /// Source address of the same family as `addr`.
+    pub source: Option<IpAddr>,
+    /// Network namespace name (under /run/netns); None = the daemon's own.
+    pub netns: Option<String>,
+    /// Some for http/https.
+    pub http: Option<HttpParams>,
+}
+
+impl ProbeSpec {
+    /// The spec of `hc` for the backend at `addr`. `netns` is the namespace the check runs in
+    /// (see `Config::netns_of`).
+    pub fn from_config(hc: &HealthCheck, addr: IpAddr, netns: Option<String>) -> Self {
+        let source = match addr {
+            IpAddr::V4(_) => hc.probe_ipv4_src.map(IpAddr::V4),
+            IpAddr::V6(_) => hc.probe_ipv6_src.map(IpAddr::V6),
+        };
+        ProbeSpec {
+            kind: hc.kind,
+            addr,
+            port: hc.port,
+            timeout: hc.timeout,
+            source,
+            netns,
+            http: hc.http.clone(),
+        }
+    }
+}
+
+/// What a probe found, before timing is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: ResultCode,
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn new(code: ResultCode, detail: impl Into<String>) -> Self {
+        Outcome {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The code a probe reports if its time runs out now. Each stage (connect, TLS, response)
+/// moves it forward, so a timeout is blamed on the layer that was waiting.
+#[derive(Debug)]
+pub struct Stage(AtomicU8);
+
+impl Stage {
+    pub fn new(code: ResultCode) -> Self {
+        Stage(AtomicU8::new(Self::index(code)))
+    }
+
+    pub fn set(&self, code: ResultCode) {
+        self.0.store(Self::index(code), Ordering::Relaxed);
+    }
+
+    pub fn timeout_code(&self) -> ResultCode {
+        let i = usize::from(self.0.load(Ordering::Relaxed));
+        ResultCode::ALL
+            .get(i)
+            .copied()
+            .unwrap_or(ResultCode::L4Tout)
+    }
+
+    fn index(code: ResultCode) -> u8 {
+        // ALL has 11 entries, so the position always fits.
+        ResultCode::ALL.iter().position(|c| *c == code).unwrap_or(0) as u8
+    }
+}
+
+/// Runs probes. Create one per daemon and clone it freely.
+#[derive(Clone, Default)]
+pub struct Prober {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sockets: netns::SocketFactory,
+    icmp: icmp::IcmpPool,
+    tls: tls::TlsConfigs,
+    syn: tcp_syn::SynPool,
+}
+
+impl Prober {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs one probe. Never panics and always returns within `spec.timeout` (plus
+    /// scheduling slack).
+    pub async fn probe(&self, spec: &ProbeSpec) -> ProbeResult {
+        let started = Instant::now();
+        let stage = Stage::new(ResultCode::L4Tout);
+        let outcome = match tokio::time::timeout(spec.timeout, self.run(spec, &stage)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::new(
+                stage.timeout_code(),
+                format!("no answer within {:?}", spec.timeout),
+            ),
+        };
+        ProbeResult::new(outcome.code, outcome.detail, started.elapsed())
+    }
+
+    /// ICMP echo replies (and TCP-SYN answers) seen that matched no outstanding probe.
+    pub fn unmatched_replies(&self) -> u64 {
+        self.inner.icmp.unmatched_replies() + self.inner.syn.unmatched_replies()
+    }
+
+    /// Forgets cached TLS client configs, so CA files are read again (e.g. on reload).
+    pub fn clear_tls_cache(&self) {
+        self.inner.tls.clear();
+    }
+
+    async fn run(&self, spec: &ProbeSpec, stage: &Stage) -> Outcome {
+        let inner = &*self.inner;
+        match spec.kind {
+            CheckType::Icmp => inner.icmp.probe(&inner.sockets, spec).await,
+            CheckType::Tcp => match port_of(spec) {
+                Ok(port) => tcp::probe(&inner.sockets, spec, port).await,
+                Err(o) => o,
+            },
+            CheckType::TcpSyn => match port_of(spec) {
+                Ok(port) => inner.syn.probe(&inner.sockets, spec, port).await,
+                Err(o) => o,
+            },
+            CheckType::Http | CheckType::Https => match port_of(spec) {
+                Ok(port) => http::probe(&inner.sockets, &inner.tls, spec, port, stage).await,
+                Err(o) => o,
+            },
+        }
+    }
+}
+
+fn port_of(spec: &ProbeSpec) -> Result<u16, Outcome> {
+    spec.port.ok_or_else(|| {
+        Outcome::new(
+            ResultCode::SockErr,
+            format!("{} check without a port", spec.kind.as_str()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn hc() -> HealthCheck {
+        HealthCheck {
+            name: "hc".into(),
+            kind: CheckType::Tcp,
+            port: Some(80),
+            interval: Duration::from_secs(2),
+            fast_interval: Duration::from_millis(500),
+            down_interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+            probe_ipv4_src: Some(Ipv4Addr::new(10, 0, 0, 1)),
+            probe_ipv6_src: Some(Ipv6Addr::LOCALHOST),
+            netns: None,
+            http: None,
+        }
+    }
+
+    #[test]
+    fn spec_picks_source_of_the_backend_family() {
+        let v4 = ProbeSpec::from_config(&hc(), "192.0.2.1".parse().unwrap(), None);
+        assert_eq!(v4.source, Some("10.0.0.1".parse().unwrap()));
+        let v6 = ProbeSpec::from_config(&hc(), "2001:db8::1".parse().unwrap(), Some("ns".into()));
+        assert_eq!(v6.source, Some("::1".parse().unwrap()));
+        assert_eq!(v6.netns.as_deref(), Some("ns"));
+        assert_eq!(v6.port, Some(80));
+        assert_eq!(v6.timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn stage_remembers_the_timeout_code() {
+        let s = Stage::new(ResultCode::L4Tout);
+        assert_eq!(s.timeout_code(), ResultCode::L4Tout);
+        s.set(ResultCode::L6Tout);
+        assert_eq!(s.timeout_code(), ResultCode::L6Tout);
+        s.set(ResultCode::L7Tout);
+        assert_eq!(s.timeout_code(), ResultCode::L7Tout);
+    }
+
+    #[tokio::test]
+    async fn missing_port_is_a_socket_error() {
+        let spec = ProbeSpec {
+            kind: CheckType::Tcp,
+            addr: "127.0.0.1".parse().unwrap(),
+            port: None,
+            timeout: Duration::from_secs(1),
+            source: None,
+            netns: None,
+            http: None,
+        };
+        let r = Prober::new().probe(&spec).await;
+        assert_eq!(r.code, ResultCode::SockErr);
+    }
+}

@@ -1,0 +1,60 @@
+//! TCP connect check, and the connect helper HTTP(S) builds on.
+
+use std::net::{IpAddr, SocketAddr};
+
+use socket2::{Domain, Protocol, SockRef, Type};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::health::result::ResultCode;
+
+use super::errors::{connect_failure, errno_text};
+use super::netns::{SocketFactory, SocketKind};
+use super::{Outcome, ProbeSpec};
+
+/// Connects to `addr` from `source` (if any) inside `netns` (if any). The stream is set to
+/// close with a RST (linger 0), so probes leave no TIME_WAIT behind.
+pub async fn connect(
+    sockets: &SocketFactory,
+    netns: Option<&str>,
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+) -> Result<TcpStream, Outcome> {
+    let kind = SocketKind {
+        domain: Domain::for_address(addr),
+        ty: Type::STREAM,
+        protocol: Some(Protocol::TCP),
+    };
+    let sock = sockets
+        .socket(netns, kind)
+        .await
+        .map_err(|e| Outcome::new(ResultCode::SockErr, e.to_string()))?;
+    let local = |what: &str, e: std::io::Error| {
+        Outcome::new(ResultCode::SockErr, format!("{what}: {}", errno_text(&e)))
+    };
+    sock.set_nonblocking(true)
+        .map_err(|e| local("set non-blocking", e))?;
+    sock.set_tcp_nodelay(true)
+        .map_err(|e| local("set nodelay", e))?;
+    let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
+    if let Some(src) = source {
+        sock.bind(SocketAddr::new(src, 0))
+            .map_err(|e| local(&format!("cannot bind source {src}"), e))?;
+    }
+    let stream = sock.connect(addr).await.map_err(|e| connect_failure(&e))?;
+    SockRef::from(&stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .map_err(|e| local("set linger", e))?;
+    Ok(stream)
+}
+
+/// The `tcp` check: connected = up; the connection is then reset right away.
+pub async fn probe(sockets: &SocketFactory, spec: &ProbeSpec, port: u16) -> Outcome {
+    let addr = SocketAddr::new(spec.addr, port);
+    match connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
+        Ok(stream) => {
+            drop(stream);
+            Outcome::new(ResultCode::L4Ok, "connected")
+        }
+        Err(outcome) => outcome,
+    }
+}

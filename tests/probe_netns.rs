@@ -1,0 +1,217 @@
+//! Probes inside network namespaces the tests create themselves (root and iproute2 needed;
+//! skipped otherwise).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use maglev::config::model::CheckType;
+use maglev::health::result::ResultCode;
+use maglev::probe::{ProbeSpec, Prober};
+use pnet_packet::Packet;
+use pnet_packet::icmp::{IcmpPacket, IcmpTypes};
+use pnet_packet::ipv4::Ipv4Packet;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+const TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// A namespace that exists for the life of the value.
+struct TestNs {
+    name: String,
+}
+
+impl TestNs {
+    /// Creates `maglev-test-<pid>-<tag>` with lo up, or says why it cannot.
+    fn create(tag: &str) -> Option<TestNs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to create network namespaces");
+            return None;
+        }
+        let name = format!("maglev-test-{}-{tag}", std::process::id());
+        if !run(&["ip", "netns", "add", &name]) {
+            eprintln!("skipped: `ip netns add` not available or failed");
+            return None;
+        }
+        let ns = TestNs { name };
+        if !run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]) {
+            eprintln!("skipped: cannot bring lo up in the test namespace");
+            return None;
+        }
+        Some(ns)
+    }
+
+    fn sysctl(&self, setting: &str) -> bool {
+        run(&[
+            "ip", "netns", "exec", &self.name, "sysctl", "-q", "-w", setting,
+        ])
+    }
+
+    /// Runs `f` on a thread inside this namespace.
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> JoinHandle<io::Result<T>> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = File::open(path)?;
+            // SAFETY: plain syscall on an fd we keep open for the call.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            f()
+        })
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        run(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+fn run(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn spec(kind: CheckType, port: Option<u16>, netns: &str) -> ProbeSpec {
+    ProbeSpec {
+        kind,
+        addr: "127.0.0.1".parse().unwrap(),
+        port,
+        timeout: TIMEOUT,
+        source: None,
+        netns: Some(netns.to_string()),
+        http: None,
+    }
+}
+
+#[tokio::test]
+async fn tcp_probe_runs_inside_the_namespace() {
+    let Some(ns) = TestNs::create("tcp") else {
+        return;
+    };
+    let (port_tx, port_rx) = mpsc::channel();
+    let server = ns.spawn(move || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let _ = port_tx.send(listener.local_addr()?.port());
+        let (_conn, peer) = listener.accept()?;
+        Ok(peer)
+    });
+    let port = port_rx.recv().expect("listener in namespace");
+    let r = Prober::new()
+        .probe(&spec(CheckType::Tcp, Some(port), &ns.name))
+        .await;
+    assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
+    let peer: SocketAddr = server.join().unwrap().unwrap();
+    assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+}
+
+#[tokio::test]
+async fn missing_namespace_is_a_socket_error() {
+    let name = format!("maglev-test-{}-absent", std::process::id());
+    let r = Prober::new()
+        .probe(&spec(CheckType::Tcp, Some(80), &name))
+        .await;
+    assert_eq!(r.code, ResultCode::SockErr, "{r:?}");
+    assert!(
+        r.detail.contains("cannot open network namespace"),
+        "{}",
+        r.detail
+    );
+    assert!(r.detail.contains(&name), "{}", r.detail);
+}
+
+#[tokio::test]
+async fn icmp_times_out_when_echo_is_ignored() {
+    let Some(ns) = TestNs::create("icmptout") else {
+        return;
+    };
+    if !ns.sysctl("net.ipv4.icmp_echo_ignore_all=1") {
+        eprintln!("skipped: cannot set icmp_echo_ignore_all in the namespace");
+        return;
+    }
+    let r = Prober::new()
+        .probe(&spec(CheckType::Icmp, None, &ns.name))
+        .await;
+    assert_eq!(r.code, ResultCode::L4Tout, "{r:?}");
+}
+
+/// Watches for our probe's echo request inside the namespace and answers it with a forged
+/// reply that has the right identifier and sequence; the payload is copied when
+/// `copy_token`, else altered.
+fn forge_reply(ns: &TestNs, copy_token: bool) -> (mpsc::Receiver<()>, JoinHandle<io::Result<()>>) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let handle = ns.spawn(move || {
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let _ = ready_tx.send(());
+        let mut buf = [0u8; 1500];
+        loop {
+            let n = (&sock).read(&mut buf)?;
+            let Some(ip) = Ipv4Packet::new(&buf[..n]) else {
+                continue;
+            };
+            let icmp = ip.payload().to_vec();
+            if icmp.len() < 16 || icmp[0] != IcmpTypes::EchoRequest.0 {
+                continue;
+            }
+            let mut reply = icmp;
+            reply[0] = IcmpTypes::EchoReply.0;
+            if !copy_token {
+                for b in &mut reply[8..] {
+                    *b ^= 0xff;
+                }
+            }
+            reply[2] = 0;
+            reply[3] = 0;
+            let sum = pnet_packet::icmp::checksum(&IcmpPacket::new(&reply).unwrap());
+            reply[2..4].copy_from_slice(&sum.to_be_bytes());
+            let to = SockAddr::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+            sock.send_to(&reply, &to)?;
+            return Ok(());
+        }
+    });
+    (ready_rx, handle)
+}
+
+#[tokio::test]
+async fn forged_reply_without_the_token_is_not_credited() {
+    let Some(ns) = TestNs::create("forge") else {
+        return;
+    };
+    if !ns.sysctl("net.ipv4.icmp_echo_ignore_all=1") {
+        eprintln!("skipped: cannot set icmp_echo_ignore_all in the namespace");
+        return;
+    }
+    let prober = Prober::new();
+
+    // Right identifier and sequence, wrong token: dropped, counted, the probe times out.
+    let (ready, forger) = forge_reply(&ns, false);
+    ready.recv().expect("forger ready");
+    let r = prober.probe(&spec(CheckType::Icmp, None, &ns.name)).await;
+    forger.join().unwrap().expect("forger saw the request");
+    assert_eq!(r.code, ResultCode::L4Tout, "{r:?}");
+    assert!(
+        prober.unmatched_replies() >= 1,
+        "forged reply was not counted"
+    );
+
+    // Control: the same forgery with the token copied is credited, so the socket did see it.
+    let (ready, forger) = forge_reply(&ns, true);
+    ready.recv().expect("forger ready");
+    let r = prober.probe(&spec(CheckType::Icmp, None, &ns.name)).await;
+    forger.join().unwrap().expect("forger saw the request");
+    assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
+}
