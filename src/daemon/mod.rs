@@ -50,7 +50,7 @@ fn check_only(args: &DaemonArgs) -> ExitCode {
         }
         Err(e) => {
             report_config_error(&e);
-            ExitCode::from(e.exit_code())
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
 }

@@ -1,0 +1,303 @@
+//! Checker tests on paused tokio time with a scripted probe: deterministic, no sockets.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use super::*;
+use crate::events::Event;
+use crate::health::{FrontendState, ResultCode, State};
+
+/// Answers pass/fail per address as the test sets it, and logs when each probe ran.
+#[derive(Default)]
+struct Script {
+    pass: Mutex<HashMap<IpAddr, bool>>,
+    log: Mutex<Vec<(IpAddr, Instant)>>,
+}
+
+impl Script {
+    fn set(&self, addr: &str, pass: bool) {
+        let ip: IpAddr = addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.pass.lock().unwrap_or_else(|p| p.into_inner()).insert(ip, pass);
+    }
+
+    fn probes_of(&self, addr: &str) -> Vec<Instant> {
+        let ip: IpAddr = addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().filter(|(a, _)| *a == ip).map(|(_, t)| *t).collect()
+    }
+}
+
+impl Probe for Script {
+    fn probe<'a>(
+        &'a self,
+        spec: &'a ProbeSpec,
+    ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>> {
+        Box::pin(async move {
+            self.log
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((spec.addr, Instant::now()));
+            let pass = *self
+                .pass
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&spec.addr)
+                .unwrap_or(&false);
+            if pass {
+                ProbeResult::new(ResultCode::L4Ok, "", Duration::from_micros(100))
+            } else {
+                ProbeResult::new(ResultCode::L4Con, "connection refused", Duration::from_micros(100))
+            }
+        })
+    }
+}
+
+const BASE: &str = r#"
+[vpp.lb]
+ipv4-src-address = "192.0.2.254"
+
+[healthchecks.tcp]
+type = "tcp"
+port = 80
+interval = "1s"
+fast-interval = "250ms"
+down-interval = "2s"
+timeout = "500ms"
+rise = 2
+fall = 2
+
+[backends.a]
+address = "127.0.0.11"
+healthcheck = "tcp"
+[backends.b]
+address = "127.0.0.12"
+healthcheck = "tcp"
+[backends.c]
+address = "127.0.0.13"
+healthcheck = "tcp"
+[backends.d]
+address = "127.0.0.14"
+healthcheck = "tcp"
+
+[frontends.web]
+address = "192.0.2.1"
+port = 80
+  [[frontends.web.pools]]
+  name = "primary"
+  backends = { a = {}, b = {} }
+  [[frontends.web.pools]]
+  name = "fallback"
+  backends = { c = {}, d = { weight = 50 } }
+"#;
+
+fn config(src: &str) -> Arc<Config> {
+    match crate::config::load_str(src, Path::new("test.toml")) {
+        Ok(c) => Arc::new(c),
+        Err(e) => panic!("test config invalid: {}", e.lines().join("\n")),
+    }
+}
+
+fn start(src: &str, script: &Arc<Script>) -> (Checker, broadcast::Receiver<Arc<Event>>) {
+    let bus = EventBus::new(1024);
+    let rx = bus.subscribe();
+    let probe: Arc<dyn Probe> = script.clone();
+    (Checker::start(config(src), probe, bus), rx)
+}
+
+fn state_of(c: &Checker, name: &str) -> Option<State> {
+    c.read(|st| st.backends.get(name).map(|e| e.health.state()))
+}
+
+fn drain(rx: &mut broadcast::Receiver<Arc<Event>>) -> Vec<Arc<Event>> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        out.push(e);
+    }
+    out
+}
+
+async fn advance(d: Duration) {
+    // Step in small increments so every woken task runs before time moves on.
+    let step = Duration::from_millis(10);
+    let mut done = Duration::ZERO;
+    while done < d {
+        tokio::time::advance(step).await;
+        tokio::task::yield_now().await;
+        done += step;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_probes_are_spread_over_the_first_interval() {
+    let script = Arc::new(Script::default());
+    let t0 = Instant::now();
+    let (_c, _rx) = start(BASE, &script);
+    advance(Duration::from_millis(990)).await;
+    let mut firsts: Vec<Duration> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"]
+        .iter()
+        .map(|a| script.probes_of(a).first().map(|t| *t - t0).unwrap_or(Duration::MAX))
+        .collect();
+    firsts.sort();
+    // 4 backends over 1 s: offsets 0, 250, 500, 750 ms (10 ms steps of the test clock).
+    for (i, got) in firsts.iter().enumerate() {
+        let want = Duration::from_millis(250 * i as u64);
+        assert!(
+            *got >= want && *got <= want + Duration::from_millis(20),
+            "backend {i}: first probe at {got:?}, want ~{want:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rise_and_fall_drive_transitions_and_events() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, mut rx) = start(BASE, &script);
+    advance(Duration::from_millis(100)).await;
+    // From unknown, one pass decides: up.
+    assert_eq!(state_of(&c, "a"), Some(State::Up));
+    let events = drain(&mut rx);
+    let backend_events: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Backend(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backend_events.len(), 1, "one frontend references a: {backend_events:?}");
+    assert_eq!(backend_events[0].frontend.as_deref(), Some("web"));
+    assert_eq!(backend_events[0].transition.to, State::Up);
+    assert!(events.iter().any(|e| matches!(&**e, Event::Frontend(f) if f.to == FrontendState::Up)));
+
+    // Up from a single pass has health rise-1+1 = 2 of max 3: fast interval until max.
+    script.set("127.0.0.11", false);
+    // fall = 2 from health 2..3: needs two fails at most.
+    advance(Duration::from_secs(3)).await;
+    assert_eq!(state_of(&c, "a"), Some(State::Down));
+    let probes = script.probes_of("127.0.0.11");
+    assert!(probes.len() >= 3, "probes: {}", probes.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn next_delay_follows_the_state_with_bounded_jitter() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    // After enough passes the counter is at max: interval (1 s) ± 10 %.
+    advance(Duration::from_secs(4)).await;
+    let d = c.next_delay("a").unwrap_or_default();
+    assert!(d >= Duration::from_millis(900) && d < Duration::from_millis(1100), "{d:?}");
+    // b never passes: at 0 and down -> down-interval (2 s) ± 10 %.
+    advance(Duration::from_secs(2)).await;
+    let d = c.next_delay("b").unwrap_or_default();
+    assert!(d >= Duration::from_millis(1800) && d < Duration::from_millis(2200), "{d:?}");
+    assert_eq!(state_of(&c, "b"), Some(State::Down));
+}
+
+#[tokio::test(start_paused = true)]
+async fn operator_actions_stop_and_restart_probing() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    advance(Duration::from_millis(100)).await;
+    assert_eq!(state_of(&c, "a"), Some(State::Up));
+
+    assert_eq!(c.pause("a"), Ok(()));
+    assert_eq!(state_of(&c, "a"), Some(State::Paused));
+    let before = script.probes_of("127.0.0.11").len();
+    advance(Duration::from_secs(5)).await;
+    assert_eq!(script.probes_of("127.0.0.11").len(), before, "no probes while paused");
+
+    assert_eq!(c.resume("a"), Ok(()));
+    assert_eq!(state_of(&c, "a"), Some(State::Unknown));
+    advance(Duration::from_millis(20)).await;
+    assert_eq!(script.probes_of("127.0.0.11").len(), before + 1, "resume probes at once");
+    assert_eq!(state_of(&c, "a"), Some(State::Up));
+
+    assert_eq!(c.disable("a"), Ok(()));
+    assert_eq!(c.disable("a"), Ok(()), "disable is idempotent");
+    match c.pause("a") {
+        Err(CheckerError::Action { .. }) => {}
+        other => panic!("pause of a disabled backend must fail, got {other:?}"),
+    }
+    assert_eq!(c.enable("a"), Ok(()));
+    assert_eq!(state_of(&c, "a"), Some(State::Unknown));
+    match c.pause("nope") {
+        Err(CheckerError::NotFound { known, .. }) => assert!(known.contains('a')),
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn weight_override_validates_and_changes_the_view() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, mut rx) = start(BASE, &script);
+    advance(Duration::from_millis(100)).await;
+    drain(&mut rx);
+    assert_eq!(c.set_weight("web", "primary", "a", 40), Ok(()));
+    let w = c.read(|st| frontend_view(st, "web").and_then(|v| v.weights.action("primary", "a")));
+    assert_eq!(w.map(|a| a.weight()), Some(40));
+    assert!(
+        drain(&mut rx).iter().any(|e| matches!(&**e, Event::Frontend(f) if f.frontend == "web")),
+        "a weight change emits a frontend event"
+    );
+    assert!(matches!(c.set_weight("web", "primary", "a", 101), Err(CheckerError::InvalidArgument(_))));
+    assert!(matches!(c.set_weight("web", "nopool", "a", 1), Err(CheckerError::NotFound { .. })));
+    assert!(matches!(c.set_weight("web", "primary", "c", 1), Err(CheckerError::NotFound { .. })));
+    assert!(matches!(c.set_weight("nofe", "primary", "a", 1), Err(CheckerError::NotFound { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_keeps_unchanged_backends_and_restarts_changed_ones() {
+    let script = Arc::new(Script::default());
+    for a in ["127.0.0.11", "127.0.0.12", "127.0.0.13"] {
+        script.set(a, true);
+    }
+    let (c, mut rx) = start(BASE, &script);
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(state_of(&c, "a"), Some(State::Up));
+    assert_eq!(state_of(&c, "b"), Some(State::Up));
+    assert_eq!(c.set_weight("web", "primary", "a", 30), Ok(()));
+    let history_a = c.read(|st| st.backends.get("a").map(|e| e.health.history().len()));
+    drain(&mut rx);
+
+    // b moves to another address (restart), d is removed, e is added.
+    let new = BASE
+        .replace("address = \"127.0.0.12\"", "address = \"127.0.0.22\"")
+        .replace("[backends.d]\naddress = \"127.0.0.14\"\nhealthcheck = \"tcp\"\n", "[backends.e]\naddress = \"127.0.0.15\"\nhealthcheck = \"tcp\"\n")
+        .replace("d = { weight = 50 }", "e = {}");
+    let diff = c.reload(config(&new));
+    assert_eq!(diff.backends_restart, vec!["b".to_string()]);
+    assert_eq!(diff.backends_removed, vec!["d".to_string()]);
+    assert_eq!(diff.backends_added, vec!["e".to_string()]);
+
+    assert_eq!(state_of(&c, "a"), Some(State::Up), "unchanged keeps its state");
+    assert_eq!(
+        c.read(|st| st.backends.get("a").map(|e| e.health.history().len())),
+        history_a,
+        "unchanged keeps its history"
+    );
+    assert_eq!(
+        c.read(|st| st.overrides.get(&("web".into(), "primary".into(), "a".into())).copied()),
+        Some(30),
+        "override survives"
+    );
+    assert_eq!(state_of(&c, "b"), Some(State::Unknown), "changed restarts at unknown");
+    assert_eq!(state_of(&c, "d"), None, "removed is gone");
+    assert_eq!(state_of(&c, "e"), Some(State::Unknown));
+    let events = drain(&mut rx);
+    assert!(events.iter().any(|e| matches!(&**e,
+        Event::Backend(b) if b.backend == "d" && b.transition.to == State::Removed)));
+
+    // The restarted worker probes the new address without a gap.
+    advance(Duration::from_millis(50)).await;
+    assert!(!script.probes_of("127.0.0.22").is_empty());
+    assert_eq!(state_of(&c, "b"), Some(State::Down), "new address fails: down");
+}
