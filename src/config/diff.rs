@@ -96,8 +96,16 @@ fn compare<T>(
     new: &BTreeMap<String, T>,
     changed: impl Fn(&str, &T, &T) -> bool,
 ) -> (Vec<String>, Vec<String>, Vec<String>) {
-    let added = new.keys().filter(|k| !old.contains_key(*k)).cloned().collect();
-    let removed = old.keys().filter(|k| !new.contains_key(*k)).cloned().collect();
+    let added = new
+        .keys()
+        .filter(|k| !old.contains_key(*k))
+        .cloned()
+        .collect();
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .cloned()
+        .collect();
     let changed = old
         .iter()
         .filter_map(|(k, a)| {
@@ -193,7 +201,10 @@ port = 80
 
     #[test]
     fn healthcheck_definition_change_restarts_every_user() {
-        let new = BASE.replace("port = 80\n\n[healthchecks.ping]", "port = 8080\n\n[healthchecks.ping]");
+        let new = BASE.replace(
+            "port = 80\n\n[healthchecks.ping]",
+            "port = 8080\n\n[healthchecks.ping]",
+        );
         let d = diff(&load(BASE), &load(&new));
         assert_eq!(d.healthchecks_changed, names(&["web"]));
         assert_eq!(d.backends_restart, names(&["a", "b"]));

@@ -181,17 +181,16 @@ mod tests {
             parse_duration("-1s"),
             Err(DurationError::Negative("-1s".into()))
         );
-        assert_eq!(
-            parse_duration("s"),
-            Err(DurationError::Invalid("s".into()))
-        );
+        assert_eq!(parse_duration("s"), Err(DurationError::Invalid("s".into())));
         assert_eq!(
             parse_duration("1.2.3s"),
             Err(DurationError::Invalid("1.2.3s".into()))
         );
         assert_eq!(
             parse_duration("99999999999999999999999999999h"),
-            Err(DurationError::Overflow("99999999999999999999999999999h".into()))
+            Err(DurationError::Overflow(
+                "99999999999999999999999999999h".into()
+            ))
         );
         let msg = parse_duration("30").map_err(|e| e.to_string());
         assert_eq!(

@@ -114,7 +114,10 @@ impl Validator<'_> {
                 _ => self.error(
                     th.span(),
                     key,
-                    format!("transition-history must be at least 1, got {}", th.get_ref()),
+                    format!(
+                        "transition-history must be at least 1, got {}",
+                        th.get_ref()
+                    ),
                 ),
             }
         }
@@ -146,8 +149,10 @@ impl Validator<'_> {
             &join(p, "sync-interval"),
             DEFAULT_SYNC_INTERVAL,
         );
-        config.ipv4_src_address = self.ipv4(raw.ipv4_src_address.as_ref(), &join(p, "ipv4-src-address"));
-        config.ipv6_src_address = self.ipv6(raw.ipv6_src_address.as_ref(), &join(p, "ipv6-src-address"));
+        config.ipv4_src_address =
+            self.ipv4(raw.ipv4_src_address.as_ref(), &join(p, "ipv4-src-address"));
+        config.ipv6_src_address =
+            self.ipv6(raw.ipv6_src_address.as_ref(), &join(p, "ipv6-src-address"));
 
         if let Some(b) = &raw.sticky_buckets_per_core {
             let n = *b.get_ref();
@@ -165,9 +170,23 @@ impl Validator<'_> {
             let key = join(p, "flow-timeout");
             if let Some(d) = self.duration(ft, &key) {
                 if !(FLOW_TIMEOUT_MIN..=FLOW_TIMEOUT_MAX).contains(&d) {
-                    self.error(ft.span(), key, format!("flow-timeout must be between 1s and 120s, got {}", ft.get_ref().0));
+                    self.error(
+                        ft.span(),
+                        key,
+                        format!(
+                            "flow-timeout must be between 1s and 120s, got {}",
+                            ft.get_ref().0
+                        ),
+                    );
                 } else if d.subsec_nanos() != 0 {
-                    self.error(ft.span(), key, format!("flow-timeout must be whole seconds (VPP counts in seconds), got {}", ft.get_ref().0));
+                    self.error(
+                        ft.span(),
+                        key,
+                        format!(
+                            "flow-timeout must be whole seconds (VPP counts in seconds), got {}",
+                            ft.get_ref().0
+                        ),
+                    );
                 } else {
                     config.flow_timeout = d;
                 }
@@ -176,8 +195,14 @@ impl Validator<'_> {
 
         let min_key = join(p, "startup-min-delay");
         let max_key = join(p, "startup-max-delay");
-        let min = raw.startup_min_delay.as_ref().and_then(|d| self.duration(d, &min_key));
-        let max = raw.startup_max_delay.as_ref().and_then(|d| self.duration(d, &max_key));
+        let min = raw
+            .startup_min_delay
+            .as_ref()
+            .and_then(|d| self.duration(d, &min_key));
+        let max = raw
+            .startup_max_delay
+            .as_ref()
+            .and_then(|d| self.duration(d, &max_key));
         config.startup_min_delay = min.unwrap_or(DEFAULT_STARTUP_MIN_DELAY);
         config.startup_max_delay = max.unwrap_or(DEFAULT_STARTUP_MAX_DELAY);
         if config.startup_min_delay > config.startup_max_delay {
@@ -243,12 +268,28 @@ impl Validator<'_> {
 
         let port = self.check_port(kind, name, raw.port.as_ref(), p);
 
-        let interval = self.positive_duration(raw.interval.as_ref(), &join(p, "interval"), DEFAULT_INTERVAL);
-        let fast_interval = self.positive_duration(raw.fast_interval.as_ref(), &join(p, "fast-interval"), interval / 4);
-        let down_interval = self.positive_duration(raw.down_interval.as_ref(), &join(p, "down-interval"), interval);
+        let interval = self.positive_duration(
+            raw.interval.as_ref(),
+            &join(p, "interval"),
+            DEFAULT_INTERVAL,
+        );
+        let fast_interval = self.positive_duration(
+            raw.fast_interval.as_ref(),
+            &join(p, "fast-interval"),
+            interval / 4,
+        );
+        let down_interval = self.positive_duration(
+            raw.down_interval.as_ref(),
+            &join(p, "down-interval"),
+            interval,
+        );
         // The default timeout shrinks with a short interval; a written one is never clamped.
         let timeout_key = join(p, "timeout");
-        let timeout = self.positive_duration(raw.timeout.as_ref(), &timeout_key, DEFAULT_TIMEOUT.min(interval));
+        let timeout = self.positive_duration(
+            raw.timeout.as_ref(),
+            &timeout_key,
+            DEFAULT_TIMEOUT.min(interval),
+        );
         if let Some(t) = &raw.timeout
             && timeout > interval
         {
@@ -277,7 +318,10 @@ impl Validator<'_> {
                 self.error(
                     params.span(),
                     join(p, "params"),
-                    format!("params are only used by http and https checks, not {}", k.as_str()),
+                    format!(
+                        "params are only used by http and https checks, not {}",
+                        k.as_str()
+                    ),
                 );
                 None
             }
@@ -371,7 +415,11 @@ impl Validator<'_> {
         if let Some(list) = &raw.expect_status {
             let key = join(p, "expect-status");
             if list.get_ref().is_empty() {
-                self.error(list.span(), key.clone(), "expect-status must list at least one code or range");
+                self.error(
+                    list.span(),
+                    key.clone(),
+                    "expect-status must list at least one code or range",
+                );
             }
             let mut ranges = Vec::new();
             for (i, item) in list.get_ref().iter().enumerate() {
@@ -393,7 +441,11 @@ impl Validator<'_> {
             if raw.expect_body.is_some() {
                 self.error(re.span(), key, "set either expect-body or regex, not both");
             } else if let Err(e) = regex::Regex::new(re.get_ref()) {
-                self.error(re.span(), key, format!("invalid regex: {}", one_line_regex_error(&e)));
+                self.error(
+                    re.span(),
+                    key,
+                    format!("invalid regex: {}", one_line_regex_error(&e)),
+                );
             } else {
                 out.expect_body = Some(BodyMatch::Regex(re.get_ref().clone()));
             }
@@ -520,7 +572,11 @@ impl Validator<'_> {
             }
         };
 
-        let protocol = match raw.protocol.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        let protocol = match raw
+            .protocol
+            .as_ref()
+            .map(|s| (s.get_ref().as_str(), s.span()))
+        {
             None | Some(("tcp", _)) => Protocol::Tcp,
             Some(("udp", _)) => Protocol::Udp,
             Some(("any", _)) => Protocol::Any,
@@ -546,7 +602,10 @@ impl Validator<'_> {
                 Err(_) => self.error(
                     raw_port.span(),
                     join(p, "port"),
-                    format!("port must be 0..65535 (0 = all ports), got {}", raw_port.get_ref()),
+                    format!(
+                        "port must be 0..65535 (0 = all ports), got {}",
+                        raw_port.get_ref()
+                    ),
                 ),
             }
         }
@@ -613,7 +672,10 @@ impl Validator<'_> {
                         self.error(
                             n.span(),
                             join(&pp, "name"),
-                            format!("duplicate pool name \"{}\" (also {p}.pools[{first}])", n.get_ref()),
+                            format!(
+                                "duplicate pool name \"{}\" (also {p}.pools[{first}])",
+                                n.get_ref()
+                            ),
                         );
                     } else {
                         pool_names.insert(n.get_ref(), i);
@@ -622,7 +684,11 @@ impl Validator<'_> {
                 }
             };
             if raw_pool.backends.is_empty() {
-                let label = if pool_name.is_empty() { format!("pools[{i}]") } else { format!("pool \"{pool_name}\"") };
+                let label = if pool_name.is_empty() {
+                    format!("pools[{i}]")
+                } else {
+                    format!("pool \"{pool_name}\"")
+                };
                 self.error(pool.span(), &pp, format!("{label} has no backends"));
             }
 
@@ -702,7 +768,11 @@ impl Validator<'_> {
                     }
                     Some(_) => {}
                 }
-                let slot = if is_v4 { &mut families.ipv4 } else { &mut families.ipv6 };
+                let slot = if is_v4 {
+                    &mut families.ipv4
+                } else {
+                    &mut families.ipv6
+                };
                 if slot.is_none() {
                     *slot = Some((bname.span(), mp));
                 }
@@ -778,7 +848,13 @@ impl Validator<'_> {
         }
     }
 
-    fn rise_fall(&mut self, raw: Option<&Spanned<i64>>, key: &str, field: &str, default: u32) -> u32 {
+    fn rise_fall(
+        &mut self,
+        raw: Option<&Spanned<i64>>,
+        key: &str,
+        field: &str,
+        default: u32,
+    ) -> u32 {
         let Some(raw) = raw else {
             return default;
         };
@@ -786,7 +862,11 @@ impl Validator<'_> {
         match u32::try_from(n) {
             Ok(v) if (1..=MAX_RISE_FALL).contains(&n) => v,
             _ => {
-                self.error(raw.span(), key, format!("{field} must be 1..{MAX_RISE_FALL}, got {n}"));
+                self.error(
+                    raw.span(),
+                    key,
+                    format!("{field} must be 1..{MAX_RISE_FALL}, got {n}"),
+                );
                 default
             }
         }
@@ -796,7 +876,11 @@ impl Validator<'_> {
         match raw.get_ref().parse::<IpAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.error(raw.span(), key, format!("invalid IP address \"{}\"", raw.get_ref()));
+                self.error(
+                    raw.span(),
+                    key,
+                    format!("invalid IP address \"{}\"", raw.get_ref()),
+                );
                 None
             }
         }
@@ -808,7 +892,11 @@ impl Validator<'_> {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(a) => {
                 let field = key.rsplit('.').next().unwrap_or(key);
-                self.error(raw.span(), key, format!("{field} must be an IPv4 address, got IPv6 {a}"));
+                self.error(
+                    raw.span(),
+                    key,
+                    format!("{field} must be an IPv4 address, got IPv6 {a}"),
+                );
                 None
             }
         }
@@ -820,16 +908,29 @@ impl Validator<'_> {
             IpAddr::V6(a) => Some(a),
             IpAddr::V4(a) => {
                 let field = key.rsplit('.').next().unwrap_or(key);
-                self.error(raw.span(), key, format!("{field} must be an IPv6 address, got IPv4 {a}"));
+                self.error(
+                    raw.span(),
+                    key,
+                    format!("{field} must be an IPv6 address, got IPv4 {a}"),
+                );
                 None
             }
         }
     }
 
-    fn non_empty_string(&mut self, raw: Option<&Spanned<String>>, key: &str, field: &str) -> Option<String> {
+    fn non_empty_string(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        key: &str,
+        field: &str,
+    ) -> Option<String> {
         let raw = raw?;
         if raw.get_ref().is_empty() {
-            self.error(raw.span(), key, format!("{field} must not be empty (leave it out for the default)"));
+            self.error(
+                raw.span(),
+                key,
+                format!("{field} must not be empty (leave it out for the default)"),
+            );
             None
         } else {
             Some(raw.get_ref().clone())
@@ -864,7 +965,11 @@ pub(crate) fn parse_status_range(s: &str) -> Result<StatusRange, String> {
         }
         t.parse().ok().filter(|c| (100..=599).contains(c))
     };
-    let bad = || format!("invalid status \"{s}\" (expected a code like \"200\" or a range like \"200-299\", within 100..599)");
+    let bad = || {
+        format!(
+            "invalid status \"{s}\" (expected a code like \"200\" or a range like \"200-299\", within 100..599)"
+        )
+    };
     let (lo, hi) = match s.split_once('-') {
         Some((a, b)) => (code(a).ok_or_else(bad)?, code(b).ok_or_else(bad)?),
         None => {
@@ -873,7 +978,9 @@ pub(crate) fn parse_status_range(s: &str) -> Result<StatusRange, String> {
         }
     };
     if lo > hi {
-        return Err(format!("invalid status range \"{s}\": {lo} is greater than {hi}"));
+        return Err(format!(
+            "invalid status range \"{s}\": {lo} is greater than {hi}"
+        ));
     }
     Ok(StatusRange { lo, hi })
 }
@@ -884,20 +991,26 @@ pub(crate) fn parse_prefix(s: &str) -> Result<Prefix, String> {
         Some((a, l)) => (a, Some(l)),
         None => (s, None),
     };
-    let addr: IpAddr = addr_text
-        .parse()
-        .map_err(|_| format!("invalid address \"{s}\" (expected an IP address or a CIDR such as 192.0.2.0/24)"))?;
+    let addr: IpAddr = addr_text.parse().map_err(|_| {
+        format!("invalid address \"{s}\" (expected an IP address or a CIDR such as 192.0.2.0/24)")
+    })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let len = match len_text {
         None => max,
         Some(l) => match l.parse::<u8>() {
             Ok(n) if n <= max => n,
-            _ => return Err(format!("invalid prefix length in \"{s}\" (expected 0..{max})")),
+            _ => {
+                return Err(format!(
+                    "invalid prefix length in \"{s}\" (expected 0..{max})"
+                ));
+            }
         },
     };
     let network = mask(addr, len);
     if network != addr {
-        return Err(format!("\"{s}\" has host bits set (did you mean {network}/{len}?)"));
+        return Err(format!(
+            "\"{s}\" has host bits set (did you mean {network}/{len}?)"
+        ));
     }
     Ok(Prefix { addr, len })
 }
@@ -921,13 +1034,21 @@ fn one_line_regex_error(e: &regex::Error) -> String {
     text.lines()
         .rev()
         .find(|l| l.trim_start().starts_with("error:"))
-        .map(|l| l.trim_start().trim_start_matches("error:").trim().to_string())
+        .map(|l| {
+            l.trim_start()
+                .trim_start_matches("error:")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_else(|| text.lines().map(str::trim).collect::<Vec<_>>().join(" "))
 }
 
 /// A key path segment, quoted when it is not a bare TOML key.
 pub(crate) fn key_segment(k: &str) -> String {
-    if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         k.to_string()
     } else {
         format!("\"{}\"", k.escape_default())
@@ -985,22 +1106,22 @@ mod tests {
     /// A valid frontend section on lines 1..=12 that tests extend or alter.
     fn frontend_doc(pools: &[&str]) -> String {
         let mut lines = vec![
-            "[vpp.lb]",                          // 1
-            "ipv4-src-address = \"192.0.2.254\"", // 2
+            "[vpp.lb]",                            // 1
+            "ipv4-src-address = \"192.0.2.254\"",  // 2
             "ipv6-src-address = \"2001:db8::fe\"", // 3
-            "[healthchecks.h]",                  // 4
-            "type = \"icmp\"",                   // 5
-            "[backends.a]",                      // 6
-            "address = \"192.0.2.10\"",          // 7
-            "healthcheck = \"h\"",               // 8
-            "[backends.b]",                      // 9
-            "address = \"192.0.2.11\"",          // 10
-            "healthcheck = \"h\"",               // 11
-            "[backends.v6]",                     // 12
-            "address = \"2001:db8::10\"",        // 13
-            "healthcheck = \"h\"",               // 14
-            "[frontends.web]",                   // 15
-            "address = \"198.51.100.1\"",        // 16
+            "[healthchecks.h]",                    // 4
+            "type = \"icmp\"",                     // 5
+            "[backends.a]",                        // 6
+            "address = \"192.0.2.10\"",            // 7
+            "healthcheck = \"h\"",                 // 8
+            "[backends.b]",                        // 9
+            "address = \"192.0.2.11\"",            // 10
+            "healthcheck = \"h\"",                 // 11
+            "[backends.v6]",                       // 12
+            "address = \"2001:db8::10\"",          // 13
+            "healthcheck = \"h\"",                 // 14
+            "[frontends.web]",                     // 15
+            "address = \"198.51.100.1\"",          // 16
         ];
         lines.extend_from_slice(pools);
         doc(&lines)
@@ -1047,8 +1168,14 @@ mod tests {
         assert_eq!(
             f.pools[0].backends,
             vec![
-                PoolMember { backend: "a".into(), weight: 100 },
-                PoolMember { backend: "b".into(), weight: 7 },
+                PoolMember {
+                    backend: "a".into(),
+                    weight: 100
+                },
+                PoolMember {
+                    backend: "b".into(),
+                    weight: 7
+                },
             ]
         );
     }
@@ -1072,7 +1199,10 @@ mod tests {
         assert_eq!(http.path, "/");
         assert_eq!(http.expect_status, vec![StatusRange { lo: 200, hi: 399 }]);
         assert!(http.verify);
-        assert_eq!((&http.host, &http.sni, &http.ca_file), (&None, &None, &None));
+        assert_eq!(
+            (&http.host, &http.sni, &http.ca_file),
+            (&None, &None, &None)
+        );
         // With a short interval the *default* timeout shrinks to the interval.
         assert_eq!(c.healthchecks["fast"].timeout, Duration::from_millis(400));
     }
@@ -1122,7 +1252,10 @@ mod tests {
         assert_eq!(http.host.as_deref(), Some("www.example.com"));
         assert_eq!(
             http.expect_status,
-            vec![StatusRange { lo: 200, hi: 200 }, StatusRange { lo: 301, hi: 302 }]
+            vec![
+                StatusRange { lo: 200, hi: 200 },
+                StatusRange { lo: 301, hi: 302 }
+            ]
         );
         assert_eq!(http.expect_body, Some(BodyMatch::Regex("^ok$".into())));
         assert_eq!(http.sni.as_deref(), Some("sni.example.com"));
@@ -1136,12 +1269,12 @@ mod tests {
     fn pool_names_unique_within_a_frontend() {
         one_error(
             &frontend_doc(&[
-                "[[frontends.web.pools]]",     // 17
-                "name = \"p\"",                // 18
-                "backends = { a = {} }",       // 19
-                "[[frontends.web.pools]]",     // 20
-                "name = \"p\"",                // 21
-                "backends = { b = {} }",       // 22
+                "[[frontends.web.pools]]", // 17
+                "name = \"p\"",            // 18
+                "backends = { a = {} }",   // 19
+                "[[frontends.web.pools]]", // 20
+                "name = \"p\"",            // 21
+                "backends = { b = {} }",   // 22
             ]),
             21,
             8,
@@ -1154,8 +1287,8 @@ mod tests {
     fn unknown_backend_lists_known_names() {
         one_error(
             &frontend_doc(&[
-                "[[frontends.web.pools]]",         // 17
-                "name = \"p\"",                    // 18
+                "[[frontends.web.pools]]",            // 17
+                "name = \"p\"",                       // 18
                 "backends = { a = {}, nginx0 = {} }", // 19
             ]),
             19,
@@ -1188,7 +1321,11 @@ mod tests {
     #[test]
     fn unknown_healthcheck_when_none_exist() {
         one_error(
-            &doc(&["[backends.x]", "address = \"192.0.2.1\"", "healthcheck = \"h\""]),
+            &doc(&[
+                "[backends.x]",
+                "address = \"192.0.2.1\"",
+                "healthcheck = \"h\"",
+            ]),
             3,
             15,
             "backends.x.healthcheck",
@@ -1235,7 +1372,11 @@ mod tests {
             "pool needs a name (name = \"primary\")",
         );
         one_error(
-            &frontend_doc(&["[[frontends.web.pools]]", "name = \"\"", "backends = { a = {} }"]),
+            &frontend_doc(&[
+                "[[frontends.web.pools]]",
+                "name = \"\"",
+                "backends = { a = {} }",
+            ]),
             18,
             8,
             "frontends.web.pools[0].name",
@@ -1269,12 +1410,12 @@ mod tests {
     fn a_backend_appears_once_per_frontend() {
         one_error(
             &frontend_doc(&[
-                "[[frontends.web.pools]]",  // 17
-                "name = \"p\"",             // 18
-                "backends = { a = {} }",    // 19
-                "[[frontends.web.pools]]",  // 20
-                "name = \"q\"",             // 21
-                "backends = { a = {} }",    // 22
+                "[[frontends.web.pools]]", // 17
+                "name = \"p\"",            // 18
+                "backends = { a = {} }",   // 19
+                "[[frontends.web.pools]]", // 20
+                "name = \"q\"",            // 21
+                "backends = { a = {} }",   // 22
             ]),
             22,
             14,
@@ -1285,8 +1426,12 @@ mod tests {
 
     #[test]
     fn backend_addresses_unique_per_frontend() {
-        let src = frontend_doc(&["[[frontends.web.pools]]", "name = \"p\"", "backends = { a = {}, b = {} }"])
-            .replace("address = \"192.0.2.11\"", "address = \"192.0.2.10\"");
+        let src = frontend_doc(&[
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {}, b = {} }",
+        ])
+        .replace("address = \"192.0.2.11\"", "address = \"192.0.2.10\"");
         one_error(
             &src,
             19,
@@ -1307,14 +1452,22 @@ mod tests {
         ]));
         assert_eq!(ok.frontends["web"].pools[0].backends[0].weight, 0);
         one_error(
-            &frontend_doc(&["[[frontends.web.pools]]", "name = \"p\"", "backends = { a = { weight = 101 } }"]),
+            &frontend_doc(&[
+                "[[frontends.web.pools]]",
+                "name = \"p\"",
+                "backends = { a = { weight = 101 } }",
+            ]),
             19,
             29,
             "frontends.web.pools[0].backends.a.weight",
             "weight must be 0..100, got 101",
         );
         one_error(
-            &frontend_doc(&["[[frontends.web.pools]]", "name = \"p\"", "backends = { a = { weight = -1 } }"]),
+            &frontend_doc(&[
+                "[[frontends.web.pools]]",
+                "name = \"p\"",
+                "backends = { a = { weight = -1 } }",
+            ]),
             19,
             29,
             "frontends.web.pools[0].backends.a.weight",
@@ -1326,12 +1479,12 @@ mod tests {
     fn backends_of_a_frontend_share_one_family() {
         one_error(
             &frontend_doc(&[
-                "[[frontends.web.pools]]",   // 17
-                "name = \"p\"",              // 18
-                "backends = { a = {} }",     // 19
-                "[[frontends.web.pools]]",   // 20
-                "name = \"q\"",              // 21
-                "backends = { v6 = {} }",    // 22
+                "[[frontends.web.pools]]", // 17
+                "name = \"p\"",            // 18
+                "backends = { a = {} }",   // 19
+                "[[frontends.web.pools]]", // 20
+                "name = \"q\"",            // 21
+                "backends = { v6 = {} }",  // 22
             ]),
             22,
             14,
@@ -1343,8 +1496,12 @@ mod tests {
     #[test]
     fn vip_family_may_differ_from_backend_family() {
         let c = load_ok(
-            &frontend_doc(&["[[frontends.web.pools]]", "name = \"p\"", "backends = { v6 = {} }"])
-                .replace("address = \"198.51.100.1\"", "address = \"203.0.113.7\""),
+            &frontend_doc(&[
+                "[[frontends.web.pools]]",
+                "name = \"p\"",
+                "backends = { v6 = {} }",
+            ])
+            .replace("address = \"198.51.100.1\"", "address = \"203.0.113.7\""),
         );
         assert!(c.frontends["web"].address.addr.is_ipv4());
         assert!(c.backends["v6"].address.is_ipv6());
@@ -1352,7 +1509,11 @@ mod tests {
 
     #[test]
     fn gre_source_required_per_backend_family() {
-        let pools = ["[[frontends.web.pools]]", "name = \"p\"", "backends = { a = {} }"];
+        let pools = [
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ];
         one_error(
             &frontend_doc(&pools).replace("ipv4-src-address = \"192.0.2.254\"", ""),
             19,
@@ -1361,8 +1522,12 @@ mod tests {
             "an IPv4 backend needs vpp.lb.ipv4-src-address (the GRE4 source), which is not set",
         );
         // Only the IPv6 address is needed for a frontend with IPv6 backends.
-        let v6_only = frontend_doc(&["[[frontends.web.pools]]", "name = \"p\"", "backends = { v6 = {} }"])
-            .replace("ipv4-src-address = \"192.0.2.254\"", "");
+        let v6_only = frontend_doc(&[
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { v6 = {} }",
+        ])
+        .replace("ipv4-src-address = \"192.0.2.254\"", "");
         load_ok(&v6_only);
         one_error(
             &v6_only.replace("ipv6-src-address = \"2001:db8::fe\"", ""),
@@ -1442,14 +1607,22 @@ mod tests {
     fn port_range_of_checks() {
         for bad in ["0", "65536", "-5"] {
             one_error(
-                &doc(&["[healthchecks.h]", "type = \"tcp\"", &format!("port = {bad}")]),
+                &doc(&[
+                    "[healthchecks.h]",
+                    "type = \"tcp\"",
+                    &format!("port = {bad}"),
+                ]),
                 3,
                 8,
                 "healthchecks.h.port",
                 &format!("port must be 1..65535, got {bad}"),
             );
         }
-        let c = load_ok(&doc(&["[healthchecks.h]", "type = \"tcp\"", "port = 65535"]));
+        let c = load_ok(&doc(&[
+            "[healthchecks.h]",
+            "type = \"tcp\"",
+            "port = 65535",
+        ]));
         assert_eq!(c.healthchecks["h"].port, Some(65535));
     }
 
@@ -1467,14 +1640,24 @@ mod tests {
     #[test]
     fn timeout_must_not_exceed_interval() {
         one_error(
-            &doc(&["[healthchecks.h]", "type = \"icmp\"", "interval = \"2s\"", "timeout = \"2500ms\""]),
+            &doc(&[
+                "[healthchecks.h]",
+                "type = \"icmp\"",
+                "interval = \"2s\"",
+                "timeout = \"2500ms\"",
+            ]),
             4,
             11,
             "healthchecks.h.timeout",
             "timeout (2500ms) must not be longer than interval (2s)",
         );
         // Equal is fine.
-        load_ok(&doc(&["[healthchecks.h]", "type = \"icmp\"", "interval = \"2s\"", "timeout = \"2s\""]));
+        load_ok(&doc(&[
+            "[healthchecks.h]",
+            "type = \"icmp\"",
+            "interval = \"2s\"",
+            "timeout = \"2s\"",
+        ]));
     }
 
     #[test]
@@ -1501,7 +1684,12 @@ mod tests {
 
     #[test]
     fn rise_and_fall_at_least_one() {
-        let diags = semantic(&doc(&["[healthchecks.h]", "type = \"icmp\"", "rise = 0", "fall = 1001"]));
+        let diags = semantic(&doc(&[
+            "[healthchecks.h]",
+            "type = \"icmp\"",
+            "rise = 0",
+            "fall = 1001",
+        ]));
         let got: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         assert_eq!(
             got,
@@ -1515,7 +1703,11 @@ mod tests {
     #[test]
     fn bad_duration_text_is_a_semantic_error() {
         one_error(
-            &doc(&["[healthchecks.h]", "type = \"icmp\"", "interval = \"2 seconds\""]),
+            &doc(&[
+                "[healthchecks.h]",
+                "type = \"icmp\"",
+                "interval = \"2 seconds\"",
+            ]),
             3,
             12,
             "healthchecks.h.interval",
@@ -1533,7 +1725,13 @@ mod tests {
     #[test]
     fn params_only_for_http_checks() {
         one_error(
-            &doc(&["[healthchecks.h]", "type = \"tcp\"", "port = 22", "[healthchecks.h.params]", "path = \"/\""]),
+            &doc(&[
+                "[healthchecks.h]",
+                "type = \"tcp\"",
+                "port = 22",
+                "[healthchecks.h.params]",
+                "path = \"/\"",
+            ]),
             4,
             1,
             "healthchecks.h.params",
@@ -1563,7 +1761,12 @@ mod tests {
     #[test]
     fn http_path_starts_with_slash() {
         one_error(
-            &doc(&["[healthchecks.h]", "type = \"http\"", "port = 80", "params = { path = \"healthz\" }"]),
+            &doc(&[
+                "[healthchecks.h]",
+                "type = \"http\"",
+                "port = 80",
+                "params = { path = \"healthz\" }",
+            ]),
             4,
             19,
             "healthchecks.h.params.path",
@@ -1581,7 +1784,9 @@ mod tests {
         ]));
         let got: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
         let bad = |s: &str| {
-            format!("invalid status \"{s}\" (expected a code like \"200\" or a range like \"200-299\", within 100..599)")
+            format!(
+                "invalid status \"{s}\" (expected a code like \"200\" or a range like \"200-299\", within 100..599)"
+            )
         };
         assert_eq!(
             got,
@@ -1592,7 +1797,12 @@ mod tests {
             ]
         );
         one_error(
-            &doc(&["[healthchecks.h]", "type = \"http\"", "port = 80", "params = { expect-status = [] }"]),
+            &doc(&[
+                "[healthchecks.h]",
+                "type = \"http\"",
+                "port = 80",
+                "params = { expect-status = [] }",
+            ]),
             4,
             28,
             "healthchecks.h.params.expect-status",
@@ -1602,11 +1812,34 @@ mod tests {
 
     #[test]
     fn status_range_parser() {
-        assert_eq!(parse_status_range("200"), Ok(StatusRange { lo: 200, hi: 200 }));
-        assert_eq!(parse_status_range("100-599"), Ok(StatusRange { lo: 100, hi: 599 }));
-        assert_eq!(parse_status_range("204-204"), Ok(StatusRange { lo: 204, hi: 204 }));
-        for bad in ["", "2xx", "20", "2000", "099", "600", "200-", "-200", "200-300-400", "+20"] {
-            assert!(parse_status_range(bad).is_err(), "{bad:?} should be rejected");
+        assert_eq!(
+            parse_status_range("200"),
+            Ok(StatusRange { lo: 200, hi: 200 })
+        );
+        assert_eq!(
+            parse_status_range("100-599"),
+            Ok(StatusRange { lo: 100, hi: 599 })
+        );
+        assert_eq!(
+            parse_status_range("204-204"),
+            Ok(StatusRange { lo: 204, hi: 204 })
+        );
+        for bad in [
+            "",
+            "2xx",
+            "20",
+            "2000",
+            "099",
+            "600",
+            "200-",
+            "-200",
+            "200-300-400",
+            "+20",
+        ] {
+            assert!(
+                parse_status_range(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
         assert!(parse_status_range("399-300").is_err());
     }
@@ -1625,17 +1858,30 @@ mod tests {
             "healthchecks.h.params.regex",
             "set either expect-body or regex, not both",
         );
-        let c = load_ok(&doc(&["[healthchecks.h]", "type = \"http\"", "port = 80", "params = { expect-body = \"ok\" }"]));
+        let c = load_ok(&doc(&[
+            "[healthchecks.h]",
+            "type = \"http\"",
+            "port = 80",
+            "params = { expect-body = \"ok\" }",
+        ]));
         let http = c.healthchecks["h"].http.clone().expect("http params");
         assert_eq!(http.expect_body, Some(BodyMatch::Substring("ok".into())));
     }
 
     #[test]
     fn regex_must_compile() {
-        let diags = semantic(&doc(&["[healthchecks.h]", "type = \"http\"", "port = 80", "params = { regex = \"(ok\" }"]));
+        let diags = semantic(&doc(&[
+            "[healthchecks.h]",
+            "type = \"http\"",
+            "port = 80",
+            "params = { regex = \"(ok\" }",
+        ]));
         assert_eq!(diags.len(), 1, "{diags:#?}");
         let d = &diags[0];
-        assert_eq!((d.line, d.column, d.key.as_str()), (4, 20, "healthchecks.h.params.regex"));
+        assert_eq!(
+            (d.line, d.column, d.key.as_str()),
+            (4, 20, "healthchecks.h.params.regex")
+        );
         assert!(d.message.starts_with("invalid regex: "), "{}", d.message);
         assert!(d.message.contains("unclosed group"), "{}", d.message);
         assert!(!d.message.contains('\n'), "one line: {}", d.message);
@@ -1644,7 +1890,12 @@ mod tests {
     #[test]
     fn empty_host_is_rejected() {
         one_error(
-            &doc(&["[healthchecks.h]", "type = \"https\"", "port = 443", "params = { host = \"\" }"]),
+            &doc(&[
+                "[healthchecks.h]",
+                "type = \"https\"",
+                "port = 443",
+                "params = { host = \"\" }",
+            ]),
             4,
             19,
             "healthchecks.h.params.host",
@@ -1703,7 +1954,11 @@ mod tests {
     #[test]
     fn startup_min_not_after_max() {
         one_error(
-            &doc(&["[vpp.lb]", "startup-min-delay = \"10s\"", "startup-max-delay = \"5s\""]),
+            &doc(&[
+                "[vpp.lb]",
+                "startup-min-delay = \"10s\"",
+                "startup-max-delay = \"5s\"",
+            ]),
             3,
             21,
             "vpp.lb.startup-max-delay",
@@ -1746,7 +2001,12 @@ mod tests {
     #[test]
     fn frontend_protocol_is_known() {
         one_error(
-            &frontend_doc(&["protocol = \"sctp\"", "[[frontends.web.pools]]", "name = \"p\"", "backends = { a = {} }"]),
+            &frontend_doc(&[
+                "protocol = \"sctp\"",
+                "[[frontends.web.pools]]",
+                "name = \"p\"",
+                "backends = { a = {} }",
+            ]),
             17,
             12,
             "frontends.web.protocol",
@@ -1756,7 +2016,11 @@ mod tests {
 
     #[test]
     fn frontend_port_range_and_any_protocol() {
-        let pools = ["[[frontends.web.pools]]", "name = \"p\"", "backends = { a = {} }"];
+        let pools = [
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ];
         let with = |extra: &[&str]| {
             let mut lines: Vec<&str> = extra.to_vec();
             lines.extend_from_slice(&pools);
@@ -1786,12 +2050,27 @@ mod tests {
 
     #[test]
     fn frontend_address_ip_or_cidr() {
-        let pools = ["[[frontends.web.pools]]", "name = \"p\"", "backends = { a = {} }"];
+        let pools = [
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ];
         let with_addr = |a: &str| {
-            frontend_doc(&pools).replace("address = \"198.51.100.1\"", &format!("address = \"{a}\""))
+            frontend_doc(&pools)
+                .replace("address = \"198.51.100.1\"", &format!("address = \"{a}\""))
         };
-        assert_eq!(load_ok(&with_addr("2001:db8::1")).frontends["web"].address.to_string(), "2001:db8::1/128");
-        assert_eq!(load_ok(&with_addr("198.51.100.0/24")).frontends["web"].address.to_string(), "198.51.100.0/24");
+        assert_eq!(
+            load_ok(&with_addr("2001:db8::1")).frontends["web"]
+                .address
+                .to_string(),
+            "2001:db8::1/128"
+        );
+        assert_eq!(
+            load_ok(&with_addr("198.51.100.0/24")).frontends["web"]
+                .address
+                .to_string(),
+            "198.51.100.0/24"
+        );
         one_error(
             &with_addr("198.51.100.1/24"),
             16,
@@ -1818,21 +2097,24 @@ mod tests {
     #[test]
     fn all_errors_are_collected_in_file_order() {
         let diags = semantic(&doc(&[
-            "[vpp.lb]",                           // 1
-            "flow-timeout = \"5m\"",              // 2
-            "[healthchecks.h]",                   // 3
-            "type = \"tcp\"",                     // 4
-            "rise = 0",                           // 5
-            "[backends.a]",                       // 6
-            "address = \"192.0.2.1\"",            // 7
-            "healthcheck = \"nope\"",             // 8
-            "[frontends.f]",                      // 9
-            "address = \"192.0.2.100\"",          // 10
-            "[[frontends.f.pools]]",              // 11
-            "name = \"p\"",                       // 12
+            "[vpp.lb]",                            // 1
+            "flow-timeout = \"5m\"",               // 2
+            "[healthchecks.h]",                    // 3
+            "type = \"tcp\"",                      // 4
+            "rise = 0",                            // 5
+            "[backends.a]",                        // 6
+            "address = \"192.0.2.1\"",             // 7
+            "healthcheck = \"nope\"",              // 8
+            "[frontends.f]",                       // 9
+            "address = \"192.0.2.100\"",           // 10
+            "[[frontends.f.pools]]",               // 11
+            "name = \"p\"",                        // 12
             "backends = { a = { weight = 200 } }", // 13
         ]));
-        let got: Vec<(u32, u32, &str)> = diags.iter().map(|d| (d.line, d.column, d.key.as_str())).collect();
+        let got: Vec<(u32, u32, &str)> = diags
+            .iter()
+            .map(|d| (d.line, d.column, d.key.as_str()))
+            .collect();
         assert_eq!(
             got,
             vec![
