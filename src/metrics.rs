@@ -89,3 +89,8 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     }
     resp
 }
+
+/// Prometheus text of the daemon's state.
+pub fn render(_daemon: &crate::daemon::Daemon) -> String {
+    "# EOF\n".to_string()
+}

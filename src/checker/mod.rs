@@ -85,7 +85,12 @@ impl Checker {
             let names: Vec<String> = st.backends.keys().cloned().collect();
             let count = names.len();
             for (i, name) in names.into_iter().enumerate() {
-                task::spawn(inner, st, &name, task::FirstProbe::Spread { index: i, count });
+                task::spawn(
+                    inner,
+                    st,
+                    &name,
+                    task::FirstProbe::Spread { index: i, count },
+                );
             }
         });
         checker
@@ -145,12 +150,11 @@ impl Checker {
     ) -> Result<(), CheckerError> {
         self.with_state_mut(|st, inner| {
             let entry = st.backend_mut(backend)?;
-            let transition = f(&mut entry.health, SystemTime::now()).map_err(|source| {
-                CheckerError::Action {
+            let transition =
+                f(&mut entry.health, SystemTime::now()).map_err(|source| CheckerError::Action {
                     name: backend.to_string(),
                     source,
-                }
-            })?;
+                })?;
             // Wake the task: it stops probing when paused/disabled, probes at once when
             // resumed/enabled.
             entry.wake.notify_one();

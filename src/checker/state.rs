@@ -192,7 +192,8 @@ impl CheckerState {
         if initial {
             for name in &names {
                 if let Some(view) = frontend_view(self, name) {
-                    self.frontend_states.insert(name.clone(), view.weights.state);
+                    self.frontend_states
+                        .insert(name.clone(), view.weights.state);
                 }
             }
         } else {
@@ -225,7 +226,8 @@ impl CheckerState {
                 p.backends.iter().map(|m| &m.backend),
             ));
         }
-        let weight = validate_weight(weight).map_err(|e| CheckerError::InvalidArgument(e.to_string()))?;
+        let weight =
+            validate_weight(weight).map_err(|e| CheckerError::InvalidArgument(e.to_string()))?;
         let key = (frontend.to_string(), pool.to_string(), backend.to_string());
         let old = self.overrides.insert(key, weight);
         tracing::info!(frontend, pool, backend, weight, previous = ?old,
@@ -261,8 +263,11 @@ impl CheckerState {
 
         // Removed backends: publish `removed` to the frontends that referenced them.
         for name in &diff.backends_removed {
-            let old_frontends: Vec<String> =
-                old.frontends_of(name).into_iter().map(str::to_string).collect();
+            let old_frontends: Vec<String> = old
+                .frontends_of(name)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
             if let Some(entry) = self.backends.get_mut(name) {
                 if let Some(t) = entry.task.take() {
                     t.abort();

@@ -68,9 +68,21 @@ mod tests {
     #[test]
     fn observe_counts_codes_and_buckets() {
         let mut s = ProbeStats::default();
-        s.observe(&ProbeResult::new(ResultCode::L4Ok, "", Duration::from_micros(300)));
-        s.observe(&ProbeResult::new(ResultCode::L7Sts, "HTTP 503", Duration::from_millis(30)));
-        s.observe(&ProbeResult::new(ResultCode::L4Tout, "", Duration::from_secs(5)));
+        s.observe(&ProbeResult::new(
+            ResultCode::L4Ok,
+            "",
+            Duration::from_micros(300),
+        ));
+        s.observe(&ProbeResult::new(
+            ResultCode::L7Sts,
+            "HTTP 503",
+            Duration::from_millis(30),
+        ));
+        s.observe(&ProbeResult::new(
+            ResultCode::L4Tout,
+            "",
+            Duration::from_secs(5),
+        ));
         assert_eq!(s.count, 3);
         assert_eq!(s.count_of(ResultCode::L4Ok), 1);
         assert_eq!(s.count_of(ResultCode::L7Sts), 1);

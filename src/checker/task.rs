@@ -53,9 +53,11 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
                 Err(p) => p.into_inner(),
             };
             match st.backends.get(&name) {
-                Some(e) if e.generation == generation => {
-                    (e.spec.clone(), e.wake.clone(), e.health.state().is_probing())
-                }
+                Some(e) if e.generation == generation => (
+                    e.spec.clone(),
+                    e.wake.clone(),
+                    e.health.state().is_probing(),
+                ),
                 _ => return,
             }
         };

@@ -23,13 +23,19 @@ struct Script {
 impl Script {
     fn set(&self, addr: &str, pass: bool) {
         let ip: IpAddr = addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        self.pass.lock().unwrap_or_else(|p| p.into_inner()).insert(ip, pass);
+        self.pass
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ip, pass);
     }
 
     fn probes_of(&self, addr: &str) -> Vec<Instant> {
         let ip: IpAddr = addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        log.iter().filter(|(a, _)| *a == ip).map(|(_, t)| *t).collect()
+        log.iter()
+            .filter(|(a, _)| *a == ip)
+            .map(|(_, t)| *t)
+            .collect()
     }
 }
 
@@ -52,7 +58,11 @@ impl Probe for Script {
             if pass {
                 ProbeResult::new(ResultCode::L4Ok, "", Duration::from_micros(100))
             } else {
-                ProbeResult::new(ResultCode::L4Con, "connection refused", Duration::from_micros(100))
+                ProbeResult::new(
+                    ResultCode::L4Con,
+                    "connection refused",
+                    Duration::from_micros(100),
+                )
             }
         })
     }
@@ -141,7 +151,13 @@ async fn first_probes_are_spread_over_the_first_interval() {
     advance(Duration::from_millis(990)).await;
     let mut firsts: Vec<Duration> = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"]
         .iter()
-        .map(|a| script.probes_of(a).first().map(|t| *t - t0).unwrap_or(Duration::MAX))
+        .map(|a| {
+            script
+                .probes_of(a)
+                .first()
+                .map(|t| *t - t0)
+                .unwrap_or(Duration::MAX)
+        })
         .collect();
     firsts.sort();
     // 4 backends over 1 s: offsets 0, 250, 500, 750 ms (10 ms steps of the test clock).
@@ -170,10 +186,18 @@ async fn rise_and_fall_drive_transitions_and_events() {
             _ => None,
         })
         .collect();
-    assert_eq!(backend_events.len(), 1, "one frontend references a: {backend_events:?}");
+    assert_eq!(
+        backend_events.len(),
+        1,
+        "one frontend references a: {backend_events:?}"
+    );
     assert_eq!(backend_events[0].frontend.as_deref(), Some("web"));
     assert_eq!(backend_events[0].transition.to, State::Up);
-    assert!(events.iter().any(|e| matches!(&**e, Event::Frontend(f) if f.to == FrontendState::Up)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&**e, Event::Frontend(f) if f.to == FrontendState::Up))
+    );
 
     // Up from a single pass has health rise-1+1 = 2 of max 3: fast interval until max.
     script.set("127.0.0.11", false);
@@ -192,11 +216,17 @@ async fn next_delay_follows_the_state_with_bounded_jitter() {
     // After enough passes the counter is at max: interval (1 s) ± 10 %.
     advance(Duration::from_secs(4)).await;
     let d = c.next_delay("a").unwrap_or_default();
-    assert!(d >= Duration::from_millis(900) && d < Duration::from_millis(1100), "{d:?}");
+    assert!(
+        d >= Duration::from_millis(900) && d < Duration::from_millis(1100),
+        "{d:?}"
+    );
     // b never passes: at 0 and down -> down-interval (2 s) ± 10 %.
     advance(Duration::from_secs(2)).await;
     let d = c.next_delay("b").unwrap_or_default();
-    assert!(d >= Duration::from_millis(1800) && d < Duration::from_millis(2200), "{d:?}");
+    assert!(
+        d >= Duration::from_millis(1800) && d < Duration::from_millis(2200),
+        "{d:?}"
+    );
     assert_eq!(state_of(&c, "b"), Some(State::Down));
 }
 
@@ -212,12 +242,20 @@ async fn operator_actions_stop_and_restart_probing() {
     assert_eq!(state_of(&c, "a"), Some(State::Paused));
     let before = script.probes_of("127.0.0.11").len();
     advance(Duration::from_secs(5)).await;
-    assert_eq!(script.probes_of("127.0.0.11").len(), before, "no probes while paused");
+    assert_eq!(
+        script.probes_of("127.0.0.11").len(),
+        before,
+        "no probes while paused"
+    );
 
     assert_eq!(c.resume("a"), Ok(()));
     assert_eq!(state_of(&c, "a"), Some(State::Unknown));
     advance(Duration::from_millis(20)).await;
-    assert_eq!(script.probes_of("127.0.0.11").len(), before + 1, "resume probes at once");
+    assert_eq!(
+        script.probes_of("127.0.0.11").len(),
+        before + 1,
+        "resume probes at once"
+    );
     assert_eq!(state_of(&c, "a"), Some(State::Up));
 
     assert_eq!(c.disable("a"), Ok(()));
@@ -245,13 +283,27 @@ async fn weight_override_validates_and_changes_the_view() {
     let w = c.read(|st| frontend_view(st, "web").and_then(|v| v.weights.action("primary", "a")));
     assert_eq!(w.map(|a| a.weight()), Some(40));
     assert!(
-        drain(&mut rx).iter().any(|e| matches!(&**e, Event::Frontend(f) if f.frontend == "web")),
+        drain(&mut rx)
+            .iter()
+            .any(|e| matches!(&**e, Event::Frontend(f) if f.frontend == "web")),
         "a weight change emits a frontend event"
     );
-    assert!(matches!(c.set_weight("web", "primary", "a", 101), Err(CheckerError::InvalidArgument(_))));
-    assert!(matches!(c.set_weight("web", "nopool", "a", 1), Err(CheckerError::NotFound { .. })));
-    assert!(matches!(c.set_weight("web", "primary", "c", 1), Err(CheckerError::NotFound { .. })));
-    assert!(matches!(c.set_weight("nofe", "primary", "a", 1), Err(CheckerError::NotFound { .. })));
+    assert!(matches!(
+        c.set_weight("web", "primary", "a", 101),
+        Err(CheckerError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        c.set_weight("web", "nopool", "a", 1),
+        Err(CheckerError::NotFound { .. })
+    ));
+    assert!(matches!(
+        c.set_weight("web", "primary", "c", 1),
+        Err(CheckerError::NotFound { .. })
+    ));
+    assert!(matches!(
+        c.set_weight("nofe", "primary", "a", 1),
+        Err(CheckerError::NotFound { .. })
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -271,25 +323,39 @@ async fn reload_keeps_unchanged_backends_and_restarts_changed_ones() {
     // b moves to another address (restart), d is removed, e is added.
     let new = BASE
         .replace("address = \"127.0.0.12\"", "address = \"127.0.0.22\"")
-        .replace("[backends.d]\naddress = \"127.0.0.14\"\nhealthcheck = \"tcp\"\n", "[backends.e]\naddress = \"127.0.0.15\"\nhealthcheck = \"tcp\"\n")
+        .replace(
+            "[backends.d]\naddress = \"127.0.0.14\"\nhealthcheck = \"tcp\"\n",
+            "[backends.e]\naddress = \"127.0.0.15\"\nhealthcheck = \"tcp\"\n",
+        )
         .replace("d = { weight = 50 }", "e = {}");
     let diff = c.reload(config(&new));
     assert_eq!(diff.backends_restart, vec!["b".to_string()]);
     assert_eq!(diff.backends_removed, vec!["d".to_string()]);
     assert_eq!(diff.backends_added, vec!["e".to_string()]);
 
-    assert_eq!(state_of(&c, "a"), Some(State::Up), "unchanged keeps its state");
+    assert_eq!(
+        state_of(&c, "a"),
+        Some(State::Up),
+        "unchanged keeps its state"
+    );
     assert_eq!(
         c.read(|st| st.backends.get("a").map(|e| e.health.history().len())),
         history_a,
         "unchanged keeps its history"
     );
     assert_eq!(
-        c.read(|st| st.overrides.get(&("web".into(), "primary".into(), "a".into())).copied()),
+        c.read(|st| st
+            .overrides
+            .get(&("web".into(), "primary".into(), "a".into()))
+            .copied()),
         Some(30),
         "override survives"
     );
-    assert_eq!(state_of(&c, "b"), Some(State::Unknown), "changed restarts at unknown");
+    assert_eq!(
+        state_of(&c, "b"),
+        Some(State::Unknown),
+        "changed restarts at unknown"
+    );
     assert_eq!(state_of(&c, "d"), None, "removed is gone");
     assert_eq!(state_of(&c, "e"), Some(State::Unknown));
     let events = drain(&mut rx);
@@ -299,5 +365,9 @@ async fn reload_keeps_unchanged_backends_and_restarts_changed_ones() {
     // The restarted worker probes the new address without a gap.
     advance(Duration::from_millis(50)).await;
     assert!(!script.probes_of("127.0.0.22").is_empty());
-    assert_eq!(state_of(&c, "b"), Some(State::Down), "new address fails: down");
+    assert_eq!(
+        state_of(&c, "b"),
+        Some(State::Down),
+        "new address fails: down"
+    );
 }

@@ -3,11 +3,23 @@
 
 pub mod logging;
 pub mod notify;
+mod state;
 
 use std::process::ExitCode;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::checker::Checker;
 use crate::cli::DaemonArgs;
 use crate::config::{self, ConfigError};
+use crate::events::EventBus;
+use crate::probe::Prober;
+
+pub use state::{Daemon, ReloadError};
 
 /// Entry point of the daemon role.
 pub fn main(args: DaemonArgs) -> ExitCode {
@@ -62,6 +74,84 @@ fn report_config_error(e: &ConfigError) {
 }
 
 async fn run(args: DaemonArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not wired yet")
+    let bus = EventBus::new(4096);
+    logging::init(args.log_level, args.log_format, bus.clone())?;
+    tracing::info!(version = %crate::version::long(), config = %args.config.display(), "maglev daemon starting");
+
+    let config = match config::load_file(&args.config) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            for line in e.lines() {
+                tracing::error!("{line}");
+            }
+            anyhow::bail!("cannot start: invalid config {}", args.config.display());
+        }
+    };
+    let prober = Prober::new();
+    let checker = Checker::start(config.clone(), Arc::new(prober), bus.clone());
+    let daemon = Arc::new(Daemon::new(args.clone(), checker, bus, config));
+
+    let metrics_task = if args.metrics_addr.is_empty() {
+        tracing::info!("metrics listener disabled (--metrics-addr is empty)");
+        None
+    } else {
+        let addr: SocketAddr = args.metrics_addr.parse().with_context(|| {
+            format!("--metrics-addr {:?}: expected host:port", args.metrics_addr)
+        })?;
+        let (local, task) = crate::metrics::serve(addr, daemon.clone())
+            .await
+            .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
+        tracing::info!(addr = %local, "metrics listening on http://{local}/metrics");
+        Some(task)
+    };
+
+    let server = crate::server::serve(daemon.clone()).await?;
+    let vpp = crate::vpp::start(daemon.clone())?;
+
+    daemon.set_started();
+    log_notify("READY=1");
+    let watchdog = notify::watchdog_interval().map(|period| {
+        tokio::spawn(async move {
+            // Half the period, as sd_watchdog_enabled(3) recommends.
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                log_notify("WATCHDOG=1");
+            }
+        })
+    });
+
+    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading {}", daemon.config_path().display());
+                let _ = daemon.reload().await;
+            }
+            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+        }
+    }
+
+    // Leave VPP exactly as it is: tearing VIPs down on exit would black-hole traffic.
+    log_notify("STOPPING=1");
+    daemon.checker.stop();
+    vpp.stop();
+    server.shutdown().await;
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    tracing::info!("maglev daemon stopped");
+    Ok(())
+}
+
+fn log_notify(state: &str) {
+    if let Err(e) = notify::notify(state) {
+        tracing::warn!(error = %e, "sd_notify {state} failed");
+    }
 }

@@ -1,0 +1,131 @@
+//! The running daemon as the gRPC server, metrics and signal handlers see it: the checker,
+//! the config (with one reload path shared by SIGHUP and the ReloadConfig RPC) and the VPP
+//! side's status.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use super::notify;
+use crate::checker::Checker;
+use crate::cli::DaemonArgs;
+use crate::config::{self, Config, ConfigDiff, ConfigError};
+use crate::events::EventBus;
+use crate::vpp::VppStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+pub struct Daemon {
+    pub args: DaemonArgs,
+    pub checker: Checker,
+    pub bus: EventBus,
+    pub vpp: Arc<VppStatus>,
+    pub started_at: SystemTime,
+    config_tx: watch::Sender<Arc<Config>>,
+    reload_lock: tokio::sync::Mutex<()>,
+    started: AtomicBool,
+}
+
+impl Daemon {
+    pub fn new(args: DaemonArgs, checker: Checker, bus: EventBus, config: Arc<Config>) -> Self {
+        let (config_tx, _) = watch::channel(config);
+        Daemon {
+            vpp: Arc::new(VppStatus::new(!args.vpp_api_addr.is_empty(), args.dry_run)),
+            args,
+            checker,
+            bus,
+            started_at: SystemTime::now(),
+            config_tx,
+            reload_lock: tokio::sync::Mutex::new(()),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.args.config
+    }
+
+    /// The running config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config_tx.borrow().clone()
+    }
+
+    /// Sees every config that becomes the running one (the VPP reconciler syncs on change).
+    pub fn subscribe_config(&self) -> watch::Receiver<Arc<Config>> {
+        self.config_tx.subscribe()
+    }
+
+    pub(crate) fn set_started(&self) {
+        self.started.store(true, Ordering::Release);
+    }
+
+    /// Validates a file (default: the daemon's own) and diffs it against the running config.
+    /// Changes nothing.
+    pub fn check_config(&self, path: Option<&Path>) -> Result<(Config, ConfigDiff), ConfigError> {
+        let path: PathBuf = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.args.config.clone());
+        let new = config::load_file(&path)?;
+        let diff = config::diff(&self.config(), &new);
+        Ok((new, diff))
+    }
+
+    /// Reloads the config file: the one path for SIGHUP and the ReloadConfig RPC. A bad
+    /// file is refused with its errors logged, and the running config stays.
+    pub async fn reload(&self) -> Result<ConfigDiff, ReloadError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        log_notify("RELOADING=1");
+        let result = match config::load_file(&self.args.config) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                let diff = self.checker.reload(new.clone());
+                self.config_tx.send_replace(new);
+                Ok(diff)
+            }
+            Err(e) => {
+                tracing::error!(
+                    config = %self.args.config.display(),
+                    "reload refused, the running config stays: {} error(s)",
+                    e.diagnostics().len().max(1)
+                );
+                for line in e.lines() {
+                    tracing::error!("{line}");
+                }
+                Err(ReloadError::Config(e))
+            }
+        };
+        log_notify("READY=1");
+        result
+    }
+
+    /// Ready once the config is loaded and, with VPP on, the warmup is over.
+    pub fn ready(&self) -> Result<(), String> {
+        if !self.started.load(Ordering::Acquire) {
+            return Err("starting".into());
+        }
+        self.vpp.ready()
+    }
+}
+
+fn log_notify(state: &str) {
+    if let Err(e) = notify::notify(state) {
+        tracing::warn!(error = %e, "sd_notify {state} failed");
+    }
+}
+
+impl crate::metrics::MetricsSource for Daemon {
+    fn render(&self) -> String {
+        crate::metrics::render(self)
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        Daemon::ready(self)
+    }
+}
