@@ -69,7 +69,11 @@ impl LogLevel {
 #[command(name = "maglevd", version = crate::version::VERSION, long_version = long_version())]
 pub struct DaemonArgs {
     /// Config file (TOML).
-    #[arg(long, env = "MAGLEV_CONFIG", default_value = "/etc/vpp-maglev/maglev.toml")]
+    #[arg(
+        long,
+        env = "MAGLEV_CONFIG",
+        default_value = "/etc/vpp-maglev/maglev.toml"
+    )]
     pub config: PathBuf,
     /// gRPC listen address: host:port or unix:/path.
     #[arg(long, env = "MAGLEV_GRPC_ADDR", default_value = "127.0.0.1:9090")]
@@ -93,7 +97,11 @@ pub struct DaemonArgs {
     #[arg(long, env = "MAGLEV_VPP_API_ADDR", default_value = "/run/vpp/api.sock")]
     pub vpp_api_addr: String,
     /// VPP stats segment socket.
-    #[arg(long, env = "MAGLEV_VPP_STATS_ADDR", default_value = "/run/vpp/stats.sock")]
+    #[arg(
+        long,
+        env = "MAGLEV_VPP_STATS_ADDR",
+        default_value = "/run/vpp/stats.sock"
+    )]
     pub vpp_stats_addr: String,
     /// Connect to VPP and read, but log each write instead of sending it.
     #[arg(long, env = "MAGLEV_DRY_RUN")]
@@ -195,7 +203,11 @@ mod tests {
 
     #[test]
     fn go_style_flags() {
-        let v = normalize_go_flags(vec!["-color=false".into(), "-server=x:1".into(), "show".into()]);
+        let v = normalize_go_flags(vec![
+            "-color=false".into(),
+            "-server=x:1".into(),
+            "show".into(),
+        ]);
         assert_eq!(v, vec!["--color=never", "--server=x:1", "show"]);
     }
 

@@ -7,7 +7,10 @@ use maglev::cli::{Cli, Command, Role, normalize_go_flags, role_from_argv0};
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().collect();
-    let argv0 = args.first().cloned().unwrap_or_else(|| "maglev".to_string());
+    let argv0 = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "maglev".to_string());
     match role_from_argv0(&argv0) {
         Role::Daemon => args.insert(1, "daemon".to_string()),
         Role::Ctl => args.insert(1, "ctl".to_string()),

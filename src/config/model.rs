@@ -232,7 +232,11 @@ impl Config {
     pub fn frontends_of(&self, backend: &str) -> Vec<&str> {
         self.frontends
             .values()
-            .filter(|f| f.pools.iter().any(|p| p.backends.iter().any(|m| m.backend == backend)))
+            .filter(|f| {
+                f.pools
+                    .iter()
+                    .any(|p| p.backends.iter().any(|m| m.backend == backend))
+            })
             .map(|f| f.name.as_str())
             .collect()
     }
@@ -246,6 +250,8 @@ impl Config {
 
     /// The namespace a healthcheck's probes run in.
     pub fn netns_of(&self, hc: &HealthCheck) -> Option<String> {
-        hc.netns.clone().or_else(|| self.healthchecker.netns.clone())
+        hc.netns
+            .clone()
+            .or_else(|| self.healthchecker.netns.clone())
     }
 }

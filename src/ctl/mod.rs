@@ -1,8 +1,10 @@
-//! ctl (see DESIGN.md §3).
+//! ctl (see DESIGN.md §9).
 
 use std::process::ExitCode;
 
 use crate::cli::CtlArgs;
+
+pub mod grammar;
 
 /// Entry point of the ctl role.
 pub fn main(_args: CtlArgs) -> ExitCode {
