@@ -249,11 +249,11 @@ impl Client {
 }
 
 fn endpoint(uri: &str, timeout: Duration) -> Result<Endpoint, CtlError> {
-    Ok(Endpoint::from_shared(uri.to_string())
+    Endpoint::from_shared(uri.to_string())
         .map_err(|e| CtlError::Usage(format!("bad --server {uri:?}: {e}")))?
         .connect_timeout(timeout)
         .user_agent(format!("maglev-ctl/{}", crate::version::VERSION))
-        .map_err(|e| CtlError::Usage(e.to_string()))?)
+        .map_err(|e| CtlError::Usage(e.to_string()))
 }
 
 #[cfg(test)]

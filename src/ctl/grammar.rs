@@ -403,7 +403,7 @@ impl NameSource for NoNames {
 pub enum ParseError {
     #[error("no command given")]
     Empty,
-    #[error("unknown word {word:?}; expected {}", list(expected))]
+    #[error("{}", unknown(word, expected))]
     Unknown {
         word: String,
         pos: usize,
@@ -423,6 +423,14 @@ pub enum ParseError {
         pos: usize,
         reason: String,
     },
+}
+
+fn unknown(word: &str, expected: &[String]) -> String {
+    if expected.is_empty() {
+        format!("unexpected word {word:?}: the command is complete without it")
+    } else {
+        format!("unknown word {word:?}; expected {}", list(expected))
+    }
 }
 
 fn list(items: &[String]) -> String {

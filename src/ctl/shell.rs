@@ -53,13 +53,16 @@ impl Connection {
     }
 }
 
+/// The pools of one frontend, each with its backends.
+pub type Pools = Vec<(String, Vec<String>)>;
+
 /// A snapshot of the daemon's names.
 #[derive(Debug, Default, Clone)]
 pub struct Names {
     pub backends: Vec<String>,
     pub healthchecks: Vec<String>,
     /// Frontend -> pools -> backends of the pool.
-    pub frontends: Vec<(String, Vec<(String, Vec<String>)>)>,
+    pub frontends: Vec<(String, Pools)>,
 }
 
 impl NameSource for Names {
