@@ -1,0 +1,1583 @@
+//! The one command tree of `maglev ctl`. Dispatch (`parse`), `?` help (`help_at`), TAB
+//! completion (`complete`) and the `help` listing (`usage_lines`) are all derived from `TREE`.
+//!
+//! Matching rules: any unique prefix of a keyword works, an exact keyword wins over a prefix,
+//! an ambiguous prefix lists the candidates, and an unknown word is reported with its byte
+//! position and what was possible there. Names (backends, frontends, pools, healthchecks) are
+//! taken verbatim (the daemon says NOT_FOUND); their completion comes from a `NameSource`.
+//!
+//! Option groups: the children of a node marked `options` may be given in any order, each at
+//! most once (`watch events num 5 log level debug backend`). Inside an option's subtree, a node
+//! that may end the command also lets the remaining options of its group follow.
+
+use std::fmt;
+
+use crate::cli::LogLevel;
+
+/// What one grammar node matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Word {
+    Key(&'static str),
+    Slot(Slot),
+}
+
+/// A value position in a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Name(NameKind),
+    /// A backend weight, 0..=100.
+    Weight,
+    /// A positive count.
+    Count,
+    /// A log level name (prefixes allowed, like keywords).
+    Level,
+}
+
+/// Kinds of names that live in the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    Backend,
+    Frontend,
+    Pool,
+    HealthCheck,
+}
+
+impl Slot {
+    /// How the slot is shown in help: `<backend>`, `<0-100>`.
+    pub fn placeholder(self) -> &'static str {
+        match self {
+            Slot::Name(NameKind::Backend) => "<backend>",
+            Slot::Name(NameKind::Frontend) => "<frontend>",
+            Slot::Name(NameKind::Pool) => "<pool>",
+            Slot::Name(NameKind::HealthCheck) => "<healthcheck>",
+            Slot::Weight => "<0-100>",
+            Slot::Count => "<n>",
+            Slot::Level => "<level>",
+        }
+    }
+}
+
+/// What a complete command does; `build` turns it and the matched words into a `Command`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ShowVersion,
+    ShowFrontends,
+    ShowBackends,
+    ShowHealthChecks,
+    ShowVppInfo,
+    ShowVppLbState,
+    ShowVppLbCounters,
+    SyncVppLbState,
+    SetBackend,
+    SetWeight,
+    WatchEvents,
+    ConfigCheck,
+    ConfigReload,
+    Help,
+    Quit,
+}
+
+/// One node of the command tree.
+#[derive(Debug)]
+pub struct Node {
+    pub word: Word,
+    pub help: &'static str,
+    /// The command may end here, doing this.
+    pub end: Option<Action>,
+    /// The children are options: any order, each at most once.
+    pub options: bool,
+    pub children: &'static [Node],
+}
+
+const fn key(word: &'static str, help: &'static str, children: &'static [Node]) -> Node {
+    Node {
+        word: Word::Key(word),
+        help,
+        end: None,
+        options: false,
+        children,
+    }
+}
+
+const fn slot(slot: Slot, help: &'static str, children: &'static [Node]) -> Node {
+    Node {
+        word: Word::Slot(slot),
+        help,
+        end: None,
+        options: false,
+        children,
+    }
+}
+
+impl Node {
+    const fn ends(mut self, action: Action) -> Node {
+        self.end = Some(action);
+        self
+    }
+
+    const fn with_options(mut self) -> Node {
+        self.options = true;
+        self
+    }
+
+    fn keyword(&self) -> Option<&'static str> {
+        match self.word {
+            Word::Key(k) => Some(k),
+            Word::Slot(_) => None,
+        }
+    }
+
+    /// The word as shown in help and errors.
+    pub fn label(&self) -> &'static str {
+        match self.word {
+            Word::Key(k) => k,
+            Word::Slot(s) => s.placeholder(),
+        }
+    }
+}
+
+const BACKEND: Slot = Slot::Name(NameKind::Backend);
+const FRONTEND: Slot = Slot::Name(NameKind::Frontend);
+const POOL: Slot = Slot::Name(NameKind::Pool);
+const HEALTHCHECK: Slot = Slot::Name(NameKind::HealthCheck);
+
+use Action as A;
+
+/// The root's children: every command of `maglev ctl` (DESIGN.md §9).
+pub static TREE: &[Node] = &[
+    key(
+        "show",
+        "show daemon and VPP state",
+        &[
+            key("version", "versions of ctl and the daemon", &[]).ends(A::ShowVersion),
+            key(
+                "frontends",
+                "frontends (VIPs), or one in detail",
+                &[slot(FRONTEND, "a frontend: pools and weights", &[]).ends(A::ShowFrontends)],
+            )
+            .ends(A::ShowFrontends),
+            key(
+                "backends",
+                "backends and their health, or one in detail",
+                &[slot(BACKEND, "a backend: last probe and transitions", &[])
+                    .ends(A::ShowBackends)],
+            )
+            .ends(A::ShowBackends),
+            key(
+                "healthchecks",
+                "health checks, or one in detail",
+                &[slot(HEALTHCHECK, "a health check", &[]).ends(A::ShowHealthChecks)],
+            )
+            .ends(A::ShowHealthChecks),
+            key(
+                "vpp",
+                "VPP connection and lb plugin state",
+                &[
+                    key("info", "VPP connection, version and API", &[]).ends(A::ShowVppInfo),
+                    key(
+                        "lb",
+                        "lb plugin",
+                        &[
+                            key("state", "VIPs and ASes as VPP has them", &[])
+                                .ends(A::ShowVppLbState),
+                            key("counters", "per-VIP packet counters", &[])
+                                .ends(A::ShowVppLbCounters),
+                        ],
+                    ),
+                ],
+            ),
+        ],
+    ),
+    key(
+        "sync",
+        "push the desired state to VPP now",
+        &[key(
+            "vpp",
+            "VPP",
+            &[key(
+                "lb",
+                "lb plugin",
+                &[key(
+                    "state",
+                    "sync all frontends, or one",
+                    &[slot(FRONTEND, "sync only this frontend", &[]).ends(A::SyncVppLbState)],
+                )
+                .ends(A::SyncVppLbState)],
+            )],
+        )],
+    ),
+    key(
+        "set",
+        "operator actions",
+        &[
+            key(
+                "backend",
+                "pause, resume, enable or disable a backend",
+                &[slot(
+                    BACKEND,
+                    "the backend",
+                    &[
+                        key("pause", "stop probing, keep the weight at 0", &[]).ends(A::SetBackend),
+                        key("resume", "probe again (state unknown)", &[]).ends(A::SetBackend),
+                        key("enable", "re-enable a disabled backend", &[]).ends(A::SetBackend),
+                        key("disable", "weight 0 with flush, no probes", &[]).ends(A::SetBackend),
+                    ],
+                )],
+            ),
+            key(
+                "frontend",
+                "runtime weight of a backend in a pool",
+                &[slot(
+                    FRONTEND,
+                    "the frontend",
+                    &[key(
+                        "pool",
+                        "choose a pool of the frontend",
+                        &[slot(
+                            POOL,
+                            "the pool",
+                            &[key(
+                                "backend",
+                                "choose a backend of the pool",
+                                &[slot(
+                                    BACKEND,
+                                    "the backend",
+                                    &[key(
+                                        "weight",
+                                        "set its weight",
+                                        &[slot(Slot::Weight, "weight 0..100", &[])
+                                            .ends(A::SetWeight)],
+                                    )],
+                                )],
+                            )],
+                        )],
+                    )],
+                )],
+            ),
+        ],
+    ),
+    key(
+        "watch",
+        "stream live events",
+        &[key(
+            "events",
+            "until N events, a key, or Ctrl-C; no filter = everything",
+            &[
+                key(
+                    "num",
+                    "stop after N events",
+                    &[slot(Slot::Count, "number of events", &[]).ends(A::WatchEvents)],
+                ),
+                key(
+                    "log",
+                    "include log events",
+                    &[key(
+                        "level",
+                        "minimum log level (default info)",
+                        &[slot(Slot::Level, "trace, debug, info, warn or error", &[])
+                            .ends(A::WatchEvents)],
+                    )],
+                )
+                .ends(A::WatchEvents),
+                key("backend", "include backend transitions", &[]).ends(A::WatchEvents),
+                key("frontend", "include frontend state changes", &[]).ends(A::WatchEvents),
+            ],
+        )
+        .with_options()
+        .ends(A::WatchEvents)],
+    ),
+    key(
+        "config",
+        "the daemon's configuration",
+        &[
+            key("check", "validate the config file on disk", &[]).ends(A::ConfigCheck),
+            key("reload", "validate and apply the config file", &[]).ends(A::ConfigReload),
+        ],
+    ),
+    key("help", "list all commands", &[]).ends(A::Help),
+    key("quit", "leave the shell", &[]).ends(A::Quit),
+    key("exit", "leave the shell", &[]).ends(A::Quit),
+];
+
+// ---------------------------------------------------------------- commands
+
+/// Operator actions on one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendAction {
+    Pause,
+    Resume,
+    Enable,
+    Disable,
+}
+
+impl BackendAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendAction::Pause => "pause",
+            BackendAction::Resume => "resume",
+            BackendAction::Enable => "enable",
+            BackendAction::Disable => "disable",
+        }
+    }
+}
+
+/// What `watch events` selects. No selection at all means everything (log at `info`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WatchSpec {
+    pub num: Option<u64>,
+    pub log: bool,
+    pub log_level: Option<LogLevel>,
+    pub backend: bool,
+    pub frontend: bool,
+}
+
+impl WatchSpec {
+    /// The selection with the "nothing chosen = everything" default applied.
+    pub fn effective(&self) -> WatchSpec {
+        let mut spec = self.clone();
+        if !spec.log && !spec.backend && !spec.frontend {
+            spec.log = true;
+            spec.backend = true;
+            spec.frontend = true;
+        }
+        spec
+    }
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    ShowVersion,
+    ShowFrontends(Option<String>),
+    ShowBackends(Option<String>),
+    ShowHealthChecks(Option<String>),
+    ShowVppInfo,
+    ShowVppLbState,
+    ShowVppLbCounters,
+    SyncVppLbState(Option<String>),
+    SetBackend {
+        name: String,
+        action: BackendAction,
+    },
+    SetWeight {
+        frontend: String,
+        pool: String,
+        backend: String,
+        weight: u32,
+    },
+    WatchEvents(WatchSpec),
+    ConfigCheck,
+    ConfigReload,
+    Help,
+    Quit,
+}
+
+// ---------------------------------------------------------------- names
+
+/// Context of a name slot: the frontend and pool chosen earlier on the line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scope<'a> {
+    pub frontend: Option<&'a str>,
+    pub pool: Option<&'a str>,
+}
+
+/// Where completion gets names from (a snapshot of the daemon's, provided by the caller).
+pub trait NameSource {
+    /// The names that fit `kind` in `scope` (e.g. the pools of `scope.frontend`).
+    fn names(&self, kind: NameKind, scope: Scope<'_>) -> Vec<String>;
+}
+
+/// No names: keywords still complete (one-shot mode, daemon unreachable).
+pub struct NoNames;
+
+impl NameSource for NoNames {
+    fn names(&self, _kind: NameKind, _scope: Scope<'_>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+// ---------------------------------------------------------------- errors
+
+/// A usage error, pointing at a byte offset of the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("no command given")]
+    Empty,
+    #[error("{}", unknown(word, expected))]
+    Unknown {
+        word: String,
+        pos: usize,
+        expected: Vec<String>,
+    },
+    #[error("{word:?} is ambiguous: {}", candidates.join(", "))]
+    Ambiguous {
+        word: String,
+        pos: usize,
+        candidates: Vec<String>,
+    },
+    #[error("incomplete command; expected {}", list(expected))]
+    Incomplete { pos: usize, expected: Vec<String> },
+    #[error("bad value {word:?}: {reason}")]
+    BadValue {
+        word: String,
+        pos: usize,
+        reason: String,
+    },
+}
+
+fn unknown(word: &str, expected: &[String]) -> String {
+    if expected.is_empty() {
+        format!("unexpected word {word:?}: the command is complete without it")
+    } else {
+        format!("unknown word {word:?}; expected {}", list(expected))
+    }
+}
+
+fn list(items: &[String]) -> String {
+    match items {
+        [] => "nothing more".to_string(),
+        [one] => one.clone(),
+        _ => format!("one of {}", items.join(", ")),
+    }
+}
+
+impl ParseError {
+    /// Byte offset in the line of the word the error is about.
+    pub fn pos(&self) -> usize {
+        match self {
+            ParseError::Empty => 0,
+            ParseError::Unknown { pos, .. }
+            | ParseError::Ambiguous { pos, .. }
+            | ParseError::Incomplete { pos, .. }
+            | ParseError::BadValue { pos, .. } => *pos,
+        }
+    }
+
+    /// The words that were possible at the error's position.
+    pub fn choices(&self) -> &[String] {
+        match self {
+            ParseError::Unknown { expected, .. } | ParseError::Incomplete { expected, .. } => {
+                expected
+            }
+            ParseError::Ambiguous { candidates, .. } => candidates,
+            ParseError::Empty | ParseError::BadValue { .. } => &[],
+        }
+    }
+
+    /// The line, a caret under the offending word, and the message:
+    /// ```text
+    ///   show bogus
+    ///        ^
+    /// error: unknown word "bogus"; expected one of version, frontends, ...
+    /// ```
+    pub fn pointed(&self, line: &str) -> String {
+        let col = line
+            .get(..self.pos())
+            .map_or(self.pos(), |s| s.chars().count());
+        format!("  {line}\n  {}^\nerror: {self}", " ".repeat(col))
+    }
+}
+
+// ---------------------------------------------------------------- tokens
+
+/// A word of the line and its byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token<'a> {
+    pub text: &'a str,
+    pub pos: usize,
+}
+
+/// Splits on whitespace, keeping byte offsets.
+pub fn tokenize(line: &str) -> Vec<Token<'_>> {
+    let mut tokens = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(s)) => {
+                tokens.push(Token {
+                    text: &line[s..i],
+                    pos: s,
+                });
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        tokens.push(Token {
+            text: &line[s..],
+            pos: s,
+        });
+    }
+    tokens
+}
+
+// ---------------------------------------------------------------- the walk
+
+/// A matched word's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Keyword,
+    Name(String),
+    Number(u64),
+    Level(LogLevel),
+}
+
+#[derive(Debug, Clone)]
+struct Matched {
+    node: &'static Node,
+    value: Value,
+}
+
+/// Where the walk stands after some words.
+#[derive(Debug, Clone)]
+struct Cursor {
+    /// The root's children.
+    tree: &'static [Node],
+    /// None = at the root.
+    node: Option<&'static Node>,
+    /// The innermost option group entered, with the options already used.
+    group: Option<(&'static Node, Vec<usize>)>,
+    path: Vec<Matched>,
+}
+
+const LEVELS: [LogLevel; 5] = [
+    LogLevel::Trace,
+    LogLevel::Debug,
+    LogLevel::Info,
+    LogLevel::Warn,
+    LogLevel::Error,
+];
+
+impl Cursor {
+    fn root(tree: &'static [Node]) -> Cursor {
+        Cursor {
+            tree,
+            node: None,
+            group: None,
+            path: Vec::new(),
+        }
+    }
+
+    /// The nodes that may match the next word.
+    fn candidates(&self) -> Vec<&'static Node> {
+        let Some(node) = self.node else {
+            return self.tree.iter().collect();
+        };
+        let mut out: Vec<&'static Node> = Vec::new();
+        let group_is_here = self
+            .group
+            .as_ref()
+            .is_some_and(|(g, _)| std::ptr::eq(*g, node));
+        if !group_is_here {
+            out.extend(node.children.iter());
+        }
+        if let Some((group, used)) = &self.group
+            && (group_is_here || node.end.is_some())
+        {
+            out.extend(
+                group
+                    .children
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !used.contains(i))
+                    .map(|(_, n)| n),
+            );
+        }
+        out
+    }
+
+    /// The action if the command may end here.
+    fn end(&self) -> Option<Action> {
+        self.node.and_then(|n| n.end)
+    }
+
+    /// The frontend and pool named so far (for name completion).
+    fn scope(&self) -> Scope<'_> {
+        let mut scope = Scope::default();
+        for m in &self.path {
+            if let Value::Name(name) = &m.value {
+                match m.node.word {
+                    Word::Slot(Slot::Name(NameKind::Frontend)) => scope.frontend = Some(name),
+                    Word::Slot(Slot::Name(NameKind::Pool)) => scope.pool = Some(name),
+                    _ => {}
+                }
+            }
+        }
+        scope
+    }
+
+    fn advance(&mut self, node: &'static Node, value: Value) {
+        if let Some((group, used)) = &mut self.group
+            && let Some(i) = group.children.iter().position(|c| std::ptr::eq(c, node))
+        {
+            used.push(i);
+        }
+        if node.options {
+            self.group = Some((node, Vec::new()));
+        }
+        self.node = Some(node);
+        self.path.push(Matched { node, value });
+    }
+
+    /// Matches one word against the candidates and moves on.
+    fn step(&mut self, token: Token<'_>) -> Result<(), ParseError> {
+        let candidates = self.candidates();
+        let word = token.text;
+        let expected = || candidates.iter().map(|n| n.label().to_string()).collect();
+        if let Some(exact) = candidates.iter().find(|n| n.keyword() == Some(word)) {
+            self.advance(exact, Value::Keyword);
+            return Ok(());
+        }
+        let prefixed: Vec<&'static Node> = candidates
+            .iter()
+            .copied()
+            .filter(|n| n.keyword().is_some_and(|k| k.starts_with(word)))
+            .collect();
+        match prefixed.as_slice() {
+            [one] => {
+                self.advance(one, Value::Keyword);
+                return Ok(());
+            }
+            [] => {}
+            many => {
+                return Err(ParseError::Ambiguous {
+                    word: word.to_string(),
+                    pos: token.pos,
+                    candidates: many.iter().map(|n| n.label().to_string()).collect(),
+                });
+            }
+        }
+        let Some(slot_node) = candidates
+            .iter()
+            .copied()
+            .find(|n| matches!(n.word, Word::Slot(_)))
+        else {
+            return Err(ParseError::Unknown {
+                word: word.to_string(),
+                pos: token.pos,
+                expected: expected(),
+            });
+        };
+        let Word::Slot(slot) = slot_node.word else {
+            unreachable!("filtered on slots above");
+        };
+        let value = slot_value(slot, token)?;
+        self.advance(slot_node, value);
+        Ok(())
+    }
+}
+
+fn slot_value(slot: Slot, token: Token<'_>) -> Result<Value, ParseError> {
+    let bad = |reason: &str| ParseError::BadValue {
+        word: token.text.to_string(),
+        pos: token.pos,
+        reason: reason.to_string(),
+    };
+    match slot {
+        Slot::Name(_) => Ok(Value::Name(token.text.to_string())),
+        Slot::Weight => match token.text.parse::<u64>() {
+            Ok(w) if w <= 100 => Ok(Value::Number(w)),
+            _ => Err(bad("the weight is a whole number from 0 to 100")),
+        },
+        Slot::Count => match token.text.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Value::Number(n)),
+            _ => Err(bad("the count is a whole number above 0")),
+        },
+        Slot::Level => {
+            let matches: Vec<LogLevel> = LEVELS
+                .into_iter()
+                .filter(|l| l.as_str().starts_with(token.text))
+                .collect();
+            match matches.as_slice() {
+                [one] => Ok(Value::Level(*one)),
+                _ => Err(bad("the level is one of trace, debug, info, warn, error")),
+            }
+        }
+    }
+}
+
+fn walk(tokens: &[Token<'_>]) -> Result<Cursor, ParseError> {
+    walk_in(TREE, tokens)
+}
+
+fn walk_in(tree: &'static [Node], tokens: &[Token<'_>]) -> Result<Cursor, ParseError> {
+    let mut cursor = Cursor::root(tree);
+    for token in tokens {
+        cursor.step(*token)?;
+    }
+    Ok(cursor)
+}
+
+// ---------------------------------------------------------------- parse
+
+/// Parses one command line.
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    parse_in(TREE, line)
+}
+
+fn parse_in(tree: &'static [Node], line: &str) -> Result<Command, ParseError> {
+    let tokens = tokenize(line);
+    if tokens.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let cursor = walk_in(tree, &tokens)?;
+    let Some(action) = cursor.end() else {
+        return Err(ParseError::Incomplete {
+            pos: line.trim_end().len() + 1,
+            expected: cursor
+                .candidates()
+                .iter()
+                .map(|n| n.label().to_string())
+                .collect(),
+        });
+    };
+    Ok(build(action, &cursor.path))
+}
+
+/// Parses the words of a one-shot command (`maglev ctl show backends`).
+pub fn parse_words(words: &[String]) -> Result<Command, ParseError> {
+    parse(&words.join(" "))
+}
+
+fn name_of(path: &[Matched], kind: NameKind) -> Option<String> {
+    path.iter().find_map(|m| match (&m.node.word, &m.value) {
+        (Word::Slot(Slot::Name(k)), Value::Name(name)) if *k == kind => Some(name.clone()),
+        _ => None,
+    })
+}
+
+/// The name of `kind` matched after keyword `after` (for commands with two backend slots).
+fn name_after(path: &[Matched], after: &str, kind: NameKind) -> Option<String> {
+    let start = path.iter().position(|m| m.node.keyword() == Some(after))?;
+    name_of(&path[start..], kind)
+}
+
+fn number_of(path: &[Matched], slot: Slot) -> Option<u64> {
+    path.iter().find_map(|m| match (&m.node.word, &m.value) {
+        (Word::Slot(s), Value::Number(n)) if *s == slot => Some(*n),
+        _ => None,
+    })
+}
+
+fn has_key(path: &[Matched], from: usize, keyword: &str) -> bool {
+    path.iter()
+        .skip(from)
+        .any(|m| m.node.keyword() == Some(keyword))
+}
+
+fn build(action: Action, path: &[Matched]) -> Command {
+    // The walk only reaches an action through its slots, so the lookups below find their
+    // values; an empty name would be refused by the daemon rather than crash here.
+    let name = |kind| name_of(path, kind).unwrap_or_default();
+    match action {
+        A::ShowVersion => Command::ShowVersion,
+        A::ShowFrontends => Command::ShowFrontends(name_of(path, NameKind::Frontend)),
+        A::ShowBackends => Command::ShowBackends(name_of(path, NameKind::Backend)),
+        A::ShowHealthChecks => Command::ShowHealthChecks(name_of(path, NameKind::HealthCheck)),
+        A::ShowVppInfo => Command::ShowVppInfo,
+        A::ShowVppLbState => Command::ShowVppLbState,
+        A::ShowVppLbCounters => Command::ShowVppLbCounters,
+        A::SyncVppLbState => Command::SyncVppLbState(name_of(path, NameKind::Frontend)),
+        A::SetBackend => {
+            let action = match path.last().and_then(|m| m.node.keyword()) {
+                Some("pause") => BackendAction::Pause,
+                Some("resume") => BackendAction::Resume,
+                Some("enable") => BackendAction::Enable,
+                _ => BackendAction::Disable,
+            };
+            Command::SetBackend {
+                name: name(NameKind::Backend),
+                action,
+            }
+        }
+        A::SetWeight => Command::SetWeight {
+            frontend: name(NameKind::Frontend),
+            pool: name(NameKind::Pool),
+            backend: name_after(path, "pool", NameKind::Backend).unwrap_or_default(),
+            weight: number_of(path, Slot::Weight).map_or(0, |w| w.min(100) as u32),
+        },
+        A::WatchEvents => {
+            // Keywords after `events` only: `watch` and `events` themselves are not options.
+            let from = path
+                .iter()
+                .position(|m| m.node.keyword() == Some("events"))
+                .map_or(0, |i| i + 1);
+            Command::WatchEvents(WatchSpec {
+                num: number_of(path, Slot::Count),
+                log: has_key(path, from, "log"),
+                log_level: path.iter().find_map(|m| match m.value {
+                    Value::Level(l) => Some(l),
+                    _ => None,
+                }),
+                backend: has_key(path, from, "backend"),
+                frontend: has_key(path, from, "frontend"),
+            })
+        }
+        A::ConfigCheck => Command::ConfigCheck,
+        A::ConfigReload => Command::ConfigReload,
+        A::Help => Command::Help,
+        A::Quit => Command::Quit,
+    }
+}
+
+// ---------------------------------------------------------------- help and completion
+
+/// One line of `?` help: what may come next and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelpEntry {
+    /// A keyword, a slot placeholder (`<backend>`), or `<cr>` when the command may end here.
+    pub word: String,
+    pub help: String,
+}
+
+impl fmt::Display for HelpEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<14} {}", self.word, self.help)
+    }
+}
+
+/// `?` at the end of `line`: what may come next. When the line ends inside a word, only the
+/// keywords that word is a prefix of (`sh ba?` lists `backends`).
+pub fn help_at(line: &str) -> Result<Vec<HelpEntry>, ParseError> {
+    let tokens = tokenize(line);
+    let in_word = !line.is_empty() && !line.ends_with(char::is_whitespace);
+    let (done, partial) = match (in_word, tokens.split_last()) {
+        (true, Some((last, rest))) => (rest, Some(*last)),
+        _ => (tokens.as_slice(), None),
+    };
+    let cursor = walk(done)?;
+    let mut entries: Vec<HelpEntry> = cursor
+        .candidates()
+        .into_iter()
+        .filter(|n| match (partial, n.word) {
+            (None, _) => true,
+            (Some(p), Word::Key(k)) => k.starts_with(p.text),
+            (Some(_), Word::Slot(_)) => true,
+        })
+        .map(|n| HelpEntry {
+            word: n.label().to_string(),
+            help: n.help.to_string(),
+        })
+        .collect();
+    if partial.is_none() && cursor.end().is_some() {
+        entries.push(HelpEntry {
+            word: "<cr>".to_string(),
+            help: "run the command".to_string(),
+        });
+    }
+    Ok(entries)
+}
+
+/// A completion candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub text: String,
+    pub help: String,
+}
+
+/// TAB at byte `pos` of `line`: the byte offset where the word being completed starts, and
+/// the candidates for it (keywords, names from `names`, log levels). Nothing when the words
+/// before it do not parse.
+pub fn complete(line: &str, pos: usize, names: &dyn NameSource) -> (usize, Vec<Candidate>) {
+    let head = line.get(..pos).unwrap_or(line);
+    let tokens = tokenize(head);
+    let in_word = !head.is_empty() && !head.ends_with(char::is_whitespace);
+    let (done, partial, start) = match (in_word, tokens.split_last()) {
+        (true, Some((last, rest))) => (rest, last.text, last.pos),
+        _ => (tokens.as_slice(), "", head.len()),
+    };
+    let Ok(cursor) = walk(done) else {
+        return (start, Vec::new());
+    };
+    let mut out = Vec::new();
+    for node in cursor.candidates() {
+        match node.word {
+            Word::Key(k) => out.push(Candidate {
+                text: k.to_string(),
+                help: node.help.to_string(),
+            }),
+            Word::Slot(Slot::Name(kind)) => out.extend(
+                names
+                    .names(kind, cursor.scope())
+                    .into_iter()
+                    .map(|n| Candidate {
+                        text: n,
+                        help: node.help.to_string(),
+                    }),
+            ),
+            Word::Slot(Slot::Level) => out.extend(LEVELS.iter().map(|l| Candidate {
+                text: l.as_str().to_string(),
+                help: node.help.to_string(),
+            })),
+            Word::Slot(Slot::Weight | Slot::Count) => {}
+        }
+    }
+    out.retain(|c| c.text.starts_with(partial));
+    (start, out)
+}
+
+/// The `help` listing: one line per command form, derived from the tree.
+pub fn usage_lines() -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for node in TREE {
+        usage(node, String::new(), &mut out);
+    }
+    out
+}
+
+fn usage(node: &'static Node, prefix: String, out: &mut Vec<(String, &'static str)>) {
+    let here = if prefix.is_empty() {
+        node.label().to_string()
+    } else {
+        format!("{prefix} {}", node.label())
+    };
+    let leaves = node.children.iter().all(|c| c.children.is_empty());
+    if node.children.is_empty() {
+        out.push((here, node.help));
+    } else if node.options {
+        let opts: Vec<String> = node
+            .children
+            .iter()
+            .map(|c| format!("[{}]", optional_syntax(c)))
+            .collect();
+        out.push((format!("{here} {}", opts.join(" ")), node.help));
+    } else if node.end.is_some() && node.children.len() == 1 {
+        out.push((
+            format!("{here} [{}]", optional_syntax(&node.children[0])),
+            node.help,
+        ));
+    } else if leaves && matches!(node.word, Word::Slot(_)) && node.children.len() > 1 {
+        let alts: Vec<&str> = node.children.iter().map(|c| c.label()).collect();
+        out.push((format!("{here} {}", alts.join("|")), node.help));
+    } else {
+        for child in node.children {
+            usage(child, here.clone(), out);
+        }
+    }
+}
+
+/// A linear subtree as syntax: `log [level <level>]`, `num <n>`.
+fn optional_syntax(node: &'static Node) -> String {
+    match node.children {
+        [] => node.label().to_string(),
+        [only] if node.end.is_some() => format!("{} [{}]", node.label(), optional_syntax(only)),
+        [only] => format!("{} {}", node.label(), optional_syntax(only)),
+        many => {
+            let alts: Vec<String> = many.iter().map(optional_syntax).collect();
+            format!("{} {}", node.label(), alts.join("|"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn cmd(line: &str) -> Command {
+        match parse(line) {
+            Ok(c) => c,
+            Err(e) => panic!("{line:?} should parse: {e}"),
+        }
+    }
+
+    fn err(line: &str) -> ParseError {
+        match parse(line) {
+            Ok(c) => panic!("{line:?} should not parse, got {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    // ------------------------------------------------------------ tree authoring
+
+    /// Walks every node: no duplicate or prefix-shadowed siblings (including the options
+    /// of an enclosing group), at most one slot per choice point, never a slot beside
+    /// keywords, no dead end, no nested option groups, options end with the group's action.
+    fn check_tree(
+        nodes: &'static [Node],
+        group: Option<&'static Node>,
+        path: &str,
+        problems: &mut Vec<String>,
+    ) {
+        for node in nodes {
+            let here = format!("{path} {}", node.label());
+            if node.children.is_empty() && node.end.is_none() {
+                problems.push(format!("{here}: dead end without an action"));
+            }
+            if node.options && group.is_some() {
+                problems.push(format!("{here}: option group nested in a group"));
+            }
+            if let (Some(g), Some(end)) = (group, node.end)
+                && g.end != Some(end)
+            {
+                problems.push(format!(
+                    "{here}: option ends with another action than its group"
+                ));
+            }
+            // The choice set after this node, as the walker computes it.
+            let mut choices: Vec<&'static Node> = Vec::new();
+            if !node.options {
+                choices.extend(node.children.iter());
+            }
+            let inner_group = if node.options { Some(node) } else { group };
+            if let Some(g) = inner_group
+                && (node.options || node.end.is_some())
+            {
+                choices.extend(g.children.iter().filter(|c| !std::ptr::eq(*c, node)));
+            }
+            check_choices(&choices, &here, problems);
+            check_tree(node.children, inner_group, &here, problems);
+        }
+    }
+
+    fn check_choices(choices: &[&'static Node], here: &str, problems: &mut Vec<String>) {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for c in choices {
+            *seen.entry(c.label()).or_default() += 1;
+        }
+        for (label, count) in seen {
+            if count > 1 {
+                problems.push(format!("{here}: {count} children named {label:?}"));
+            }
+        }
+        let slots = choices
+            .iter()
+            .filter(|c| matches!(c.word, Word::Slot(_)))
+            .count();
+        if slots > 1 {
+            problems.push(format!("{here}: {slots} slots at one choice point"));
+        }
+        if slots == 1 && choices.len() > 1 {
+            problems.push(format!("{here}: a slot beside keywords"));
+        }
+    }
+
+    #[test]
+    fn the_command_tree_is_well_formed() {
+        let mut problems = Vec::new();
+        let roots: Vec<&'static Node> = TREE.iter().collect();
+        check_choices(&roots, "<root>", &mut problems);
+        check_tree(TREE, None, "", &mut problems);
+        assert!(
+            problems.is_empty(),
+            "tree problems:\n{}",
+            problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_tree_checker_catches_authoring_mistakes() {
+        static BAD: &[Node] = &[
+            key(
+                "show",
+                "",
+                &[
+                    key("x", "", &[]).ends(A::Help),
+                    key("x", "", &[]).ends(A::Help),
+                ],
+            ),
+            key(
+                "set",
+                "",
+                &[
+                    slot(BACKEND, "", &[]).ends(A::Help),
+                    slot(FRONTEND, "", &[]).ends(A::Help),
+                ],
+            ),
+            key("dead", "", &[key("end", "", &[])]),
+        ];
+        let mut problems = Vec::new();
+        check_tree(BAD, None, "", &mut problems);
+        let text = problems.join("\n");
+        assert!(text.contains("2 children named \"x\""), "{text}");
+        assert!(text.contains("2 slots at one choice point"), "{text}");
+        assert!(
+            text.contains("dead end: dead end without an action"),
+            "{text}"
+        );
+    }
+
+    // ------------------------------------------------------------ parsing
+
+    #[test]
+    fn full_words_parse_to_commands() {
+        assert_eq!(cmd("show version"), Command::ShowVersion);
+        assert_eq!(cmd("show backends"), Command::ShowBackends(None));
+        assert_eq!(
+            cmd("show backends web1"),
+            Command::ShowBackends(Some("web1".into()))
+        );
+        assert_eq!(
+            cmd("show frontends vip1"),
+            Command::ShowFrontends(Some("vip1".into()))
+        );
+        assert_eq!(cmd("show healthchecks"), Command::ShowHealthChecks(None));
+        assert_eq!(cmd("show vpp info"), Command::ShowVppInfo);
+        assert_eq!(cmd("show vpp lb state"), Command::ShowVppLbState);
+        assert_eq!(cmd("show vpp lb counters"), Command::ShowVppLbCounters);
+        assert_eq!(cmd("sync vpp lb state"), Command::SyncVppLbState(None));
+        assert_eq!(
+            cmd("sync vpp lb state vip1"),
+            Command::SyncVppLbState(Some("vip1".into()))
+        );
+        assert_eq!(cmd("config check"), Command::ConfigCheck);
+        assert_eq!(cmd("config reload"), Command::ConfigReload);
+        assert_eq!(cmd("help"), Command::Help);
+        assert_eq!(cmd("quit"), Command::Quit);
+        assert_eq!(cmd("exit"), Command::Quit);
+        assert_eq!(cmd("  show   version  "), Command::ShowVersion);
+    }
+
+    #[test]
+    fn backend_actions_and_weights() {
+        for (word, action) in [
+            ("pause", BackendAction::Pause),
+            ("resume", BackendAction::Resume),
+            ("enable", BackendAction::Enable),
+            ("disable", BackendAction::Disable),
+        ] {
+            assert_eq!(
+                cmd(&format!("set backend web1 {word}")),
+                Command::SetBackend {
+                    name: "web1".into(),
+                    action
+                }
+            );
+        }
+        assert_eq!(
+            cmd("set frontend vip1 pool primary backend web2 weight 42"),
+            Command::SetWeight {
+                frontend: "vip1".into(),
+                pool: "primary".into(),
+                backend: "web2".into(),
+                weight: 42
+            }
+        );
+        // A backend *named* like a keyword is still a name in a name slot.
+        assert_eq!(
+            cmd("set backend pause pause"),
+            Command::SetBackend {
+                name: "pause".into(),
+                action: BackendAction::Pause
+            }
+        );
+    }
+
+    #[test]
+    fn unique_prefixes_work() {
+        assert_eq!(cmd("sh ba"), Command::ShowBackends(None));
+        assert_eq!(cmd("sh f x"), Command::ShowFrontends(Some("x".into())));
+        assert_eq!(cmd("sh vp l c"), Command::ShowVppLbCounters);
+        assert_eq!(cmd("sy v l s"), Command::SyncVppLbState(None));
+        assert_eq!(
+            cmd("se b web1 dis"),
+            Command::SetBackend {
+                name: "web1".into(),
+                action: BackendAction::Disable
+            }
+        );
+        assert_eq!(cmd("q"), Command::Quit);
+        assert_eq!(cmd("e"), Command::Quit);
+    }
+
+    #[test]
+    fn an_exact_match_beats_a_prefix() {
+        // The real tree has no keyword that is a prefix of a sibling; this one does.
+        static T: &[Node] = &[
+            key("show", "", &[]).ends(A::Help),
+            key("showall", "", &[]).ends(A::Quit),
+        ];
+        assert_eq!(parse_in(T, "show"), Ok(Command::Help));
+        assert_eq!(parse_in(T, "showa"), Ok(Command::Quit));
+        assert_eq!(
+            parse_in(T, "sho"),
+            Err(ParseError::Ambiguous {
+                word: "sho".into(),
+                pos: 0,
+                candidates: vec!["show".into(), "showall".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn exact_and_prefix_options_in_the_real_tree() {
+        let spec = |line: &str| match cmd(line) {
+            Command::WatchEvents(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert!(spec("watch events backend").backend);
+        assert!(spec("watch events back").backend);
+        assert!(spec("w e f").frontend);
+    }
+
+    #[test]
+    fn ambiguous_prefix_lists_the_candidates() {
+        // "s" starts show, sync and set.
+        assert_eq!(
+            err("s ba"),
+            ParseError::Ambiguous {
+                word: "s".into(),
+                pos: 0,
+                candidates: vec!["show".into(), "sync".into(), "set".into()]
+            }
+        );
+        // Deeper in the line, with a test tree: the position is that of the word.
+        static T: &[Node] = &[key(
+            "show",
+            "",
+            &[
+                key("backends", "", &[]).ends(A::Help),
+                key("backups", "", &[]).ends(A::Help),
+            ],
+        )];
+        let e = parse_in(T, "show  back").expect_err("ambiguous");
+        assert_eq!(e.pos(), 6);
+        assert_eq!(e.choices(), ["backends", "backups"]);
+        assert!(
+            e.to_string()
+                .contains("\"back\" is ambiguous: backends, backups"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_word_points_at_it_and_lists_choices() {
+        let e = err("sh bogus");
+        assert_eq!(
+            e,
+            ParseError::Unknown {
+                word: "bogus".into(),
+                pos: 3,
+                expected: ["version", "frontends", "backends", "healthchecks", "vpp"]
+                    .map(String::from)
+                    .to_vec()
+            }
+        );
+        let pointed = e.pointed("sh bogus");
+        let lines: Vec<&str> = pointed.lines().collect();
+        assert_eq!(lines[0], "  sh bogus");
+        assert_eq!(lines[1], "     ^");
+        assert!(lines[2].starts_with("error: unknown word \"bogus\"; expected one of version,"));
+    }
+
+    #[test]
+    fn incomplete_command_lists_what_is_missing() {
+        let e = err("show vpp");
+        assert_eq!(
+            e,
+            ParseError::Incomplete {
+                pos: 9,
+                expected: vec!["info".into(), "lb".into()]
+            }
+        );
+        let e = err("set backend web1");
+        assert_eq!(e.choices(), ["pause", "resume", "enable", "disable"]);
+        assert_eq!(
+            err("set frontend f pool p backend b weight").choices(),
+            ["<0-100>"]
+        );
+        assert_eq!(err("   "), ParseError::Empty);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let e = err("set frontend f pool p backend b weight 101");
+        assert!(matches!(e, ParseError::BadValue { pos: 39, .. }), "{e:?}");
+        assert!(matches!(
+            err("set frontend f pool p backend b weight -1"),
+            ParseError::BadValue { .. }
+        ));
+        assert!(matches!(
+            err("watch events num 0"),
+            ParseError::BadValue { .. }
+        ));
+        assert!(matches!(
+            err("watch events num x"),
+            ParseError::BadValue { .. }
+        ));
+        assert!(matches!(
+            err("watch events log level loud"),
+            ParseError::BadValue { .. }
+        ));
+    }
+
+    #[test]
+    fn watch_options_in_any_order_each_once() {
+        let spec = |line: &str| match cmd(line) {
+            Command::WatchEvents(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(spec("watch events"), WatchSpec::default());
+        assert_eq!(
+            spec("watch events num 5 log level debug backend frontend"),
+            WatchSpec {
+                num: Some(5),
+                log: true,
+                log_level: Some(LogLevel::Debug),
+                backend: true,
+                frontend: true
+            }
+        );
+        assert_eq!(
+            spec("w e fr log n 3"),
+            WatchSpec {
+                num: Some(3),
+                log: true,
+                frontend: true,
+                ..WatchSpec::default()
+            }
+        );
+        assert_eq!(
+            spec("watch events log le w").log_level,
+            Some(LogLevel::Warn)
+        );
+        // An option given twice is not offered again.
+        let e = err("watch events backend backend");
+        assert!(matches!(e, ParseError::Unknown { pos: 21, .. }), "{e:?}");
+        assert!(!e.choices().contains(&"backend".to_string()));
+        // `num` needs its count before the next option.
+        assert!(matches!(
+            err("watch events num log"),
+            ParseError::BadValue { .. }
+        ));
+    }
+
+    #[test]
+    fn watch_defaults_to_everything() {
+        let all = WatchSpec::default().effective();
+        assert!(all.log && all.backend && all.frontend);
+        let only = WatchSpec {
+            backend: true,
+            ..WatchSpec::default()
+        }
+        .effective();
+        assert!(only.backend && !only.log && !only.frontend);
+    }
+
+    #[test]
+    fn one_shot_words_parse_like_a_line() {
+        let words: Vec<String> = ["sh", "ba", "web1"].map(String::from).to_vec();
+        assert_eq!(
+            parse_words(&words),
+            Ok(Command::ShowBackends(Some("web1".into())))
+        );
+    }
+
+    // ------------------------------------------------------------ completion and help
+
+    struct FakeNames;
+
+    impl NameSource for FakeNames {
+        fn names(&self, kind: NameKind, scope: Scope<'_>) -> Vec<String> {
+            let v: &[&str] = match (kind, scope.frontend, scope.pool) {
+                (NameKind::Backend, None, _) => &["web1", "web2", "db1"],
+                (NameKind::Backend, Some("vip1"), Some("primary")) => &["web1", "web2"],
+                (NameKind::Backend, Some(_), _) => &["db1"],
+                (NameKind::Frontend, _, _) => &["vip1", "vip2"],
+                (NameKind::Pool, Some("vip1"), _) => &["primary", "fallback"],
+                (NameKind::Pool, _, _) => &["other"],
+                (NameKind::HealthCheck, _, _) => &["http", "icmp"],
+            };
+            v.iter().map(|s| s.to_string()).collect()
+        }
+    }
+
+    fn texts(line: &str) -> (usize, Vec<String>) {
+        let (start, c) = complete(line, line.len(), &FakeNames);
+        (start, c.into_iter().map(|c| c.text).collect())
+    }
+
+    #[test]
+    fn completes_keywords_at_each_position() {
+        assert_eq!(
+            texts(""),
+            (
+                0,
+                [
+                    "show", "sync", "set", "watch", "config", "help", "quit", "exit"
+                ]
+                .map(String::from)
+                .to_vec()
+            )
+        );
+        assert_eq!(
+            texts("s"),
+            (0, vec!["show".into(), "sync".into(), "set".into()])
+        );
+        assert_eq!(texts("sh"), (0, vec!["show".into()]));
+        assert_eq!(
+            texts("show "),
+            (
+                5,
+                ["version", "frontends", "backends", "healthchecks", "vpp"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(texts("sh v"), (3, vec!["version".into(), "vpp".into()]));
+        assert_eq!(
+            texts("sh vp l "),
+            (8, vec!["state".into(), "counters".into()])
+        );
+        assert_eq!(
+            texts("set backend web1 "),
+            (
+                17,
+                ["pause", "resume", "enable", "disable"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(
+            texts("watch events log level "),
+            (
+                23,
+                ["trace", "debug", "info", "warn", "error"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+        assert_eq!(
+            texts("watch events backend "),
+            (21, ["num", "log", "frontend"].map(String::from).to_vec())
+        );
+        assert_eq!(texts("watch events num "), (17, vec![]));
+        // Nothing after a word that does not parse.
+        assert_eq!(texts("bogus "), (6, vec![]));
+        // Completion in the middle of the line uses only the text before the cursor.
+        let (start, c) = complete("sh ba web1", 5, &FakeNames);
+        assert_eq!((start, c.len()), (3, 1));
+        assert_eq!(c[0].text, "backends");
+    }
+
+    #[test]
+    fn completes_names_from_the_source_in_scope() {
+        assert_eq!(
+            texts("show backends "),
+            (14, vec!["web1".into(), "web2".into(), "db1".into()])
+        );
+        assert_eq!(
+            texts("show backends w"),
+            (14, vec!["web1".into(), "web2".into()])
+        );
+        assert_eq!(
+            texts("sh healthchecks "),
+            (16, vec!["http".into(), "icmp".into()])
+        );
+        assert_eq!(
+            texts("set frontend "),
+            (13, vec!["vip1".into(), "vip2".into()])
+        );
+        // Pools are those of the chosen frontend, backends those of the chosen pool.
+        assert_eq!(
+            texts("set frontend vip1 pool "),
+            (23, vec!["primary".into(), "fallback".into()])
+        );
+        assert_eq!(texts("set frontend vip2 pool "), (23, vec!["other".into()]));
+        assert_eq!(
+            texts("set frontend vip1 pool primary backend "),
+            (39, vec!["web1".into(), "web2".into()])
+        );
+        assert_eq!(texts("se fr vip2 po other b "), (22, vec!["db1".into()]));
+        // No names without a daemon, keywords still work.
+        let (_, c) = complete("show backends ", 14, &NoNames);
+        assert!(c.is_empty());
+        let (_, c) = complete("show b", 6, &NoNames);
+        assert_eq!(c[0].text, "backends");
+    }
+
+    fn words(entries: Vec<HelpEntry>) -> Vec<String> {
+        entries.into_iter().map(|e| e.word).collect()
+    }
+
+    #[test]
+    fn question_mark_lists_what_may_come_next() {
+        let root = help_at("").expect("root help");
+        assert_eq!(root.len(), TREE.len());
+        assert!(root.iter().all(|e| !e.help.is_empty()));
+        assert_eq!(
+            words(help_at("show ").expect("ok")),
+            ["version", "frontends", "backends", "healthchecks", "vpp"].map(String::from)
+        );
+        // The command may end here, or take a name.
+        assert_eq!(
+            words(help_at("show backends ").expect("ok")),
+            ["<backend>", "<cr>"]
+        );
+        assert_eq!(words(help_at("sh ba ").expect("ok")), ["<backend>", "<cr>"]);
+        assert_eq!(
+            words(help_at("set frontend f pool p backend b weight ").expect("ok")),
+            ["<0-100>"]
+        );
+        // Inside a word: the keywords it may become.
+        assert_eq!(words(help_at("sh v").expect("ok")), ["version", "vpp"]);
+        assert_eq!(
+            words(help_at("watch events log ").expect("ok")),
+            ["level", "num", "backend", "frontend", "<cr>"]
+        );
+        // An error earlier on the line is reported, pointed.
+        let e = help_at("show bogus ").expect_err("bogus");
+        assert_eq!(e.pos(), 5);
+    }
+
+    #[test]
+    fn help_listing_is_derived_from_the_tree() {
+        let lines: Vec<String> = usage_lines().into_iter().map(|(l, _)| l).collect();
+        for expected in [
+            "show version",
+            "show frontends [<frontend>]",
+            "show backends [<backend>]",
+            "show healthchecks [<healthcheck>]",
+            "show vpp info",
+            "show vpp lb state",
+            "show vpp lb counters",
+            "sync vpp lb state [<frontend>]",
+            "set backend <backend> pause|resume|enable|disable",
+            "set frontend <frontend> pool <pool> backend <backend> weight <0-100>",
+            "watch events [num <n>] [log [level <level>]] [backend] [frontend]",
+            "config check",
+            "config reload",
+            "help",
+            "quit",
+            "exit",
+        ] {
+            assert!(
+                lines.contains(&expected.to_string()),
+                "{expected:?} missing from {lines:#?}"
+            );
+        }
+        assert_eq!(lines.len(), 16);
+        // Every listed form parses (with sample values for the slots).
+        for line in lines {
+            let sample = line
+                .replace("[<frontend>]", "vip1")
+                .replace("[<backend>]", "web1")
+                .replace("[<healthcheck>]", "hc")
+                .replace("pause|resume|enable|disable", "pause")
+                .replace(['[', ']'], "")
+                .replace("<frontend>", "vip1")
+                .replace("<backend>", "web1")
+                .replace("<pool>", "p")
+                .replace("<0-100>", "7")
+                .replace("<n>", "2")
+                .replace("<level>", "debug");
+            assert!(parse(&sample).is_ok(), "{sample:?} does not parse");
+        }
+    }
+
+    #[test]
+    fn tokenize_keeps_byte_offsets() {
+        let t = tokenize(" ab  c\td ");
+        assert_eq!(
+            t,
+            vec![
+                Token { text: "ab", pos: 1 },
+                Token { text: "c", pos: 5 },
+                Token { text: "d", pos: 7 }
+            ]
+        );
+    }
+}

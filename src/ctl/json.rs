@@ -1,0 +1,507 @@
+//! `--json` output: proto messages as `serde_json::Value`, written by hand (prost types do not
+//! derive `Serialize`).
+//!
+//! Conventions, stable for scripts:
+//! - field names are the proto's (`name`, `state`, `address`, `last_result`, ...);
+//! - backend/frontend states, log levels and config error kinds are lowercase strings
+//!   (`"up"`, `"disabled"`, `"warn"`, `"parse"`); probe result codes keep their HAProxy
+//!   spelling (`"L7STS"`, `"SOCKERR"`); an unset enum is `"unspecified"`;
+//! - timestamps are RFC 3339 strings in UTC, durations are seconds as floats; unset ones are
+//!   `null`;
+//! - events carry a `type` (`"backend"`, `"frontend"`, `"log"`, `"lost"`) beside `at`.
+
+use prost_types::{Duration, Timestamp};
+use serde_json::{Map, Value, json};
+
+use crate::proto::{
+    Backend, BackendState, ConfigErrorKind, ConfigResult, Event, Frontend, FrontendState,
+    HealthCheck, LogLevel, ProbeResult, ResultCode, SyncVpplbStateResponse, Transition,
+    VersionInfo, VppInfo, VpplbCounters, VpplbState, event,
+};
+
+/// `BACKEND_STATE_UP` -> `up`.
+fn lower(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
+}
+
+pub fn backend_state(state: BackendState) -> String {
+    lower(state.as_str_name(), "BACKEND_STATE_")
+}
+
+pub fn frontend_state(state: FrontendState) -> String {
+    lower(state.as_str_name(), "FRONTEND_STATE_")
+}
+
+pub fn log_level(level: LogLevel) -> String {
+    lower(level.as_str_name(), "LOG_LEVEL_")
+}
+
+pub fn config_error_kind(kind: ConfigErrorKind) -> String {
+    lower(kind.as_str_name(), "CONFIG_ERROR_KIND_")
+}
+
+/// HAProxy spelling (`L7STS`); `unspecified` when unset.
+pub fn result_code(code: ResultCode) -> String {
+    match code {
+        ResultCode::Unspecified => "unspecified".to_string(),
+        other => other
+            .as_str_name()
+            .strip_prefix("RESULT_CODE_")
+            .unwrap_or(other.as_str_name())
+            .to_string(),
+    }
+}
+
+/// The enum behind a raw i32 field, `Unspecified` for values this build does not know.
+pub fn backend_state_of(raw: i32) -> BackendState {
+    BackendState::try_from(raw).unwrap_or(BackendState::Unspecified)
+}
+
+pub fn frontend_state_of(raw: i32) -> FrontendState {
+    FrontendState::try_from(raw).unwrap_or(FrontendState::Unspecified)
+}
+
+pub fn timestamp(ts: Option<&Timestamp>) -> Value {
+    ts.map_or(Value::Null, |t| Value::String(t.to_string()))
+}
+
+pub fn seconds(d: Option<&Duration>) -> Value {
+    d.map_or(Value::Null, |d| json!(duration_secs(d)))
+}
+
+pub fn duration_secs(d: &Duration) -> f64 {
+    d.seconds as f64 + f64::from(d.nanos) / 1e9
+}
+
+pub fn probe_result(r: Option<&ProbeResult>) -> Value {
+    let Some(r) = r else {
+        return Value::Null;
+    };
+    json!({
+        "code": result_code(r.code()),
+        "ok": r.ok,
+        "detail": r.detail,
+        "at": timestamp(r.at.as_ref()),
+        "duration": seconds(r.duration.as_ref()),
+    })
+}
+
+pub fn transition(t: &Transition) -> Value {
+    json!({
+        "from": backend_state(backend_state_of(t.from)),
+        "to": backend_state(backend_state_of(t.to)),
+        "at": timestamp(t.at.as_ref()),
+        "result": probe_result(t.result.as_ref()),
+        "reason": t.reason,
+    })
+}
+
+pub fn backend(b: &Backend) -> Value {
+    json!({
+        "name": b.name,
+        "address": b.address,
+        "healthcheck": b.healthcheck,
+        "enabled": b.enabled,
+        "state": backend_state(b.state()),
+        "health": b.health,
+        "rise": b.rise,
+        "fall": b.fall,
+        "last_result": probe_result(b.last_result.as_ref()),
+        "history": b.history.iter().map(transition).collect::<Vec<_>>(),
+        "frontends": b.frontends,
+        "state_since": timestamp(b.state_since.as_ref()),
+        "next_interval": seconds(b.next_interval.as_ref()),
+    })
+}
+
+pub fn frontend(f: &Frontend) -> Value {
+    let pools: Vec<Value> = f
+        .pools
+        .iter()
+        .map(|p| {
+            let backends: Vec<Value> = p
+                .backends
+                .iter()
+                .map(|b| {
+                    json!({
+                        "name": b.name,
+                        "address": b.address,
+                        "state": backend_state(b.state()),
+                        "configured_weight": b.configured_weight,
+                        "effective_weight": b.effective_weight,
+                        "weight_overridden": b.weight_overridden,
+                        "flush": b.flush,
+                    })
+                })
+                .collect();
+            json!({ "name": p.name, "active": p.active, "backends": backends })
+        })
+        .collect();
+    json!({
+        "name": f.name,
+        "description": f.description,
+        "address": f.address,
+        "protocol": f.protocol,
+        "port": f.port,
+        "src_ip_sticky": f.src_ip_sticky,
+        "flush_on_down": f.flush_on_down,
+        "state": frontend_state(f.state()),
+        "pools": pools,
+        "active_pool": f.active_pool,
+    })
+}
+
+pub fn healthcheck(h: &HealthCheck) -> Value {
+    let http = h.http.as_ref().map_or(Value::Null, |p| {
+        json!({
+            "path": p.path,
+            "host": p.host,
+            "expect_status": p.expect_status,
+            "expect_body": p.expect_body,
+            "regex": p.regex,
+            "sni": p.sni,
+            "verify": p.verify,
+            "ca_file": p.ca_file,
+        })
+    });
+    json!({
+        "name": h.name,
+        "type": h.r#type,
+        "port": h.port,
+        "interval": seconds(h.interval.as_ref()),
+        "fast_interval": seconds(h.fast_interval.as_ref()),
+        "down_interval": seconds(h.down_interval.as_ref()),
+        "timeout": seconds(h.timeout.as_ref()),
+        "rise": h.rise,
+        "fall": h.fall,
+        "probe_ipv4_src": h.probe_ipv4_src,
+        "probe_ipv6_src": h.probe_ipv6_src,
+        "netns": h.netns,
+        "http": http,
+        "backends": h.backends,
+    })
+}
+
+pub fn version(ctl: &str, daemon: &VersionInfo) -> Value {
+    json!({
+        "ctl": { "version": ctl },
+        "daemon": {
+            "version": daemon.version,
+            "commit": daemon.commit,
+            "build_date": daemon.build_date,
+        },
+    })
+}
+
+pub fn vpp_info(v: &VppInfo) -> Value {
+    json!({
+        "enabled": v.enabled,
+        "connected": v.connected,
+        "version": v.version,
+        "build_date": v.build_date,
+        "pid": v.pid,
+        "connected_since": timestamp(v.connected_since.as_ref()),
+        "api_generation": v.api_generation,
+        "legacy": v.legacy,
+        "dry_run": v.dry_run,
+        "api_addr": v.api_addr,
+        "stats_addr": v.stats_addr,
+        "warmup_done": v.warmup_done,
+        "reconnects": v.reconnects,
+        "last_error": v.last_error,
+    })
+}
+
+pub fn vpp_lb_state(s: &VpplbState) -> Value {
+    let conf = s.conf.as_ref().map_or(Value::Null, |c| {
+        json!({
+            "ip4_src_address": c.ip4_src_address,
+            "ip6_src_address": c.ip6_src_address,
+            "sticky_buckets_per_core": c.sticky_buckets_per_core,
+            "flow_timeout": c.flow_timeout,
+        })
+    });
+    let vips: Vec<Value> = s
+        .vips
+        .iter()
+        .map(|v| {
+            let ases: Vec<Value> = v
+                .ases
+                .iter()
+                .map(|a| {
+                    json!({
+                        "address": a.address,
+                        "weight": a.weight,
+                        "flags": a.flags,
+                        "num_buckets": a.num_buckets,
+                        "backend": a.backend,
+                    })
+                })
+                .collect();
+            json!({
+                "prefix": v.prefix,
+                "protocol": v.protocol,
+                "port": v.port,
+                "encap": v.encap,
+                "src_ip_sticky": v.src_ip_sticky,
+                "flow_table_length": v.flow_table_length,
+                "pool_index": v.pool_index,
+                "frontend": v.frontend,
+                "ases": ases,
+            })
+        })
+        .collect();
+    json!({ "conf": conf, "vips": vips })
+}
+
+pub fn vpp_lb_counters(c: &VpplbCounters) -> Value {
+    let vips: Vec<Value> = c
+        .vips
+        .iter()
+        .map(|v| {
+            json!({
+                "frontend": v.frontend,
+                "prefix": v.prefix,
+                "protocol": v.protocol,
+                "port": v.port,
+                "next_packet": v.next_packet,
+                "first_packet": v.first_packet,
+                "untracked_packet": v.untracked_packet,
+                "no_server": v.no_server,
+                "route_packets": v.route_packets,
+                "route_bytes": v.route_bytes,
+            })
+        })
+        .collect();
+    json!({ "at": timestamp(c.at.as_ref()), "vips": vips })
+}
+
+pub fn sync_result(r: &SyncVpplbStateResponse) -> Value {
+    json!({ "operations": r.operations, "dry_run": r.dry_run })
+}
+
+pub fn config_result(r: &ConfigResult) -> Value {
+    let errors: Vec<Value> = r
+        .errors
+        .iter()
+        .map(|e| {
+            json!({
+                "file": e.file,
+                "line": e.line,
+                "column": e.column,
+                "key": e.key,
+                "message": e.message,
+            })
+        })
+        .collect();
+    let diff = r.diff.as_ref().map_or(Value::Null, |d| {
+        json!({
+            "backends_added": d.backends_added,
+            "backends_removed": d.backends_removed,
+            "backends_changed": d.backends_changed,
+            "healthchecks_added": d.healthchecks_added,
+            "healthchecks_removed": d.healthchecks_removed,
+            "healthchecks_changed": d.healthchecks_changed,
+            "frontends_added": d.frontends_added,
+            "frontends_removed": d.frontends_removed,
+            "frontends_changed": d.frontends_changed,
+        })
+    });
+    json!({
+        "ok": r.ok,
+        "kind": config_error_kind(r.kind()),
+        "errors": errors,
+        "path": r.path,
+        "diff": diff,
+        "applied": r.applied,
+    })
+}
+
+pub fn event(e: &Event) -> Value {
+    let mut out = Map::new();
+    out.insert("at".into(), timestamp(e.at.as_ref()));
+    let (kind, body) = match &e.kind {
+        Some(event::Kind::Backend(b)) => (
+            "backend",
+            json!({
+                "backend": b.backend,
+                "frontend": b.frontend,
+                "address": b.address,
+                "transition": b.transition.as_ref().map_or(Value::Null, transition),
+            }),
+        ),
+        Some(event::Kind::Frontend(f)) => (
+            "frontend",
+            json!({
+                "frontend": f.frontend,
+                "from": frontend_state(frontend_state_of(f.from)),
+                "to": frontend_state(frontend_state_of(f.to)),
+                "initial": f.initial,
+                "snapshot": f.snapshot.as_ref().map_or(Value::Null, frontend),
+            }),
+        ),
+        Some(event::Kind::Log(l)) => {
+            // Sorted keys: stable output whatever the map's order.
+            let fields: Map<String, Value> = l
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            (
+                "log",
+                json!({
+                    "level": log_level(l.level()),
+                    "target": l.target,
+                    "message": l.message,
+                    "fields": fields,
+                }),
+            )
+        }
+        Some(event::Kind::Lost(l)) => ("lost", json!({ "count": l.count })),
+        None => ("unknown", Value::Null),
+    };
+    out.insert("type".into(), Value::String(kind.to_string()));
+    out.insert(kind.to_string(), body);
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{LogEvent, Pool, PoolBackend};
+
+    fn ts(seconds: i64) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos: 0 })
+    }
+
+    fn sample_backend() -> Backend {
+        Backend {
+            name: "web1".into(),
+            address: "192.0.2.10".into(),
+            healthcheck: "http".into(),
+            enabled: true,
+            state: BackendState::Down as i32,
+            health: 0,
+            rise: 2,
+            fall: 3,
+            last_result: Some(ProbeResult {
+                code: ResultCode::L7sts as i32,
+                ok: false,
+                detail: "HTTP 503".into(),
+                at: ts(1_800_000_000),
+                duration: Some(Duration {
+                    seconds: 0,
+                    nanos: 12_500_000,
+                }),
+            }),
+            history: vec![Transition {
+                from: BackendState::Up as i32,
+                to: BackendState::Down as i32,
+                at: ts(1_800_000_000),
+                result: None,
+                reason: "probe".into(),
+            }],
+            frontends: vec!["vip1".into()],
+            state_since: ts(1_800_000_000),
+            next_interval: Some(Duration {
+                seconds: 1,
+                nanos: 500_000_000,
+            }),
+        }
+    }
+
+    #[test]
+    fn enum_strings() {
+        assert_eq!(backend_state(BackendState::Up), "up");
+        assert_eq!(backend_state(BackendState::Disabled), "disabled");
+        assert_eq!(backend_state(BackendState::Unspecified), "unspecified");
+        assert_eq!(frontend_state(FrontendState::Down), "down");
+        assert_eq!(log_level(LogLevel::Warn), "warn");
+        assert_eq!(config_error_kind(ConfigErrorKind::Semantic), "semantic");
+        assert_eq!(result_code(ResultCode::L7sts), "L7STS");
+        assert_eq!(result_code(ResultCode::Sockerr), "SOCKERR");
+        assert_eq!(result_code(ResultCode::Unspecified), "unspecified");
+        // An enum value from a newer daemon does not break the output.
+        assert_eq!(backend_state(backend_state_of(99)), "unspecified");
+    }
+
+    #[test]
+    fn backend_keeps_proto_field_names_and_lowercase_states() {
+        let v = backend(&sample_backend());
+        assert_eq!(v["name"], "web1");
+        assert_eq!(v["address"], "192.0.2.10");
+        assert_eq!(v["state"], "down");
+        assert_eq!(v["last_result"]["code"], "L7STS");
+        assert_eq!(v["last_result"]["detail"], "HTTP 503");
+        assert_eq!(v["last_result"]["duration"], 0.0125);
+        assert_eq!(v["last_result"]["at"], "2027-01-15T08:00:00Z");
+        assert_eq!(v["history"][0]["from"], "up");
+        assert_eq!(v["history"][0]["to"], "down");
+        assert_eq!(v["history"][0]["result"], Value::Null);
+        assert_eq!(v["next_interval"], 1.5);
+        assert_eq!(v["frontends"][0], "vip1");
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys.len(), 13, "every Backend field is present: {keys:?}");
+    }
+
+    #[test]
+    fn frontend_pools_and_weights() {
+        let f = Frontend {
+            name: "vip1".into(),
+            state: FrontendState::Up as i32,
+            pools: vec![Pool {
+                name: "primary".into(),
+                active: true,
+                backends: vec![PoolBackend {
+                    name: "web1".into(),
+                    state: BackendState::Up as i32,
+                    configured_weight: 100,
+                    effective_weight: 50,
+                    weight_overridden: true,
+                    ..PoolBackend::default()
+                }],
+            }],
+            active_pool: "primary".into(),
+            ..Frontend::default()
+        };
+        let v = frontend(&f);
+        assert_eq!(v["state"], "up");
+        assert_eq!(v["active_pool"], "primary");
+        assert_eq!(v["pools"][0]["active"], true);
+        assert_eq!(v["pools"][0]["backends"][0]["state"], "up");
+        assert_eq!(v["pools"][0]["backends"][0]["configured_weight"], 100);
+        assert_eq!(v["pools"][0]["backends"][0]["effective_weight"], 50);
+    }
+
+    #[test]
+    fn events_carry_their_type() {
+        let e = Event {
+            at: ts(0),
+            kind: Some(event::Kind::Log(LogEvent {
+                level: LogLevel::Error as i32,
+                target: "vpp".into(),
+                message: "disconnected".into(),
+                fields: [
+                    ("b".to_string(), "2".to_string()),
+                    ("a".to_string(), "1".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            })),
+        };
+        let v = event(&e);
+        assert_eq!(v["type"], "log");
+        assert_eq!(v["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["log"]["level"], "error");
+        assert_eq!(v["log"]["fields"]["a"], "1");
+        // One line per event for JSON lines.
+        assert!(!serde_json::to_string(&v).unwrap_or_default().contains('\n'));
+        let unset = event(&Event::default());
+        assert_eq!(unset["at"], Value::Null);
+    }
+}

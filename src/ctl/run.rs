@@ -1,0 +1,331 @@
+//! Running one parsed command against the daemon and printing its result (text or JSON).
+//! Shared by the one-shot runner and the shell.
+
+use std::future::Future;
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use super::client::{Client, CtlError};
+use super::grammar::{BackendAction, Command, WatchSpec, usage_lines};
+use super::{json as j, render};
+use crate::proto::{
+    BackendActionRequest, CheckConfigRequest, GetBackendRequest, GetFrontendRequest,
+    GetHealthCheckRequest, GetVersionRequest, GetVppInfoRequest, GetVpplbCountersRequest,
+    GetVpplbStateRequest, ListBackendsRequest, ListFrontendsRequest, ListHealthChecksRequest,
+    LogLevel as ProtoLevel, ReloadConfigRequest, SetFrontendPoolBackendWeightRequest,
+    SyncVpplbStateRequest, VpplbCounters, WatchEventsRequest, event,
+};
+
+/// How a command ended, when the daemon answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// The answer says "no" (an invalid config): printed, and exit 1.
+    Failed,
+    Quit,
+}
+
+/// Output settings and what the shell remembers between commands.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub json: bool,
+    pub color: bool,
+    /// The last counters sample, for rates on the next `show vpp lb counters`.
+    pub last_counters: Option<VpplbCounters>,
+}
+
+impl Session {
+    pub fn new(json: bool, color: bool) -> Session {
+        Session {
+            json,
+            color,
+            last_counters: None,
+        }
+    }
+
+    fn look(&self) -> render::Look {
+        render::Look {
+            color: self.color,
+            now: std::time::SystemTime::now(),
+        }
+    }
+
+    fn emit(&self, out: &mut dyn Write, text: &str, doc: Value) -> Result<(), CtlError> {
+        let result = if self.json {
+            serde_json::to_string_pretty(&doc)
+                .map_err(std::io::Error::other)
+                .and_then(|s| writeln!(out, "{s}"))
+        } else {
+            out.write_all(text.as_bytes())
+        };
+        result.and_then(|()| out.flush()).map_err(output_error)
+    }
+
+    /// Runs every command but `watch events` (see `watch`).
+    pub async fn execute(
+        &mut self,
+        client: &Client,
+        command: &Command,
+        out: &mut dyn Write,
+    ) -> Result<Outcome, CtlError> {
+        let look = self.look();
+        let mut rpc = client.rpc.clone();
+        match command {
+            Command::ShowVersion => {
+                let v = client.call(rpc.get_version(GetVersionRequest {})).await?;
+                let ctl = crate::version::long();
+                self.emit(out, &render::version(&ctl, &v, &look), j::version(&ctl, &v))?;
+            }
+            Command::ShowFrontends(None) => {
+                let r = client
+                    .call(rpc.list_frontends(ListFrontendsRequest {}))
+                    .await?;
+                let doc =
+                    json!({ "frontends": r.frontends.iter().map(j::frontend).collect::<Vec<_>>() });
+                self.emit(out, &render::frontends(&r.frontends, &look), doc)?;
+            }
+            Command::ShowFrontends(Some(name)) => {
+                let req = GetFrontendRequest { name: name.clone() };
+                let f = client.call(rpc.get_frontend(req)).await?;
+                self.emit(out, &render::frontend_detail(&f, &look), j::frontend(&f))?;
+            }
+            Command::ShowBackends(None) => {
+                let r = client
+                    .call(rpc.list_backends(ListBackendsRequest {}))
+                    .await?;
+                let doc =
+                    json!({ "backends": r.backends.iter().map(j::backend).collect::<Vec<_>>() });
+                self.emit(out, &render::backends(&r.backends, &look), doc)?;
+            }
+            Command::ShowBackends(Some(name)) => {
+                let req = GetBackendRequest { name: name.clone() };
+                let b = client.call(rpc.get_backend(req)).await?;
+                self.emit(out, &render::backend_detail(&b, &look), j::backend(&b))?;
+            }
+            Command::ShowHealthChecks(None) => {
+                let r = client
+                    .call(rpc.list_health_checks(ListHealthChecksRequest {}))
+                    .await?;
+                let doc = json!({ "healthchecks": r.healthchecks.iter().map(j::healthcheck).collect::<Vec<_>>() });
+                self.emit(out, &render::healthchecks(&r.healthchecks, &look), doc)?;
+            }
+            Command::ShowHealthChecks(Some(name)) => {
+                let req = GetHealthCheckRequest { name: name.clone() };
+                let h = client.call(rpc.get_health_check(req)).await?;
+                self.emit(
+                    out,
+                    &render::healthcheck_detail(&h, &look),
+                    j::healthcheck(&h),
+                )?;
+            }
+            Command::ShowVppInfo => {
+                let v = client.call(rpc.get_vpp_info(GetVppInfoRequest {})).await?;
+                self.emit(out, &render::vpp_info(&v, &look), j::vpp_info(&v))?;
+            }
+            Command::ShowVppLbState => {
+                let s = client
+                    .call(rpc.get_vpplb_state(GetVpplbStateRequest {}))
+                    .await?;
+                self.emit(out, &render::vpp_lb_state(&s, &look), j::vpp_lb_state(&s))?;
+            }
+            Command::ShowVppLbCounters => {
+                let c = client
+                    .call(rpc.get_vpplb_counters(GetVpplbCountersRequest {}))
+                    .await?;
+                let text = render::vpp_lb_counters(&c, self.last_counters.as_ref(), &look);
+                self.emit(out, &text, j::vpp_lb_counters(&c))?;
+                self.last_counters = Some(c);
+            }
+            Command::SyncVppLbState(frontend) => {
+                let req = SyncVpplbStateRequest {
+                    frontend: frontend.clone().unwrap_or_default(),
+                };
+                let r = client.call(rpc.sync_vpplb_state(req)).await?;
+                self.emit(out, &render::sync_result(&r), j::sync_result(&r))?;
+            }
+            Command::SetBackend { name, action } => {
+                let req = BackendActionRequest { name: name.clone() };
+                let b = match action {
+                    BackendAction::Pause => client.call(rpc.pause_backend(req)).await?,
+                    BackendAction::Resume => client.call(rpc.resume_backend(req)).await?,
+                    BackendAction::Enable => client.call(rpc.enable_backend(req)).await?,
+                    BackendAction::Disable => client.call(rpc.disable_backend(req)).await?,
+                };
+                let text = render::backends(std::slice::from_ref(&b), &look);
+                self.emit(out, &text, j::backend(&b))?;
+            }
+            Command::SetWeight {
+                frontend,
+                pool,
+                backend,
+                weight,
+            } => {
+                let req = SetFrontendPoolBackendWeightRequest {
+                    frontend: frontend.clone(),
+                    pool: pool.clone(),
+                    backend: backend.clone(),
+                    weight: *weight,
+                };
+                let f = client
+                    .call(rpc.set_frontend_pool_backend_weight(req))
+                    .await?;
+                self.emit(out, &render::frontend_detail(&f, &look), j::frontend(&f))?;
+            }
+            Command::ConfigCheck | Command::ConfigReload => {
+                let reload = matches!(command, Command::ConfigReload);
+                let r = if reload {
+                    client
+                        .call(rpc.reload_config(ReloadConfigRequest {}))
+                        .await?
+                } else {
+                    let req = CheckConfigRequest {
+                        path: String::new(),
+                    };
+                    client.call(rpc.check_config(req)).await?
+                };
+                let text = render::config_result(&r, reload, &look);
+                self.emit(out, &text, j::config_result(&r))?;
+                if !r.ok {
+                    return Ok(Outcome::Failed);
+                }
+            }
+            Command::Help => self.help(out)?,
+            Command::Quit => return Ok(Outcome::Quit),
+            Command::WatchEvents(_) => {
+                return Err(CtlError::Local(
+                    "watch events needs a stop signal: use Session::watch".to_string(),
+                ));
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// The `help` listing (needs no daemon).
+    pub fn help(&self, out: &mut dyn Write) -> Result<(), CtlError> {
+        let lines = usage_lines();
+        let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        let mut text = String::new();
+        for (syntax, help) in &lines {
+            text.push_str(&format!("{syntax:<width$}  {help}\n"));
+        }
+        text.push_str(
+            "\nAny unique prefix of a keyword works (sh ba = show backends); \
+             ? lists what may come next, TAB completes.\n",
+        );
+        let doc = json!({
+            "commands": lines
+                .iter()
+                .map(|(syntax, help)| json!({ "syntax": syntax, "help": help }))
+                .collect::<Vec<_>>()
+        });
+        self.emit(out, &text, doc)
+    }
+
+    /// Streams events until `spec.num` events (the initial replay of frontend states does
+    /// not count), the daemon ends the stream, or `stop` resolves. `line_end` is "\r\n"
+    /// while the terminal is in raw mode.
+    pub async fn watch(
+        &self,
+        client: &Client,
+        spec: &WatchSpec,
+        out: &mut dyn Write,
+        line_end: &str,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Outcome, CtlError> {
+        let spec = spec.effective();
+        let request = WatchEventsRequest {
+            log: spec.log,
+            log_level: watch_level(&spec) as i32,
+            backend: spec.backend,
+            frontend: spec.frontend,
+            backend_names: Vec::new(),
+            frontend_names: Vec::new(),
+        };
+        let mut rpc = client.rpc.clone();
+        let look = self.look();
+        tokio::pin!(stop);
+        let mut stream = tokio::select! {
+            s = client.call(rpc.watch_events(request)) => s?,
+            () = &mut stop => return Ok(Outcome::Done),
+        };
+        let mut seen = 0u64;
+        loop {
+            let next = tokio::select! {
+                m = stream.message() => m,
+                () = &mut stop => return Ok(Outcome::Done),
+            };
+            let event = match next {
+                Ok(Some(e)) => e,
+                Ok(None) => return Ok(Outcome::Done),
+                Err(status) => return Err(CtlError::from_status(&client.server, &status)),
+            };
+            let line = if self.json {
+                serde_json::to_string(&j::event(&event))
+                    .map_err(|e| CtlError::Local(e.to_string()))?
+            } else {
+                render::event(&event, &look)
+            };
+            write!(out, "{line}{line_end}")
+                .and_then(|()| out.flush())
+                .map_err(output_error)?;
+            let replay = matches!(&event.kind, Some(event::Kind::Frontend(f)) if f.initial);
+            if !replay {
+                seen += 1;
+            }
+            if spec.num.is_some_and(|n| seen >= n) {
+                return Ok(Outcome::Done);
+            }
+        }
+    }
+}
+
+fn watch_level(spec: &WatchSpec) -> ProtoLevel {
+    use crate::cli::LogLevel as L;
+    match spec.log_level.unwrap_or(L::Info) {
+        L::Trace => ProtoLevel::Trace,
+        L::Debug => ProtoLevel::Debug,
+        L::Info => ProtoLevel::Info,
+        L::Warn => ProtoLevel::Warn,
+        L::Error => ProtoLevel::Error,
+    }
+}
+
+/// A closed pipe (`maglev ctl show backends | head -1`) is not worth a message.
+fn output_error(e: std::io::Error) -> CtlError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        CtlError::Local(String::new())
+    } else {
+        CtlError::Local(format!("cannot write output: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_command_in_text_and_json() {
+        let mut text = Vec::new();
+        Session::new(false, false).help(&mut text).expect("help");
+        let text = String::from_utf8(text).unwrap_or_default();
+        assert!(text.contains("set backend <backend> pause|resume|enable|disable"));
+        assert!(text.contains("watch events [num <n>]"));
+        let mut doc = Vec::new();
+        Session::new(true, false).help(&mut doc).expect("help");
+        let v: Value = serde_json::from_slice(&doc).unwrap_or_default();
+        let commands = v["commands"].as_array().map_or(0, Vec::len);
+        assert_eq!(commands, usage_lines().len());
+        assert_eq!(v["commands"][0]["syntax"], "show version");
+    }
+
+    #[test]
+    fn watch_level_defaults_to_info() {
+        assert_eq!(watch_level(&WatchSpec::default()), ProtoLevel::Info);
+        let spec = WatchSpec {
+            log_level: Some(crate::cli::LogLevel::Trace),
+            ..WatchSpec::default()
+        };
+        assert_eq!(watch_level(&spec), ProtoLevel::Trace);
+    }
+}
