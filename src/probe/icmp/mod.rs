@@ -39,14 +39,20 @@ struct SocketKey {
 /// Shared ICMP sockets and the unmatched-reply counter.
 #[derive(Default)]
 pub struct IcmpPool {
-    sockets: tokio::sync::Mutex<HashMap<SocketKey, (Arc<EchoSocket>, JoinHandle<()>)>>,
+    sockets: tokio::sync::Mutex<HashMap<SocketKey, Open>>,
     unmatched: Arc<AtomicU64>,
+}
+
+/// An open socket and the task reading it.
+struct Open {
+    sock: Arc<EchoSocket>,
+    reader: JoinHandle<()>,
 }
 
 impl Drop for IcmpPool {
     fn drop(&mut self) {
-        for (_, reader) in self.sockets.get_mut().values() {
-            reader.abort();
+        for open in self.sockets.get_mut().values() {
+            open.reader.abort();
         }
     }
 }
@@ -77,15 +83,19 @@ impl IcmpPool {
         key: SocketKey,
     ) -> Result<Arc<EchoSocket>, Outcome> {
         let mut map = self.sockets.lock().await;
-        if let Some((sock, _)) = map.get(&key) {
-            if !sock.closed.load(Ordering::Relaxed) {
-                return Ok(sock.clone());
-            }
+        if let Some(open) = map.get(&key)
+            && !open.sock.closed.load(Ordering::Relaxed)
+        {
+            return Ok(open.sock.clone());
         }
         let sock = Arc::new(EchoSocket::open(sockets, &key, self.unmatched.clone()).await?);
         let reader = tokio::spawn(read_loop(sock.clone()));
-        if let Some((_, old)) = map.insert(key, (sock.clone(), reader)) {
-            old.abort();
+        let open = Open {
+            sock: sock.clone(),
+            reader,
+        };
+        if let Some(old) = map.insert(key, open) {
+            old.reader.abort();
         }
         Ok(sock)
     }
