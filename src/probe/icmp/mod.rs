@@ -9,7 +9,6 @@ pub mod packet;
 
 use std::collections::HashMap;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +23,7 @@ use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
 use super::netns::{SocketError, SocketFactory, SocketKind};
+use super::rawio::recv_from;
 use super::{Outcome, ProbeSpec};
 use demux::{Answer, Dispatch, Outstanding};
 use packet::{Received, Token};
@@ -300,14 +300,6 @@ async fn read_loop(sock: Arc<EchoSocket>) {
         }
     }
     sock.closed.store(true, Ordering::Relaxed);
-}
-
-/// `recvfrom` into an initialised buffer.
-fn recv_from(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv only writes
-    // initialised bytes into the buffer, so it stays fully initialised.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    sock.recv_from(uninit)
 }
 
 fn is_permission(e: &SocketError) -> bool {
