@@ -8,6 +8,7 @@ mod errors;
 pub mod http;
 pub mod icmp;
 pub mod netns;
+mod rawio;
 pub mod tcp;
 pub mod tcp_syn;
 pub mod tls;

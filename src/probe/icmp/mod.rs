@@ -9,7 +9,6 @@ pub mod packet;
 
 use std::collections::HashMap;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +23,7 @@ use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
 use super::netns::{SocketError, SocketFactory, SocketKind};
+use super::rawio::recv_from;
 use super::{Outcome, ProbeSpec};
 use demux::{Answer, Dispatch, Outstanding};
 use packet::{Received, Token};
@@ -39,14 +39,20 @@ struct SocketKey {
 /// Shared ICMP sockets and the unmatched-reply counter.
 #[derive(Default)]
 pub struct IcmpPool {
-    sockets: tokio::sync::Mutex<HashMap<SocketKey, (Arc<EchoSocket>, JoinHandle<()>)>>,
+    sockets: tokio::sync::Mutex<HashMap<SocketKey, Open>>,
     unmatched: Arc<AtomicU64>,
+}
+
+/// An open socket and the task reading it.
+struct Open {
+    sock: Arc<EchoSocket>,
+    reader: JoinHandle<()>,
 }
 
 impl Drop for IcmpPool {
     fn drop(&mut self) {
-        for (_, reader) in self.sockets.get_mut().values() {
-            reader.abort();
+        for open in self.sockets.get_mut().values() {
+            open.reader.abort();
         }
     }
 }
@@ -77,15 +83,19 @@ impl IcmpPool {
         key: SocketKey,
     ) -> Result<Arc<EchoSocket>, Outcome> {
         let mut map = self.sockets.lock().await;
-        if let Some((sock, _)) = map.get(&key) {
-            if !sock.closed.load(Ordering::Relaxed) {
-                return Ok(sock.clone());
-            }
+        if let Some(open) = map.get(&key)
+            && !open.sock.closed.load(Ordering::Relaxed)
+        {
+            return Ok(open.sock.clone());
         }
         let sock = Arc::new(EchoSocket::open(sockets, &key, self.unmatched.clone()).await?);
         let reader = tokio::spawn(read_loop(sock.clone()));
-        if let Some((_, old)) = map.insert(key, (sock.clone(), reader)) {
-            old.abort();
+        let open = Open {
+            sock: sock.clone(),
+            reader,
+        };
+        if let Some(old) = map.insert(key, open) {
+            old.reader.abort();
         }
         Ok(sock)
     }
@@ -290,14 +300,6 @@ async fn read_loop(sock: Arc<EchoSocket>) {
         }
     }
     sock.closed.store(true, Ordering::Relaxed);
-}
-
-/// `recvfrom` into an initialised buffer.
-fn recv_from(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv only writes
-    // initialised bytes into the buffer, so it stays fully initialised.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    sock.recv_from(uninit)
 }
 
 fn is_permission(e: &SocketError) -> bool {
