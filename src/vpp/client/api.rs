@@ -222,7 +222,9 @@ fn validate_conf(msg: &LbConf) -> Result<(), VppError> {
     let b = msg.sticky_buckets_per_core;
     if b != KEEP_CURRENT && !(b.is_power_of_two()) {
         // 0 would be taken as a power of two by VPP and crash it.
-        return Err(invalid(format!("sticky_buckets_per_core {b} is not a non-zero power of two")));
+        return Err(invalid(format!(
+            "sticky_buckets_per_core {b} is not a non-zero power of two"
+        )));
     }
     Ok(())
 }
@@ -230,7 +232,10 @@ fn validate_conf(msg: &LbConf) -> Result<(), VppError> {
 fn validate_vip(msg: &LbAddDelVipV2) -> Result<(), VppError> {
     let max_len = if msg.pfx.addr.is_ipv4() { 32 } else { 128 };
     if msg.pfx.len > max_len {
-        return Err(invalid(format!("prefix length {} too long for {}", msg.pfx.len, msg.pfx.addr)));
+        return Err(invalid(format!(
+            "prefix length {} too long for {}",
+            msg.pfx.len, msg.pfx.addr
+        )));
     }
     if msg.is_del {
         return Ok(());
@@ -238,7 +243,9 @@ fn validate_vip(msg: &LbAddDelVipV2) -> Result<(), VppError> {
     let n = msg.new_flows_table_length;
     if !n.is_power_of_two() {
         // is_pow2(0) is true inside VPP: a 0 here makes VPP allocate 4 G entries and die.
-        return Err(invalid(format!("new_flows_table_length {n} is not a non-zero power of two")));
+        return Err(invalid(format!(
+            "new_flows_table_length {n} is not a non-zero power of two"
+        )));
     }
     let ok = match msg.pfx.addr {
         IpAddr::V4(_) => matches!(
@@ -246,10 +253,16 @@ fn validate_vip(msg: &LbAddDelVipV2) -> Result<(), VppError> {
             EncapType::GRE4 | EncapType::GRE6 | EncapType::L3DSR | EncapType::NAT4
         ),
         // VPP silently creates ip6-gre6 for an IPv6 VIP with l3dsr/nat4.
-        IpAddr::V6(_) => matches!(msg.encap, EncapType::GRE4 | EncapType::GRE6 | EncapType::NAT6),
+        IpAddr::V6(_) => matches!(
+            msg.encap,
+            EncapType::GRE4 | EncapType::GRE6 | EncapType::NAT6
+        ),
     };
     if !ok {
-        return Err(invalid(format!("encap {} is not valid for VIP {}", msg.encap.0, msg.pfx)));
+        return Err(invalid(format!(
+            "encap {} is not valid for VIP {}",
+            msg.encap.0, msg.pfx
+        )));
     }
     if msg.encap == EncapType::L3DSR && msg.dscp >= 64 {
         return Err(invalid(format!("dscp {} must be below 64", msg.dscp)));

@@ -22,8 +22,8 @@ use crate::vpp::messages::memclnt::{
 };
 use crate::vpp::messages::{Dump, Request};
 use crate::vpp::wire::{
-    FixedString, Header, HeaderKind, Message, decode_message, encode_frame, encode_message, peek_context,
-    peek_msg_id, read_frame,
+    FixedString, Header, HeaderKind, Message, decode_message, encode_frame, encode_message,
+    peek_context, peek_msg_id, read_frame,
 };
 
 /// Settings of one connection.
@@ -103,7 +103,10 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("client_index", &format_args!("{:#x}", self.inner.client_index))
+            .field(
+                "client_index",
+                &format_args!("{:#x}", self.inner.client_index),
+            )
             .field("messages", &self.inner.table.len())
             .field("generation", &self.inner.generation)
             .finish()
@@ -128,12 +131,13 @@ impl Client {
             })?;
         // A dup of the socket lets `close` shut it down synchronously, so VPP sees EOF
         // even while some task still holds the write half.
-        let shutdown_handle = socket2::SockRef::from(&stream)
-            .try_clone()
-            .map_err(|e| VppError::Connect {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+        let shutdown_handle =
+            socket2::SockRef::from(&stream)
+                .try_clone()
+                .map_err(|e| VppError::Connect {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
         let (mut reader, mut writer) = stream.into_split();
 
         let (client_index, table) = tokio::time::timeout(
@@ -141,7 +145,9 @@ impl Client {
             handshake(&mut reader, &mut writer, &config.client_name),
         )
         .await
-        .map_err(|_| VppError::Handshake(format!("no sockclnt_create_reply within {timeout:?}")))??;
+        .map_err(|_| {
+            VppError::Handshake(format!("no sockclnt_create_reply within {timeout:?}"))
+        })??;
 
         let ping_id = require::<ControlPing>(&table)?;
         let ping_reply_id = require::<ControlPingReply>(&table)?;
@@ -244,9 +250,17 @@ impl Client {
             }
         })?;
         if header.msg_id != reply_id {
-            let got = self.inner.table.name(header.msg_id).unwrap_or("unknown").to_string();
+            let got = self
+                .inner
+                .table
+                .name(header.msg_id)
+                .unwrap_or("unknown")
+                .to_string();
             self.close(format!("{} answered by {got}", M::NAME));
-            return Err(VppError::Disconnected(format!("{} answered by {got}", M::NAME)));
+            return Err(VppError::Disconnected(format!(
+                "{} answered by {got}",
+                M::NAME
+            )));
         }
         Ok((header, body))
     }
@@ -266,18 +280,27 @@ impl Client {
                 done: tx,
             },
         )?;
-        let mut frames = encode_frame(&encode_message(&self.request_header(msg_id, context), msg), 0, 0);
-        let ping = encode_message(&self.request_header(self.inner.ping_id, context), &ControlPing {});
+        let mut frames = encode_frame(
+            &encode_message(&self.request_header(msg_id, context), msg),
+            0,
+            0,
+        );
+        let ping = encode_message(
+            &self.request_header(self.inner.ping_id, context),
+            &ControlPing {},
+        );
         frames.extend(encode_frame(&ping, 0, 0));
         self.send_raw(&frames).await?;
         let items = self.wait(context, rx, M::NAME).await?;
         items
             .iter()
             .map(|payload| {
-                decode_message::<M::Details>(payload).map(|(_, d)| d).map_err(|source| VppError::Decode {
-                    message: <M::Details as Message>::NAME,
-                    source,
-                })
+                decode_message::<M::Details>(payload)
+                    .map(|(_, d)| d)
+                    .map_err(|source| VppError::Decode {
+                        message: <M::Details as Message>::NAME,
+                        source,
+                    })
             })
             .collect()
     }
@@ -288,13 +311,7 @@ impl Client {
         if !self.is_closed() {
             let index = self.inner.client_index;
             let short = Duration::from_millis(100).min(self.inner.config.request_timeout);
-            if let Ok(msg_id) = self.id_of::<SockclntDelete>() {
-                let payload = encode_message(
-                    &self.request_header(msg_id, self.next_context()),
-                    &SockclntDelete { index },
-                );
-                let _ = tokio::time::timeout(short, self.send(&payload)).await;
-            }
+            let _ = tokio::time::timeout(short, self.call_raw(&SockclntDelete { index })).await;
         }
         self.close("disconnected by client".to_string());
     }
@@ -370,7 +387,11 @@ impl Client {
             Ok(Err(_)) => Err(VppError::Disconnected("reply channel dropped".to_string())),
             Err(_) => {
                 self.lock_shared().pending.remove(&context);
-                warn!(message, ?after, "VPP did not answer; dropping the connection");
+                warn!(
+                    message,
+                    ?after,
+                    "VPP did not answer; dropping the connection"
+                );
                 self.close(format!("{message} timed out after {after:?}"));
                 Err(VppError::Timeout { message, after })
             }
@@ -385,7 +406,10 @@ impl Client {
 
 fn lock_shared(inner: &Inner) -> std::sync::MutexGuard<'_, Shared> {
     // A poisoned lock only means another task panicked mid-update; the map is still usable.
-    inner.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    inner
+        .shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn close(inner: &Inner, reason: String) {
@@ -452,14 +476,21 @@ async fn handshake(
             debug!(msg_id, "ignoring message before sockclnt_create_reply");
             continue;
         }
-        let (header, reply) = decode_message::<SockclntCreateReply>(&payload).map_err(|source| VppError::Decode {
-            message: SockclntCreateReply::NAME,
-            source,
-        })?;
+        let (header, reply) =
+            decode_message::<SockclntCreateReply>(&payload).map_err(|source| VppError::Decode {
+                message: SockclntCreateReply::NAME,
+                source,
+            })?;
         if header.retval != 0 {
-            return Err(VppError::Handshake(format!("sockclnt_create response {}", header.retval)));
+            return Err(VppError::Handshake(format!(
+                "sockclnt_create response {}",
+                header.retval
+            )));
         }
-        return Ok((reply.index, MessageTable::from_entries(&reply.message_table)));
+        return Ok((
+            reply.index,
+            MessageTable::from_entries(&reply.message_table),
+        ));
     }
 }
 
@@ -485,7 +516,8 @@ fn dispatch(inner: &Arc<Inner>, payload: Vec<u8>) -> Result<(), String> {
         answer_keepalive(inner, &payload);
         return Ok(());
     }
-    let context = peek_context(&payload, HeaderKind::Reply).map_err(|e| format!("garbage from VPP: {e}"))?;
+    let context =
+        peek_context(&payload, HeaderKind::Reply).map_err(|e| format!("garbage from VPP: {e}"))?;
     let mut shared = lock_shared(inner);
     let Some(pending) = shared.pending.get_mut(&context) else {
         debug!(msg_id, context, "dropping message without a waiting caller");
@@ -497,7 +529,9 @@ fn dispatch(inner: &Arc<Inner>, payload: Vec<u8>) -> Result<(), String> {
                 let _ = tx.send(Ok(payload));
             }
         }
-        Pending::Dump { details_id, items, .. } => {
+        Pending::Dump {
+            details_id, items, ..
+        } => {
             if msg_id == inner.ping_reply_id {
                 if let Some(Pending::Dump { items, done, .. }) = shared.pending.remove(&context) {
                     let _ = done.send(Ok(items));
@@ -528,7 +562,9 @@ fn answer_keepalive(inner: &Arc<Inner>, payload: &[u8]) {
         },
         &MemclntKeepaliveReply {},
     );
-    let client = Client { inner: inner.clone() };
+    let client = Client {
+        inner: inner.clone(),
+    };
     tokio::spawn(async move {
         let _ = client.send(&reply).await;
     });

@@ -66,16 +66,26 @@ pub enum VppError {
     Unsupported { name_crc: String },
     /// No reply within the request timeout; the connection is dropped.
     #[error("{message}: no reply within {after:?}")]
-    Timeout { message: &'static str, after: Duration },
+    Timeout {
+        message: &'static str,
+        after: Duration,
+    },
     /// The connection is (or just went) down.
     #[error("disconnected: {0}")]
     Disconnected(String),
     /// VPP answered with a non-zero `retval`.
     #[error("{message} failed: retval {code}")]
-    Api { message: &'static str, code: ApiErrorCode },
+    Api {
+        message: &'static str,
+        code: ApiErrorCode,
+    },
     /// A CLI command failed; VPP's error text is in `output`.
     #[error("cli `{cmd}` failed: retval {code}: {output}")]
-    Cli { cmd: String, code: ApiErrorCode, output: String },
+    Cli {
+        cmd: String,
+        code: ApiErrorCode,
+        output: String,
+    },
     /// A reply could not be decoded.
     #[error("decoding {message}: {source}")]
     Decode {

@@ -74,7 +74,11 @@ impl Connection {
         let (state_tx, state) = watch::channel(ConnState::Disconnected);
         let (client_tx, client) = watch::channel(None);
         let task = tokio::spawn(supervise(config, state_tx, client_tx));
-        Connection { state, client, task }
+        Connection {
+            state,
+            client,
+            task,
+        }
     }
 
     /// Subscribe to state changes.

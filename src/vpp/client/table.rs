@@ -97,7 +97,10 @@ mod tests {
             entry(600, "lb_conf_get_51077d14"),
             entry(601, "lb_add_del_vip_v2_7c520e0f"),
         ]);
-        assert_eq!(LbApiGeneration::detect(&weighted), LbApiGeneration::Weighted);
+        assert_eq!(
+            LbApiGeneration::detect(&weighted),
+            LbApiGeneration::Weighted
+        );
         let legacy = MessageTable::from_entries(&[entry(601, "lb_add_del_vip_v2_7c520e0f")]);
         assert_eq!(LbApiGeneration::detect(&legacy), LbApiGeneration::Legacy);
         // Same name, other CRC: not the message we know.
