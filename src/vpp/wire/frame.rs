@@ -1,0 +1,139 @@
+//! Socket framing (VPP-WIRE §1.2): a 16-byte header mirroring VPP's `msgbuf_t`
+//! (`u64 q`, `u32 data_len` big-endian, `u32 gc_mark_timestamp`), then the payload.
+//! We send zeros in the two ignored fields; VPP sends garbage there, which we ignore.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::WireError;
+
+/// Size of the frame header.
+pub const FRAME_HEADER_LEN: usize = 16;
+
+/// Largest payload accepted (64 MiB). Anything longer means the stream is corrupt:
+/// real replies top out at a few hundred KiB (`sockclnt_create_reply`, `cli_inband`).
+pub const MAX_FRAME_LEN: u32 = 64 * 1024 * 1024;
+
+/// Returns the payload length announced by a frame header, rejecting absurd values.
+pub fn parse_frame_header(header: &[u8; FRAME_HEADER_LEN]) -> Result<u32, WireError> {
+    let len = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+    if len > MAX_FRAME_LEN {
+        return Err(WireError::FrameTooLarge {
+            len,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    Ok(len)
+}
+
+/// Header + payload as one buffer, with the ignored fields set to `q` and `gc_mark`.
+pub fn encode_frame(payload: &[u8], q: u64, gc_mark: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+    out.extend_from_slice(&q.to_be_bytes());
+    // Payloads are built by us and are far below 4 GiB; saturate rather than wrap.
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&gc_mark.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Errors of the framed transport.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+/// Reads one frame; `Ok(None)` on a clean EOF before the header. The payload buffer
+/// is allocated only after the length passed the cap.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    let mut filled = 0;
+    while filled < FRAME_HEADER_LEN {
+        let n = r.read(&mut header[filled..]).await?;
+        if n == 0 {
+            if filled == 0 {
+                return Ok(None);
+            }
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        filled += n;
+    }
+    let len = parse_frame_header(&header)?;
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload).await?;
+    Ok(Some(payload))
+}
+
+/// Writes one frame (header and payload in a single write, zeros in the ignored fields).
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
+    w.write_all(&encode_frame(payload, 0, 0)).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_control_ping_frame() {
+        let payload = [0x00, 0x17, 0x80, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x09];
+        let framed = encode_frame(&payload, 0, 0);
+        let expected = hex("0000000000000000 0000000a 00000000 00178000000100000009");
+        assert_eq!(framed, expected);
+    }
+
+    #[test]
+    fn header_ignores_garbage_fields_and_caps_length() {
+        let mut h = [0xAAu8; FRAME_HEADER_LEN];
+        h[8..12].copy_from_slice(&42u32.to_be_bytes());
+        assert_eq!(parse_frame_header(&h), Ok(42));
+        h[8..12].copy_from_slice(&(MAX_FRAME_LEN + 1).to_be_bytes());
+        assert!(matches!(
+            parse_frame_header(&h),
+            Err(WireError::FrameTooLarge { .. })
+        ));
+        h[8..12].copy_from_slice(&MAX_FRAME_LEN.to_be_bytes());
+        assert_eq!(parse_frame_header(&h), Ok(MAX_FRAME_LEN));
+    }
+
+    #[tokio::test]
+    async fn reads_frames_split_and_joined() {
+        let mut bytes = encode_frame(b"abc", 0xdead_beef, 7);
+        bytes.extend(encode_frame(b"", 1, 2));
+        let mut r = std::io::Cursor::new(bytes);
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(Vec::new()));
+        assert!(read_frame(&mut r).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn absurd_length_is_rejected_before_allocation() {
+        let mut h = vec![0u8; FRAME_HEADER_LEN];
+        h[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        let mut r = std::io::Cursor::new(h);
+        let err = read_frame(&mut r).await.unwrap_err();
+        assert!(matches!(
+            err,
+            FrameError::Wire(WireError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn eof_inside_a_frame_is_an_error() {
+        let mut bytes = encode_frame(b"abcdef", 0, 0);
+        bytes.truncate(19);
+        let mut r = std::io::Cursor::new(bytes);
+        assert!(read_frame(&mut r).await.is_err());
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

@@ -1,0 +1,480 @@
+//! Field lists of messages and types as declared in VPP's `.api` files. They are the
+//! source of the CRC check (vppapigen's algorithm, VPP-WIRE §2.1) and of the vpp-papi
+//! JSON definitions used by the cross-check tests (VPP-WIRE §6).
+
+use serde_json::{Value, json};
+
+use super::message::{HeaderKind, Message};
+
+/// How a field is declared: `T name`, `T name[N]` or `T name[]` / `T name[count]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Scalar,
+    Fixed(u32),
+    /// Variable-length; `Some(field)` names the earlier count field.
+    Vla(Option<&'static str>),
+}
+
+/// One field declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDef {
+    pub ty: &'static str,
+    pub name: &'static str,
+    pub shape: Shape,
+}
+
+impl FieldDef {
+    /// The declaration of a field of Rust type `T`.
+    pub const fn of<T: super::WireType>(name: &'static str) -> Self {
+        Self {
+            ty: T::API_TYPE,
+            name,
+            shape: T::SHAPE,
+        }
+    }
+
+    /// A VLA field whose length is held by `count_field`.
+    pub const fn counted(ty: &'static str, name: &'static str, count_field: &'static str) -> Self {
+        Self {
+            ty,
+            name,
+            shape: Shape::Vla(Some(count_field)),
+        }
+    }
+
+    /// Python `repr` of vppapigen's Field/Array objects.
+    fn py_repr(&self) -> String {
+        match self.shape {
+            Shape::Scalar => format!("['{}', '{}']", self.ty, self.name),
+            Shape::Fixed(n) => format!("['{}', '{}', {}, None]", self.ty, self.name, n),
+            Shape::Vla(None) => format!("['{}', '{}', 0, None]", self.ty, self.name),
+            Shape::Vla(Some(lf)) => format!("['{}', '{}', 0, '{}']", self.ty, self.name, lf),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self.shape {
+            Shape::Scalar => json!([self.ty, self.name]),
+            Shape::Fixed(n) => json!([self.ty, self.name, n]),
+            Shape::Vla(None) => json!([self.ty, self.name, 0]),
+            Shape::Vla(Some(lf)) => json!([self.ty, self.name, 0, lf]),
+        }
+    }
+}
+
+/// A user-defined `.api` type, keyed by its `vl_api_<name>_t` spelling.
+#[derive(Debug, Clone, Copy)]
+pub enum TypeDef {
+    Typedef {
+        name: &'static str,
+        fields: &'static [FieldDef],
+    },
+    Union {
+        name: &'static str,
+        fields: &'static [FieldDef],
+    },
+    Enum {
+        name: &'static str,
+        width: &'static str,
+        values: &'static [(&'static str, u32)],
+    },
+    Alias {
+        name: &'static str,
+        target: &'static str,
+        length: Option<u32>,
+    },
+}
+
+impl TypeDef {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TypeDef::Typedef { name, .. }
+            | TypeDef::Union { name, .. }
+            | TypeDef::Enum { name, .. }
+            | TypeDef::Alias { name, .. } => name,
+        }
+    }
+
+    /// `vl_api_<name>_t`.
+    pub fn api_name(&self) -> String {
+        format!("vl_api_{}_t", self.name())
+    }
+}
+
+const fn f(ty: &'static str, name: &'static str) -> FieldDef {
+    FieldDef {
+        ty,
+        name,
+        shape: Shape::Scalar,
+    }
+}
+
+const fn fixed(ty: &'static str, name: &'static str, n: u32) -> FieldDef {
+    FieldDef {
+        ty,
+        name,
+        shape: Shape::Fixed(n),
+    }
+}
+
+/// Every user type our messages reference (ip_types.api, interface_types.api,
+/// lb_types.api, memclnt.api).
+pub const TYPES: &[TypeDef] = &[
+    TypeDef::Alias {
+        name: "ip4_address",
+        target: "u8",
+        length: Some(4),
+    },
+    TypeDef::Alias {
+        name: "ip6_address",
+        target: "u8",
+        length: Some(16),
+    },
+    TypeDef::Alias {
+        name: "interface_index",
+        target: "u32",
+        length: None,
+    },
+    TypeDef::Alias {
+        name: "address_with_prefix",
+        target: "vl_api_prefix_t",
+        length: None,
+    },
+    TypeDef::Enum {
+        name: "address_family",
+        width: "u8",
+        values: &[("ADDRESS_IP4", 0), ("ADDRESS_IP6", 1)],
+    },
+    TypeDef::Enum {
+        name: "ip_proto",
+        width: "u8",
+        values: &[
+            ("IP_API_PROTO_HOPOPT", 0),
+            ("IP_API_PROTO_ICMP", 1),
+            ("IP_API_PROTO_IGMP", 2),
+            ("IP_API_PROTO_TCP", 6),
+            ("IP_API_PROTO_UDP", 17),
+            ("IP_API_PROTO_GRE", 47),
+            ("IP_API_PROTO_ESP", 50),
+            ("IP_API_PROTO_AH", 51),
+            ("IP_API_PROTO_ICMP6", 58),
+            ("IP_API_PROTO_EIGRP", 88),
+            ("IP_API_PROTO_OSPF", 89),
+            ("IP_API_PROTO_SCTP", 132),
+            ("IP_API_PROTO_RESERVED", 255),
+        ],
+    },
+    TypeDef::Enum {
+        name: "ip_dscp",
+        width: "u8",
+        values: &[
+            ("IP_API_DSCP_CS0", 0),
+            ("IP_API_DSCP_CS1", 8),
+            ("IP_API_DSCP_AF11", 10),
+            ("IP_API_DSCP_AF12", 12),
+            ("IP_API_DSCP_AF13", 14),
+            ("IP_API_DSCP_CS2", 16),
+            ("IP_API_DSCP_AF21", 18),
+            ("IP_API_DSCP_AF22", 20),
+            ("IP_API_DSCP_AF23", 22),
+            ("IP_API_DSCP_CS3", 24),
+            ("IP_API_DSCP_AF31", 26),
+            ("IP_API_DSCP_AF32", 28),
+            ("IP_API_DSCP_AF33", 30),
+            ("IP_API_DSCP_CS4", 32),
+            ("IP_API_DSCP_AF41", 34),
+            ("IP_API_DSCP_AF42", 36),
+            ("IP_API_DSCP_AF43", 38),
+            ("IP_API_DSCP_CS5", 40),
+            ("IP_API_DSCP_EF", 46),
+            ("IP_API_DSCP_CS6", 48),
+            ("IP_API_DSCP_CS7", 50),
+        ],
+    },
+    TypeDef::Union {
+        name: "address_union",
+        fields: &[
+            f("vl_api_ip4_address_t", "ip4"),
+            f("vl_api_ip6_address_t", "ip6"),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "address",
+        fields: &[
+            f("vl_api_address_family_t", "af"),
+            f("vl_api_address_union_t", "un"),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "prefix",
+        fields: &[f("vl_api_address_t", "address"), f("u8", "len")],
+    },
+    TypeDef::Typedef {
+        name: "prefix_matcher",
+        fields: &[f("u8", "le"), f("u8", "ge")],
+    },
+    TypeDef::Enum {
+        name: "lb_encap_type",
+        width: "u32",
+        values: &[
+            ("LB_API_ENCAP_TYPE_GRE4", 0),
+            ("LB_API_ENCAP_TYPE_GRE6", 1),
+            ("LB_API_ENCAP_TYPE_L3DSR", 2),
+            ("LB_API_ENCAP_TYPE_NAT4", 3),
+            ("LB_API_ENCAP_TYPE_NAT6", 4),
+            ("LB_API_ENCAP_N_TYPES", 5),
+        ],
+    },
+    TypeDef::Enum {
+        name: "lb_srv_type",
+        width: "u32",
+        values: &[
+            ("LB_API_SRV_TYPE_CLUSTERIP", 0),
+            ("LB_API_SRV_TYPE_NODEPORT", 1),
+            ("LB_API_SRV_N_TYPES", 2),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "lb_vip",
+        fields: &[
+            f("vl_api_address_with_prefix_t", "pfx"),
+            f("vl_api_ip_proto_t", "protocol"),
+            f("u16", "port"),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "message_table_entry",
+        fields: &[f("u16", "index"), fixed("string", "name", 64)],
+    },
+    TypeDef::Typedef {
+        name: "module_version",
+        fields: &[
+            f("u32", "major"),
+            f("u32", "minor"),
+            f("u32", "patch"),
+            fixed("string", "name", 64),
+        ],
+    },
+];
+
+/// Looks up a type by its `vl_api_<name>_t` spelling.
+pub fn lookup_type(api_name: &str) -> Option<&'static TypeDef> {
+    let short = api_name.strip_prefix("vl_api_")?.strip_suffix("_t")?;
+    TYPES.iter().find(|t| t.name() == short)
+}
+
+/// A message's static description (what the [`Message`] trait carries).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageDef {
+    pub name: &'static str,
+    pub crc: &'static str,
+    pub header: HeaderKind,
+    pub fields: &'static [FieldDef],
+}
+
+impl MessageDef {
+    pub fn of<M: Message>() -> Self {
+        Self {
+            name: M::NAME,
+            crc: M::CRC,
+            header: M::HEADER,
+            fields: M::FIELDS,
+        }
+    }
+
+    /// Header fields followed by body fields, as in the `.api` file.
+    pub fn all_fields(&self) -> Vec<FieldDef> {
+        self.header
+            .fields()
+            .iter()
+            .chain(self.fields)
+            .copied()
+            .collect()
+    }
+}
+
+/// zlib CRC-32 (reflected, polynomial 0xEDB88320), continuing from `crc`.
+pub fn crc32(data: &[u8], crc: u32) -> u32 {
+    let mut c = !crc;
+    for byte in data {
+        c ^= u32::from(*byte);
+        for _ in 0..8 {
+            let mask = (c & 1).wrapping_neg();
+            c = (c >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !c
+}
+
+fn py_block(fields: &[FieldDef]) -> String {
+    let parts: Vec<String> = fields.iter().map(FieldDef::py_repr).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn py_type_block(t: &TypeDef) -> String {
+    match t {
+        TypeDef::Typedef { fields, .. } | TypeDef::Union { fields, .. } => py_block(fields),
+        TypeDef::Enum { values, .. } => {
+            let parts: Vec<String> = values
+                .iter()
+                .map(|(n, v)| format!("['{n}', {v}]"))
+                .collect();
+            format!("[{}]", parts.join(", "))
+        }
+        // vppapigen hashes an alias as its (empty) block.
+        TypeDef::Alias { .. } => "[]".to_string(),
+    }
+}
+
+/// A referenced `vl_api_*` type missing from [`TYPES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown API type {0}")]
+pub struct UnknownType(pub String);
+
+fn fold_types(fields: &[FieldDef], mut crc: u32) -> Result<u32, UnknownType> {
+    for field in fields {
+        if field.ty.starts_with("vl_api_") {
+            let t = lookup_type(field.ty).ok_or_else(|| UnknownType(field.ty.to_string()))?;
+            crc = crc32(py_type_block(t).as_bytes(), crc);
+            if let TypeDef::Typedef { fields, .. } | TypeDef::Union { fields, .. } = t {
+                crc = fold_types(fields, crc)?;
+            }
+        }
+    }
+    Ok(crc)
+}
+
+/// Recomputes a message CRC the way vppapigen does (VPP-WIRE §2.1).
+pub fn compute_crc(def: &MessageDef) -> Result<u32, UnknownType> {
+    let fields = def.all_fields();
+    let crc = crc32(py_block(&fields).as_bytes(), 0);
+    fold_types(&fields, crc)
+}
+
+fn collect_types(fields: &[FieldDef], out: &mut Vec<&'static TypeDef>) -> Result<(), UnknownType> {
+    for field in fields {
+        collect_type_name(field.ty, out)?;
+    }
+    Ok(())
+}
+
+fn collect_type_name(ty: &str, out: &mut Vec<&'static TypeDef>) -> Result<(), UnknownType> {
+    if !ty.starts_with("vl_api_") {
+        return Ok(());
+    }
+    let t = lookup_type(ty).ok_or_else(|| UnknownType(ty.to_string()))?;
+    if out.iter().any(|seen| seen.name() == t.name()) {
+        return Ok(());
+    }
+    out.push(t);
+    match t {
+        TypeDef::Typedef { fields, .. } | TypeDef::Union { fields, .. } => {
+            collect_types(fields, out)
+        }
+        TypeDef::Alias { target, .. } => collect_type_name(target, out),
+        TypeDef::Enum { .. } => Ok(()),
+    }
+}
+
+/// vpp-papi's `.api.json` format for `messages` and every type they reference.
+pub fn papi_json(messages: &[MessageDef]) -> Result<Value, UnknownType> {
+    let mut used = Vec::new();
+    let mut msgs = Vec::new();
+    for m in messages {
+        let fields = m.all_fields();
+        collect_types(&fields, &mut used)?;
+        let mut entry = vec![json!(m.name), json!(["u16", "_vl_msg_id"])];
+        entry.extend(fields.iter().map(FieldDef::json));
+        entry.push(json!({ "crc": format!("0x{}", m.crc), "options": {} }));
+        msgs.push(Value::Array(entry));
+    }
+    let (mut types, mut unions, mut enums) = (Vec::new(), Vec::new(), Vec::new());
+    let mut aliases = serde_json::Map::new();
+    for t in used {
+        match t {
+            TypeDef::Typedef { name, fields } | TypeDef::Union { name, fields } => {
+                let mut entry = vec![json!(name)];
+                entry.extend(fields.iter().map(FieldDef::json));
+                if matches!(t, TypeDef::Union { .. }) {
+                    unions.push(Value::Array(entry));
+                } else {
+                    types.push(Value::Array(entry));
+                }
+            }
+            TypeDef::Enum {
+                name,
+                width,
+                values,
+            } => {
+                let mut entry = vec![json!(name)];
+                entry.extend(values.iter().map(|(n, v)| json!([n, v])));
+                entry.push(json!({ "enumtype": width }));
+                enums.push(Value::Array(entry));
+            }
+            TypeDef::Alias {
+                name,
+                target,
+                length,
+            } => {
+                let v = match length {
+                    Some(n) => json!({ "type": target, "length": n }),
+                    None => json!({ "type": target }),
+                };
+                aliases.insert((*name).to_string(), v);
+            }
+        }
+    }
+    Ok(json!({
+        "types": types,
+        "messages": msgs,
+        "unions": unions,
+        "enums": enums,
+        "enumflags": [],
+        "services": {},
+        "options": { "version": "1.0.0" },
+        "aliases": aliases,
+        "vl_api_version": "0x00000000",
+        "imports": [],
+        "counters": [],
+        "paths": [],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_zlib_reference_values() {
+        // Values quoted in VPP-WIRE §2.1.
+        assert_eq!(
+            crc32(b"[['u32', 'client_index'], ['u32', 'context']]", 0),
+            0x51077d14
+        );
+        assert_eq!(
+            crc32(b"[['u32', 'context'], ['i32', 'retval']]", 0),
+            0xe8d4e804
+        );
+        assert_eq!(crc32(b"123456789", 0), 0xcbf43926);
+    }
+
+    #[test]
+    fn every_referenced_type_is_known() {
+        for t in TYPES {
+            let fields: &[FieldDef] = match t {
+                TypeDef::Typedef { fields, .. } | TypeDef::Union { fields, .. } => fields,
+                _ => &[],
+            };
+            for field in fields {
+                if field.ty.starts_with("vl_api_") {
+                    assert!(
+                        lookup_type(field.ty).is_some(),
+                        "{} references {}",
+                        t.name(),
+                        field.ty
+                    );
+                }
+            }
+        }
+    }
+}
