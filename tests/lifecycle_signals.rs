@@ -90,7 +90,11 @@ async fn exits_on(sig: libc::c_int) {
         }
     })
     .await;
-    assert_eq!(end.ok(), Some("ended"), "the daemon ends the watch stream cleanly");
+    assert_eq!(
+        end.ok(),
+        Some("ended"),
+        "the daemon ends the watch stream cleanly"
+    );
     assert!(d.log().contains("maglev daemon stopped"), "{}", d.log());
 }
 
