@@ -26,7 +26,7 @@ async fn settled() -> (Daemon, UpBackend, MaglevClient<Channel>) {
     let d = DaemonBuilder::new(basic_config(backend.port()))
         .start()
         .await;
-    let mut c = d.client().await;
+    let c = d.client().await;
     eventually("up is up and down is down", || {
         let mut c = c.clone();
         async move {
@@ -36,7 +36,6 @@ async fn settled() -> (Daemon, UpBackend, MaglevClient<Channel>) {
         }
     })
     .await;
-    let _ = &mut c;
     (d, backend, c)
 }
 

@@ -12,6 +12,15 @@ use crate::health::{FrontendState, ProbeResult, ResultCode, State, Transition};
 use crate::proto;
 use crate::vpp::VppInfo;
 
+/// "a, b, c" for NOT_FOUND messages; "none" when there is nothing.
+pub fn known_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(t)
 }

@@ -66,7 +66,7 @@ fn not_found<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>
     let known: Vec<String> = known.cloned().collect();
     Status::not_found(format!(
         "unknown {kind} {name:?} (known: {})",
-        vpp::known_list(&known)
+        convert::known_list(&known)
     ))
 }
 

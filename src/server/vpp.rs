@@ -71,7 +71,7 @@ pub fn sync(daemon: &Daemon, frontend: &str) -> Result<proto::SyncVpplbStateResp
         let known: Vec<String> = daemon.config().frontends.keys().cloned().collect();
         return Err(Status::not_found(format!(
             "unknown frontend {frontend:?} (known: {})",
-            known_list(&known)
+            convert::known_list(&known)
         )));
     }
     connected(daemon)?;
@@ -81,14 +81,6 @@ pub fn sync(daemon: &Daemon, frontend: &str) -> Result<proto::SyncVpplbStateResp
 pub fn counters(daemon: &Daemon) -> Result<proto::VpplbCounters, Status> {
     connected(daemon)?;
     Err(not_wired("VPP lb counters"))
-}
-
-pub(crate) fn known_list(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -385,8 +385,4 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
 /// Path helper for tests writing files next to the daemon's.
 pub fn in_dir(d: &Daemon, name: &str) -> PathBuf {
     d.dir.path().join(name)
-}
-
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
