@@ -11,7 +11,18 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
+
+use crate::checker::stats::DURATION_BUCKETS;
+use crate::checker::{CheckerState, frontend_view};
+use crate::health::{FrontendState, ResultCode, State};
+use crate::vpp::VppInfo;
 
 /// What the HTTP side needs from the daemon.
 pub trait MetricsSource: Send + Sync + 'static {
@@ -90,7 +101,413 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Prometheus text of the daemon's state.
-pub fn render(_daemon: &crate::daemon::Daemon) -> String {
-    "# EOF\n".to_string()
+/// Prometheus text of the daemon's state, read at scrape time from the checker (the same
+/// state the gRPC API shows) and the VPP status.
+pub fn render(daemon: &crate::daemon::Daemon) -> String {
+    let snapshot = daemon.checker.read(|st| Snapshot::of(st, daemon.vpp.get()));
+    snapshot.encode_text()
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Everything `/metrics` shows, copied out under the checker's read lock (so the lock is
+/// never held while text is written).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    backend_state: Vec<(Labels, i64)>,
+    backend_health: Vec<(Labels, i64)>,
+    backend_enabled: Vec<(Labels, i64)>,
+    frontend_state: Vec<(Labels, i64)>,
+    pool_weight: Vec<(Labels, i64)>,
+    probes: Vec<(Labels, u64)>,
+    probe_duration: Vec<(Labels, Histogram)>,
+    transitions: Vec<(Labels, u64)>,
+    vpp: VppInfo,
+}
+
+/// One probe-duration histogram: non-cumulative bucket counts (the encoder sums them).
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+impl Snapshot {
+    pub fn of(st: &CheckerState, vpp: VppInfo) -> Snapshot {
+        let mut s = Snapshot {
+            vpp,
+            ..Snapshot::default()
+        };
+        for (name, e) in &st.backends {
+            let b = || ("backend", name.clone());
+            let state = e.health.state();
+            for candidate in State::ALL {
+                s.backend_state.push((
+                    vec![b(), ("state", candidate.as_str().to_string())],
+                    i64::from(candidate == state),
+                ));
+            }
+            s.backend_health
+                .push((vec![b()], i64::from(e.health.health())));
+            s.backend_enabled
+                .push((vec![b()], i64::from(state != State::Disabled)));
+            let kind = e.healthcheck.kind.as_str().to_string();
+            for code in ResultCode::ALL {
+                let n = e.stats.count_of(code);
+                if n > 0 {
+                    let result = if code.is_ok() { "pass" } else { "fail" };
+                    s.probes.push((
+                        vec![
+                            b(),
+                            ("type", kind.clone()),
+                            ("result", result.to_string()),
+                            ("code", code.as_str().to_string()),
+                        ],
+                        n,
+                    ));
+                }
+            }
+            let bounds = DURATION_BUCKETS.iter().copied().chain([f64::INFINITY]);
+            s.probe_duration.push((
+                vec![b(), ("type", kind)],
+                Histogram {
+                    sum: e.stats.duration_sum,
+                    count: e.stats.count,
+                    buckets: bounds.zip(e.stats.duration_buckets).collect(),
+                },
+            ));
+            for ((from, to), n) in &e.transitions {
+                s.transitions.push((
+                    vec![
+                        b(),
+                        ("from", from.as_str().to_string()),
+                        ("to", to.as_str().to_string()),
+                    ],
+                    *n,
+                ));
+            }
+        }
+        for name in st.config.frontends.keys() {
+            let Some(view) = frontend_view(st, name) else {
+                continue;
+            };
+            for candidate in FrontendState::ALL {
+                s.frontend_state.push((
+                    vec![
+                        ("frontend", name.clone()),
+                        ("state", candidate.as_str().to_string()),
+                    ],
+                    i64::from(candidate == view.weights.state),
+                ));
+            }
+            for pool in &view.inputs {
+                for member in &pool.backends {
+                    let labels = |kind: &str| {
+                        vec![
+                            ("frontend", name.clone()),
+                            ("pool", pool.name.clone()),
+                            ("backend", member.name.clone()),
+                            ("kind", kind.to_string()),
+                        ]
+                    };
+                    let effective = view
+                        .weights
+                        .action(&pool.name, &member.name)
+                        .map_or(0, |a| a.weight());
+                    s.pool_weight
+                        .push((labels("configured"), i64::from(member.configured_weight())));
+                    s.pool_weight
+                        .push((labels("effective"), i64::from(effective)));
+                }
+            }
+        }
+        s
+    }
+
+    /// OpenMetrics text, `# EOF` included.
+    pub fn encode_text(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+            return "# EOF\n".to_string();
+        }
+        out
+    }
+}
+
+fn gauges(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in rows {
+        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// `name` without `_total`: the encoder appends it to counters.
+fn counters(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: &[(Labels, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in rows {
+        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        let build = vec![(
+            vec![
+                ("version", crate::version::VERSION.to_string()),
+                ("commit", crate::version::GIT_COMMIT.to_string()),
+            ],
+            1,
+        )];
+        gauges(
+            e,
+            "maglev_build_info",
+            "Build of the running daemon.",
+            &build,
+        )?;
+        gauges(
+            e,
+            "maglev_backend_state",
+            "1 for the backend's current state, 0 for the others.",
+            &self.backend_state,
+        )?;
+        gauges(
+            e,
+            "maglev_backend_health",
+            "HAProxy health counter of the backend (0..rise+fall-1).",
+            &self.backend_health,
+        )?;
+        gauges(
+            e,
+            "maglev_backend_enabled",
+            "1 unless the backend is disabled.",
+            &self.backend_enabled,
+        )?;
+        gauges(
+            e,
+            "maglev_frontend_state",
+            "1 for the frontend's current state, 0 for the others.",
+            &self.frontend_state,
+        )?;
+        gauges(
+            e,
+            "maglev_frontend_pool_backend_weight",
+            "Weight of a backend in a pool: configured (or overridden) and effective (what VPP should carry).",
+            &self.pool_weight,
+        )?;
+        counters(
+            e,
+            "maglev_probe",
+            "Probes run, by result and HAProxy-style code.",
+            &self.probes,
+        )?;
+        {
+            let mut metric = e.encode_descriptor(
+                "maglev_probe_duration_seconds",
+                "How long probes took.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (labels, h) in &self.probe_duration {
+                metric
+                    .encode_family(labels)?
+                    .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
+            }
+        }
+        counters(
+            e,
+            "maglev_backend_transitions",
+            "Backend state transitions.",
+            &self.transitions,
+        )?;
+        gauges(
+            e,
+            "maglev_vpp_connected",
+            "1 while connected to VPP's binary API.",
+            &[(Vec::new(), i64::from(self.vpp.connected))],
+        )?;
+        let info: Vec<(Labels, i64)> = if self.vpp.version.is_empty() {
+            Vec::new()
+        } else {
+            vec![(vec![("version", self.vpp.version.clone())], 1)]
+        };
+        gauges(e, "maglev_vpp_info", "Version of the connected VPP.", &info)?;
+        // Hook for the VPP side: maglev_vpp_api_total{msg,result},
+        // maglev_vpp_lbsync_total{scope,kind} and the per-VIP counters are encoded here from
+        // the reconciler's counters once it exists (add them to `Snapshot`).
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::health::ProbeResult;
+
+    const CONFIG: &str = r#"
+[vpp.lb]
+ipv4-src-address = "192.0.2.254"
+
+[healthchecks.tcp]
+type = "tcp"
+port = 80
+interval = "1s"
+timeout = "500ms"
+
+[backends.a]
+address = "192.0.2.10"
+healthcheck = "tcp"
+
+[backends.b]
+address = "192.0.2.11"
+healthcheck = "tcp"
+enabled = false
+
+[frontends.vip]
+address = "192.0.2.1"
+protocol = "tcp"
+port = 80
+  [[frontends.vip.pools]]
+  name = "primary"
+  backends = { a = { weight = 60 }, b = {} }
+"#;
+
+    fn text() -> String {
+        let config = match crate::config::load_str(CONFIG, Path::new("t.toml")) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!("{e}"),
+        };
+        let mut st = CheckerState::new(config, SystemTime::UNIX_EPOCH);
+        if let Some(a) = st.backends.get_mut("a") {
+            for (code, ms) in [
+                (ResultCode::L4Ok, 1),
+                (ResultCode::L4Ok, 30),
+                (ResultCode::L4Con, 2),
+            ] {
+                let r = ProbeResult::new(code, "", Duration::from_millis(ms));
+                a.stats.observe(&r);
+                let _ = a.health.record(r);
+            }
+            a.transitions.insert((State::Unknown, State::Up), 1);
+        }
+        let vpp = VppInfo {
+            enabled: true,
+            connected: true,
+            version: "25.06".into(),
+            ..VppInfo::default()
+        };
+        Snapshot::of(&st, vpp).encode_text()
+    }
+
+    fn has(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
+
+    #[test]
+    fn families_labels_and_values() {
+        let t = text();
+        assert!(t.ends_with("# EOF\n"), "{t}");
+        assert!(
+            has(&t, "maglev_backend_state{backend=\"a\",state=\"up\"} 1"),
+            "{t}"
+        );
+        assert!(
+            has(&t, "maglev_backend_state{backend=\"a\",state=\"down\"} 0"),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_backend_state{backend=\"b\",state=\"disabled\"} 1"
+            ),
+            "{t}"
+        );
+        assert!(has(&t, "maglev_backend_enabled{backend=\"b\"} 0"), "{t}");
+        assert!(has(&t, "maglev_backend_enabled{backend=\"a\"} 1"), "{t}");
+        assert!(
+            has(&t, "maglev_frontend_state{frontend=\"vip\",state=\"up\"} 1"),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_frontend_pool_backend_weight{frontend=\"vip\",pool=\"primary\",backend=\"a\",kind=\"configured\"} 60"
+            ),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_frontend_pool_backend_weight{frontend=\"vip\",pool=\"primary\",backend=\"b\",kind=\"effective\"} 0"
+            ),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_probe_total{backend=\"a\",type=\"tcp\",result=\"pass\",code=\"L4OK\"} 2"
+            ),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_probe_total{backend=\"a\",type=\"tcp\",result=\"fail\",code=\"L4CON\"} 1"
+            ),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_probe_duration_seconds_count{backend=\"a\",type=\"tcp\"} 3"
+            ),
+            "{t}"
+        );
+        // 1 ms and 2 ms are <= 2.5 ms; the 30 ms probe is not (the encoder cumulates).
+        assert!(
+            has(
+                &t,
+                "maglev_probe_duration_seconds_bucket{le=\"0.0025\",backend=\"a\",type=\"tcp\"} 2"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("maglev_probe_duration_seconds_bucket{")
+                    && l.contains("+Inf")
+                    && l.contains("backend=\"a\"")
+                    && l.ends_with(" 3")),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_backend_transitions_total{backend=\"a\",from=\"unknown\",to=\"up\"} 1"
+            ),
+            "{t}"
+        );
+        assert!(has(&t, "maglev_vpp_connected 1"), "{t}");
+        assert!(has(&t, "maglev_vpp_info{version=\"25.06\"} 1"), "{t}");
+        assert!(t.contains("maglev_build_info{version=\""), "{t}");
+    }
 }

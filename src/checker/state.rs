@@ -14,7 +14,9 @@ use super::view::frontend_view;
 use super::{CheckerError, Inner};
 use crate::config::{self, Config, ConfigDiff, HealthCheck};
 use crate::events::{BackendEvent, Event, FrontendEvent};
-use crate::health::{BackendHealth, FrontendState, IntervalPolicy, Transition, validate_weight};
+use crate::health::{
+    BackendHealth, FrontendState, IntervalPolicy, State, Transition, validate_weight,
+};
 use crate::probe::ProbeSpec;
 
 /// (frontend, pool, backend) of a runtime weight override.
@@ -30,6 +32,8 @@ pub struct BackendEntry {
     pub stats: ProbeStats,
     /// The delay the next probe was scheduled with (jitter included).
     pub next_delay: Duration,
+    /// Transitions published so far, per (from, to): `maglev_backend_transitions_total`.
+    pub transitions: BTreeMap<(State, State), u64>,
     /// Bumped when the worker restarts; a stale task sees the mismatch and exits.
     pub(crate) generation: u64,
     pub(crate) wake: Arc<Notify>,
@@ -81,6 +85,7 @@ impl CheckerState {
             ),
             stats: ProbeStats::default(),
             next_delay: hc.interval,
+            transitions: BTreeMap::new(),
             generation,
             wake: Arc::new(Notify::new()),
             task: None,
@@ -121,8 +126,11 @@ impl CheckerState {
         t: Transition,
         frontends: &[String],
     ) {
-        let address = match self.backends.get(backend) {
-            Some(e) => e.config.address,
+        let address = match self.backends.get_mut(backend) {
+            Some(e) => {
+                *e.transitions.entry((t.from, t.to)).or_insert(0) += 1;
+                e.config.address
+            }
             None => return,
         };
         let (code, detail) = t

@@ -371,3 +371,20 @@ async fn reload_keeps_unchanged_backends_and_restarts_changed_ones() {
         "new address fails: down"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn transitions_are_counted_per_from_and_to() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    advance(Duration::from_millis(100)).await;
+    assert!(c.pause("a").is_ok());
+    assert!(c.resume("a").is_ok());
+    advance(Duration::from_millis(100)).await;
+    let counts = c.read(|st| st.backends.get("a").map(|e| e.transitions.clone()));
+    let counts = counts.unwrap_or_default();
+    assert_eq!(counts.get(&(State::Unknown, State::Up)), Some(&2));
+    assert_eq!(counts.get(&(State::Up, State::Paused)), Some(&1));
+    assert_eq!(counts.get(&(State::Paused, State::Unknown)), Some(&1));
+    assert_eq!(counts.values().sum::<u64>(), 4);
+}

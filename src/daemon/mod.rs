@@ -77,6 +77,8 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let bus = EventBus::new(4096);
     logging::init(args.log_level, args.log_format, bus.clone())?;
     tracing::info!(version = %crate::version::long(), config = %args.config.display(), "maglev daemon starting");
+    // Refuse an unsafe or inconsistent gRPC listener before anything starts probing.
+    crate::server::listen::plan(&args)?;
 
     let config = match config::load_file(&args.config) {
         Ok(c) => Arc::new(c),

@@ -1,0 +1,388 @@
+//! Shared helpers for tests that run the real `maglev daemon`: a temp config, free
+//! loopback ports, real loopback backends, waiting for conditions (never fixed sleeps),
+//! a gRPC client, signals, and kill-on-drop.
+//!
+//! Included with `#[path = "support/daemon.rs"] mod daemon_support;`; not every test file
+//! uses every helper.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use maglev::proto::maglev_client::MaglevClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// Generous: the suite runs on a loaded 2-core machine.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A port that was free on `ip` a moment ago.
+pub fn free_port(ip: &str) -> u16 {
+    let l = StdTcpListener::bind((ip, 0)).expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `f` every 50 ms until it returns Some, or panics with `what` after `DEADLINE`.
+pub fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Async flavour of `wait_until`.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP backend that is up: accepts and drops connections on `ip:port` from a thread.
+pub struct UpBackend {
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UpBackend {
+    /// Listens on `ip` at a free port (use `port()` in the healthcheck).
+    pub fn start(ip: &str) -> UpBackend {
+        Self::start_on(ip, 0)
+    }
+
+    pub fn start_on(ip: &str, port: u16) -> UpBackend {
+        let listener = StdTcpListener::bind((ip, port)).expect("bind backend");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => drop(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        UpBackend { addr, stop }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for UpBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A config with one tcp healthcheck on `port` (fast: 200 ms, rise 2, fall 2), backends
+/// `up` (127.0.0.2, listening) and `down` (127.0.0.3, nothing listens), `off` (disabled),
+/// and frontend `web` with pools `primary` (up, down) and `backup` (off).
+pub fn basic_config(port: u16) -> String {
+    format!(
+        r#"
+[healthchecker]
+transition-history = 5
+
+[vpp.lb]
+ipv4-src-address = "192.0.2.254"
+
+[healthchecks.tcp]
+type = "tcp"
+port = {port}
+interval = "200ms"
+timeout = "150ms"
+rise = 2
+fall = 2
+
+[backends.up]
+address = "127.0.0.2"
+healthcheck = "tcp"
+
+[backends.down]
+address = "127.0.0.3"
+healthcheck = "tcp"
+
+[backends.off]
+address = "127.0.0.4"
+healthcheck = "tcp"
+enabled = false
+
+[frontends.web]
+description = "test VIP"
+address = "192.0.2.1"
+protocol = "tcp"
+port = 80
+  [[frontends.web.pools]]
+  name = "primary"
+  backends = {{ up = {{ weight = 80 }}, down = {{}} }}
+  [[frontends.web.pools]]
+  name = "backup"
+  backends = {{ off = {{}} }}
+"#
+    )
+}
+
+/// How the daemon listens for gRPC.
+#[derive(Debug, Clone)]
+pub enum Grpc {
+    /// 127.0.0.1 at a free port.
+    Loopback,
+    /// `unix:<dir>/maglev.sock`.
+    Unix,
+}
+
+/// A running `maglev daemon`, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    /// `host:port` or `unix:/path`, as `--grpc-addr` got it.
+    pub grpc_addr: String,
+    pub metrics_addr: SocketAddr,
+    log: PathBuf,
+}
+
+/// Builder for a daemon run.
+pub struct DaemonBuilder {
+    config: String,
+    grpc: Grpc,
+    extra: Vec<String>,
+    grpc_addr: Option<String>,
+    log_level: String,
+}
+
+impl DaemonBuilder {
+    pub fn new(config: impl Into<String>) -> Self {
+        DaemonBuilder {
+            config: config.into(),
+            grpc: Grpc::Loopback,
+            extra: Vec::new(),
+            grpc_addr: None,
+            log_level: "debug".to_string(),
+        }
+    }
+
+    pub fn grpc(mut self, grpc: Grpc) -> Self {
+        self.grpc = grpc;
+        self
+    }
+
+    /// Overrides `--grpc-addr` entirely.
+    pub fn grpc_addr(mut self, addr: impl Into<String>) -> Self {
+        self.grpc_addr = Some(addr.into());
+        self
+    }
+
+    /// `--log-level` of the daemon's own output (default debug).
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.to_string();
+        self
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.extra.push(a.into());
+        self
+    }
+
+    /// Starts the process (does not wait for it to listen).
+    pub fn spawn(self) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("maglev.toml");
+        std::fs::write(&config, &self.config).expect("write config");
+        let grpc_addr = match (self.grpc_addr, &self.grpc) {
+            (Some(a), _) => a,
+            (None, Grpc::Loopback) => format!("127.0.0.1:{}", free_port("127.0.0.1")),
+            (None, Grpc::Unix) => format!("unix:{}", dir.path().join("maglev.sock").display()),
+        };
+        let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port("127.0.0.1"))
+            .parse()
+            .expect("addr");
+        let log = dir.path().join("daemon.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(assert_cmd::cargo::cargo_bin("maglev"))
+            .arg("daemon")
+            .arg("--config")
+            .arg(&config)
+            .args(["--grpc-addr", &grpc_addr])
+            .args(["--metrics-addr", &metrics_addr.to_string()])
+            .args(["--vpp-api-addr", ""])
+            .args(["--log-format", "json", "--log-level", &self.log_level])
+            .args(&self.extra)
+            .env_remove("RUST_LOG")
+            .env_remove("MAGLEV_GRPC_INSECURE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn maglev daemon");
+        Daemon {
+            child,
+            dir,
+            config,
+            grpc_addr,
+            metrics_addr,
+            log,
+        }
+    }
+
+    /// Starts the daemon and waits until gRPC answers.
+    pub async fn start(self) -> Daemon {
+        let mut d = self.spawn();
+        d.wait_grpc().await;
+        d
+    }
+}
+
+impl Daemon {
+    /// Everything the daemon logged so far (JSON lines).
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn socket_path(&self) -> Option<PathBuf> {
+        self.grpc_addr.strip_prefix("unix:").map(PathBuf::from)
+    }
+
+    /// Waits until a GetVersion call succeeds (panics with the log if the daemon died).
+    pub async fn wait_grpc(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited early ({status}):\n{}", self.log());
+            }
+            if let Ok(mut c) = self.try_client().await
+                && c.get_version(maglev::proto::GetVersionRequest {})
+                    .await
+                    .is_ok()
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "gRPC never answered on {}:\n{}",
+                self.grpc_addr,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn try_client(&self) -> Result<MaglevClient<Channel>, tonic::transport::Error> {
+        let channel = match self.socket_path() {
+            Some(path) => unix_channel(path).await?,
+            None => {
+                Endpoint::from_shared(format!("http://{}", self.grpc_addr))?
+                    .connect_timeout(Duration::from_secs(5))
+                    .connect()
+                    .await?
+            }
+        };
+        Ok(MaglevClient::new(channel))
+    }
+
+    /// A connected plaintext client.
+    pub async fn client(&self) -> MaglevClient<Channel> {
+        self.try_client().await.expect("connect to the daemon")
+    }
+
+    pub fn metrics_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.metrics_addr)
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Replaces the config file (for reload tests).
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("rewrite config");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A channel over a Unix socket (the URI is a placeholder; the connector ignores it).
+pub async fn unix_channel(path: PathBuf) -> Result<Channel, tonic::transport::Error> {
+    Endpoint::from_static("http://localhost")
+        .connect_timeout(Duration::from_secs(5))
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+}
+
+/// GET on the metrics listener: (status, body).
+pub async fn http_get(url: &str) -> Option<(u16, String)> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let authority = uri.authority()?.to_string();
+    let stream = tokio::net::TcpStream::connect(&authority).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let req = hyper::Request::get(uri.path())
+        .header(hyper::header::HOST, authority)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .ok()?;
+    let resp = sender.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .ok()?
+        .to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Path helper for tests writing files next to the daemon's.
+pub fn in_dir(d: &Daemon, name: &str) -> PathBuf {
+    d.dir.path().join(name)
+}
