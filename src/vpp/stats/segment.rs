@@ -172,23 +172,19 @@ impl<'m, M: SegmentMemory + ?Sized> Segment<'m, M> {
     }
 
     fn u64_at(&self, offset: usize, what: &'static str) -> Result<u64, SegmentError> {
-        self.mem
-            .read_u64(offset)
-            .ok_or(SegmentError::OutOfRange {
-                what,
-                ptr: offset as u64,
-                len: 8,
-            })
+        self.mem.read_u64(offset).ok_or(SegmentError::OutOfRange {
+            what,
+            ptr: offset as u64,
+            len: 8,
+        })
     }
 
     fn u32_at(&self, offset: usize, what: &'static str) -> Result<u32, SegmentError> {
-        self.mem
-            .read_u32(offset)
-            .ok_or(SegmentError::OutOfRange {
-                what,
-                ptr: offset as u64,
-                len: 4,
-            })
+        self.mem.read_u32(offset).ok_or(SegmentError::OutOfRange {
+            what,
+            ptr: offset as u64,
+            len: 4,
+        })
     }
 
     /// The shared header, any version.
@@ -477,9 +473,7 @@ impl<'m, M: SegmentMemory + ?Sized> Segment<'m, M> {
         Ok(match entry.kind {
             EntryType::Scalar | EntryType::Gauge => StatValue::Scalar(entry.value),
             EntryType::CounterVectorSimple => StatValue::Simple(self.simple(h, entry.value)?),
-            EntryType::CounterVectorCombined => {
-                StatValue::Combined(self.combined(h, entry.value)?)
-            }
+            EntryType::CounterVectorCombined => StatValue::Combined(self.combined(h, entry.value)?),
             EntryType::NameVector => StatValue::Names(self.names(h, entry.value)?),
             EntryType::Symlink => {
                 let (target, element) = self.resolve_symlink(dir, entry)?;
@@ -487,11 +481,9 @@ impl<'m, M: SegmentMemory + ?Sized> Segment<'m, M> {
                     EntryType::CounterVectorSimple => {
                         StatValue::SimpleColumn(self.simple_column(h, target.value, element)?)
                     }
-                    _ => StatValue::CombinedColumn(self.combined_column(
-                        h,
-                        target.value,
-                        element,
-                    )?),
+                    _ => {
+                        StatValue::CombinedColumn(self.combined_column(h, target.value, element)?)
+                    }
                 }
             }
             other => StatValue::Unsupported(other),
