@@ -25,26 +25,31 @@ pub enum StatsError {
     Task(String),
 }
 
-/// Evidence that the VPP behind a mapping is gone or was replaced.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Evidence that the VPP behind a mapping is gone or was replaced. (The old mapping
+/// itself stays readable but frozen, so its `/sys/boottime` never changes; a new boot
+/// time only shows in a new mapping: see [`PollOutcome::vpp_restarted`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestartReason {
     /// The socket file no longer exists (VPP unlinks it on exit).
     SocketGone,
     /// The socket file is a different file than at connect (a new VPP created it).
     SocketReplaced,
-    /// `/sys/boottime` differs from the value seen at connect.
-    BootTimeChanged { before: u64, after: u64 },
 }
 
-/// (device, inode) of the socket file: identifies the VPP instance that created it.
-fn socket_identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// Identity of the socket file: device, inode and change time to the nanosecond (a
+/// re-created socket often gets the freed inode number back).
+type SocketIdentity = (u64, u64, i64, i64);
+
+fn socket_identity(path: &Path) -> Option<SocketIdentity> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec()))
 }
 
 struct Inner {
     path: PathBuf,
     mapping: Mapping,
-    socket: Option<(u64, u64)>,
+    socket: Option<SocketIdentity>,
     boottime: Option<u64>,
     cache: Mutex<DirectoryCache>,
     policy: RetryPolicy,
@@ -80,6 +85,7 @@ impl StatsClient {
 
     /// [`connect`](Self::connect) for synchronous callers.
     pub fn connect_blocking(path: &Path) -> Result<Self, StatsError> {
+        // Identity first: a restart between this and the connect only costs a reconnect.
         let socket = socket_identity(path);
         let fd = receive_segment_fd(path, CONNECT_TIMEOUT)?;
         let mapping = Mapping::map(fd)?;
@@ -185,20 +191,12 @@ impl StatsClient {
         })
     }
 
-    /// Whether the VPP that sent this segment is gone or was replaced. Checks the socket
-    /// file first (no segment read), then `/sys/boottime`.
+    /// Whether the VPP that sent this segment is gone or was replaced, judged by the
+    /// socket file (no segment read).
     pub fn restart_detected(&self) -> Option<RestartReason> {
         match (self.inner.socket, socket_identity(&self.inner.path)) {
-            (_, None) => return Some(RestartReason::SocketGone),
-            (Some(before), Some(now)) if before != now => {
-                return Some(RestartReason::SocketReplaced);
-            }
-            _ => {}
-        }
-        match (self.inner.boottime, self.boottime()) {
-            (Some(before), Ok(Some(after))) if before != after => {
-                Some(RestartReason::BootTimeChanged { before, after })
-            }
+            (_, None) => Some(RestartReason::SocketGone),
+            (Some(before), Some(now)) if before != now => Some(RestartReason::SocketReplaced),
             _ => None,
         }
     }
@@ -269,9 +267,7 @@ impl StatsPoller {
     ) -> Result<PollOutcome, StatsError> {
         let mut restart_reason = None;
         if let Some(client) = self.client.take() {
-            let c = client.clone();
-            let reason = blocking(move || Ok(c.restart_detected())).await?;
-            match reason {
+            match client.restart_detected() {
                 None => self.client = Some(client),
                 Some(r) => restart_reason = Some(r),
             }
