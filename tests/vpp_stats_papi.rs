@@ -67,7 +67,7 @@ async fn our_reader_and_vpp_papi_agree_on_every_entry() {
     vpp.add_vip(4).unwrap();
     vpp.send_flows(1, 5, 0, 3, 4, 100).unwrap();
     vpp.send_flows(1, 5, 2, 1, 2, 1500).unwrap();
-    vpp.send_flows(4, 9, 1, 7, 1, 64).unwrap();
+    vpp.send_flows(4, 9, 0, 7, 1, 64).unwrap();
     vpp.count_vip(4, 2, VipCounter::Untracked, 11).unwrap();
     vpp.count_vip(1, 1, VipCounter::NoServer, u64::MAX - 5)
         .unwrap();
