@@ -632,7 +632,12 @@ impl StatsDouble {
     ) -> io::Result<()> {
         let packets = flows * packets_per_flow;
         self.count_vip(vip_index, thread, VipCounter::First, flows)?;
-        self.count_vip(vip_index, thread, VipCounter::Next, packets - flows)?;
+        self.count_vip(
+            vip_index,
+            thread,
+            VipCounter::Next,
+            packets.saturating_sub(flows),
+        )?;
         self.add_combined(ROUTE_TO, thread, route_index, packets, packets * packet_len)
     }
 

@@ -249,12 +249,15 @@ fn wrong_version_is_refused_and_not_retried() {
     assert_eq!(calls, 0);
 }
 
+/// Edits a segment's bytes.
+type Change = Box<dyn Fn(&mut Vec<u8>)>;
+
 /// Memory that applies a change (like VPP finishing a restructure) at its n-th read.
 struct Changing {
     bytes: RefCell<Vec<u8>>,
     reads: Cell<usize>,
     at_read: usize,
-    change: Box<dyn Fn(&mut Vec<u8>)>,
+    change: Change,
 }
 
 impl SegmentMemory for Changing {

@@ -20,7 +20,7 @@ impl Builder {
 
     /// A VPP vector: 8-byte `vec_header_t` (len first), then the data; returns its pointer.
     pub fn vec(&mut self, len: usize, data: &[u8]) -> u64 {
-        while self.buf.len() % 8 != 0 {
+        while !self.buf.len().is_multiple_of(8) {
             self.buf.push(0);
         }
         self.buf.extend_from_slice(&(len as u32).to_ne_bytes());
