@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use maglev::vpp::messages::all_messages;
+use maglev::vpp::messages::ip::*;
 use maglev::vpp::messages::lb::*;
 use maglev::vpp::messages::memclnt::*;
 use maglev::vpp::messages::vpe::*;
@@ -259,6 +260,38 @@ fn samples() -> Vec<Sample> {
             sw_if_index: InterfaceIndex(7),
         }),
         sample(LbAddDelIntfNat6Reply {}),
+        sample(IpRouteLookup::exact(7, v6_vip())),
+        sample(IpRouteLookupReply {
+            route: IpRoute {
+                table_id: 7,
+                stats_index: 42,
+                prefix: FibPrefix(v4_vip()),
+                n_paths: 1,
+                paths: vec![FibPath {
+                    sw_if_index: 2,
+                    weight: 1,
+                    path_type: FibPathType(0),
+                    flags: FibPathFlags(2),
+                    proto: FibPathNhProto(0),
+                    nh: FibPathNh {
+                        address: Ipv4Addr::new(10, 0, 0, 1).into(),
+                        ..FibPathNh::default()
+                    },
+                    n_labels: 1,
+                    label_stack: {
+                        let mut labels = [FibMplsLabel::default(); FIB_PATH_LABELS];
+                        labels[0] = FibMplsLabel {
+                            is_uniform: 1,
+                            label: 16,
+                            ttl: 64,
+                            exp: 0,
+                        };
+                        labels
+                    },
+                    ..FibPath::default()
+                }],
+            },
+        }),
     ]
 }
 

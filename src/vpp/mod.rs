@@ -5,6 +5,7 @@
 pub mod client;
 pub mod messages;
 pub mod service;
+pub mod stats;
 pub mod status;
 pub mod wire;
 

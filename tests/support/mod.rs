@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod maglev_table;
+pub mod stats_double;
 pub mod vpp_double;

@@ -351,3 +351,65 @@ fn sockclnt_create_reply_roundtrip_and_bogus_count() {
     bogus[18..20].copy_from_slice(&u16::MAX.to_be_bytes());
     assert!(decode_message::<SockclntCreateReply>(&bogus).is_err());
 }
+
+/// Vectors packed by vpp-papi 2.4.2 from hand-written fib_types/ip JSON definitions.
+#[test]
+fn ip_route_lookup() {
+    use super::ip::*;
+    check(
+        request(0x300, 5),
+        IpRouteLookup::exact(0, pfx("192.0.2.1", 32)),
+        "0300 80000001 00000005 00000000 01 00 c0000201 00×12 20",
+    );
+}
+
+#[test]
+fn ip_route_lookup_reply_with_one_path() {
+    use super::ip::*;
+    let path = FibPath {
+        sw_if_index: 1,
+        weight: 1,
+        nh: FibPathNh {
+            address: std::net::Ipv4Addr::new(10, 0, 0, 1).into(),
+            ..FibPathNh::default()
+        },
+        ..FibPath::default()
+    };
+    let reply = IpRouteLookupReply {
+        route: IpRoute {
+            table_id: 0,
+            stats_index: 42,
+            prefix: FibPrefix(pfx("192.0.2.1", 32)),
+            n_paths: 1,
+            paths: vec![path],
+        },
+    };
+    let header = Header {
+        msg_id: 0x301,
+        context: 5,
+        ..Header::default()
+    };
+    check(
+        header,
+        reply,
+        "0301 00000005 00000000 00000000 0000002a 00 c0000201 00×12 20 01 \
+         00000001 00000000 00000000 01 00 00000000 00000000 00000000 \
+         0a000001 00×12 00000000 00000000 00000000 00 00×112",
+    );
+    // A path count larger than the bytes present is an error, not an allocation.
+    let mut bytes = encode_message(
+        &header,
+        &IpRouteLookupReply {
+            route: IpRoute {
+                table_id: 0,
+                stats_index: 42,
+                prefix: FibPrefix(pfx("192.0.2.1", 32)),
+                n_paths: 0,
+                paths: Vec::new(),
+            },
+        },
+    );
+    assert_eq!(bytes.len(), 10 + 27);
+    bytes[36] = 200;
+    assert!(decode_message::<IpRouteLookupReply>(&bytes).is_err());
+}

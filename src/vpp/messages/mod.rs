@@ -1,8 +1,10 @@
 //! Typed VPP API messages: memclnt (socket handshake, ping), vpe/vlib (version, CLI) and
-//! every lb plugin message of API 1.1.0 and 1.2.0 (VPP-WIRE §1.11, §3.3, Appendix B).
+//! every lb plugin message of API 1.1.0 and 1.2.0, and ip_route_lookup (VPP-WIRE §1.11,
+//! §3.3, §4.6, Appendix B).
 //! Each type carries its `.api` name, CRC and field list; the codec is generated from the
 //! same field list, so the CRC test also guards the wire layout.
 
+pub mod ip;
 pub mod lb;
 pub mod memclnt;
 pub mod vpe;
@@ -89,6 +91,7 @@ pub fn all_messages() -> Vec<MessageDef> {
     let mut out = memclnt::definitions();
     out.extend(vpe::definitions());
     out.extend(lb::definitions());
+    out.extend(ip::definitions());
     out
 }
 

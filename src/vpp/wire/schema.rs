@@ -246,6 +246,89 @@ pub const TYPES: &[TypeDef] = &[
         name: "message_table_entry",
         fields: &[f("u16", "index"), fixed("string", "name", 64)],
     },
+    // fib_types.api 2.0.x and ip.api, for ip_route_lookup (VPP-WIRE §4.6).
+    TypeDef::Typedef {
+        name: "fib_mpls_label",
+        fields: &[
+            f("u8", "is_uniform"),
+            f("u32", "label"),
+            f("u8", "ttl"),
+            f("u8", "exp"),
+        ],
+    },
+    TypeDef::Enum {
+        name: "fib_path_nh_proto",
+        width: "u32",
+        values: &[
+            ("FIB_API_PATH_NH_PROTO_IP4", 0),
+            ("FIB_API_PATH_NH_PROTO_IP6", 1),
+            ("FIB_API_PATH_NH_PROTO_MPLS", 2),
+            ("FIB_API_PATH_NH_PROTO_ETHERNET", 3),
+            ("FIB_API_PATH_NH_PROTO_BIER", 4),
+        ],
+    },
+    TypeDef::Enum {
+        name: "fib_path_flags",
+        width: "u32",
+        values: &[
+            ("FIB_API_PATH_FLAG_NONE", 0),
+            ("FIB_API_PATH_FLAG_RESOLVE_VIA_ATTACHED", 1),
+            ("FIB_API_PATH_FLAG_RESOLVE_VIA_HOST", 2),
+            ("FIB_API_PATH_FLAG_POP_PW_CW", 4),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "fib_path_nh",
+        fields: &[
+            f("vl_api_address_union_t", "address"),
+            f("u32", "via_label"),
+            f("u32", "obj_id"),
+            f("u32", "classify_table_index"),
+        ],
+    },
+    TypeDef::Enum {
+        name: "fib_path_type",
+        width: "u32",
+        values: &[
+            ("FIB_API_PATH_TYPE_NORMAL", 0),
+            ("FIB_API_PATH_TYPE_LOCAL", 1),
+            ("FIB_API_PATH_TYPE_DROP", 2),
+            ("FIB_API_PATH_TYPE_UDP_ENCAP", 3),
+            ("FIB_API_PATH_TYPE_BIER_IMP", 4),
+            ("FIB_API_PATH_TYPE_ICMP_UNREACH", 5),
+            ("FIB_API_PATH_TYPE_ICMP_PROHIBIT", 6),
+            ("FIB_API_PATH_TYPE_SOURCE_LOOKUP", 7),
+            ("FIB_API_PATH_TYPE_DVR", 8),
+            ("FIB_API_PATH_TYPE_INTERFACE_RX", 9),
+            ("FIB_API_PATH_TYPE_CLASSIFY", 10),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "fib_path",
+        fields: &[
+            f("u32", "sw_if_index"),
+            f("u32", "table_id"),
+            f("u32", "rpf_id"),
+            f("u8", "weight"),
+            f("u8", "preference"),
+            f("vl_api_fib_path_type_t", "type"),
+            f("vl_api_fib_path_flags_t", "flags"),
+            f("vl_api_fib_path_nh_proto_t", "proto"),
+            f("vl_api_fib_path_nh_t", "nh"),
+            f("u8", "n_labels"),
+            fixed("vl_api_fib_mpls_label_t", "label_stack", 16),
+        ],
+    },
+    TypeDef::Typedef {
+        name: "ip_route",
+        fields: &[
+            f("u32", "table_id"),
+            f("u32", "stats_index"),
+            f("vl_api_prefix_t", "prefix"),
+            f("u8", "n_paths"),
+            FieldDef::counted("vl_api_fib_path_t", "paths", "n_paths"),
+        ],
+    },
     TypeDef::Typedef {
         name: "module_version",
         fields: &[
