@@ -3,6 +3,7 @@
 //! VPP service (status, reconciler).
 
 pub mod client;
+pub mod lb;
 pub mod messages;
 pub mod service;
 pub mod status;
