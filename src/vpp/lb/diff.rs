@@ -1,6 +1,6 @@
 //! Desired vs actual -> the ordered writes (DESIGN.md §7):
 //!
-//! 1. `SetConf` when the global settings differ (before any GRE VIP is added).
+//! 1. `SetConf` when the global settings differ (before any GRE VIP is added; in any scope).
 //! 2. Removals: VIPs not in the config (full sync only) and VIPs to re-create (src-ip-sticky
 //!    or encap changed): their live ASes deleted with flush, then the VIP.
 //! 3. Per desired VIP in key order: `AddVip` if missing (or re-created), then the AS
@@ -123,7 +123,8 @@ impl fmt::Display for LbOp {
 pub enum Scope {
     /// Everything: conf, every VIP, and removal of VIPs that are not in the config.
     All,
-    /// One VIP and its ASes; never removes a VIP (except to re-create this one).
+    /// The conf and one VIP with its ASes; never removes a VIP (except to re-create
+    /// this one).
     Vip(VipKey),
 }
 
@@ -180,7 +181,9 @@ pub fn diff(
         Scope::Vip(k) => k == *key,
     };
 
-    if scope == Scope::All && actual.conf != Some(desired.conf) {
+    // Any scope: the GRE nodes need the source addresses before a VIP carries traffic,
+    // and the warmup releases single VIPs long before its first full sync.
+    if actual.conf != Some(desired.conf) {
         ops.push(LbOp::SetConf(desired.conf));
     }
 

@@ -842,7 +842,7 @@ fn cases() -> Vec<Case> {
             ],
         },
         Case {
-            name: "per-VIP sync never removes other VIPs nor pushes conf",
+            name: "per-VIP sync never removes other VIPs; pushes a differing conf",
             desired: desired(vec![dvip(
                 "web",
                 web(),
@@ -859,7 +859,7 @@ fn cases() -> Vec<Case> {
             },
             scope: Scope::Vip(web()),
             mode: Weighted,
-            want: vec![set_w(web(), "10.0.0.9", 0, true)],
+            want: vec![LbOp::SetConf(conf()), set_w(web(), "10.0.0.9", 0, true)],
         },
         Case {
             name: "per-VIP sync of another VIP touches nothing here",
@@ -976,6 +976,7 @@ fn cases() -> Vec<Case> {
             scope: Scope::Vip(web()),
             mode: Legacy,
             want: vec![
+                LbOp::SetConf(conf()),
                 del_as(web(), "10.0.0.1", true),
                 del_as(web(), "10.0.0.2", false),
                 add_as(web(), "10.0.0.5", 100),
