@@ -27,6 +27,8 @@ pub struct Daemon {
     pub checker: Checker,
     pub bus: EventBus,
     pub vpp: Arc<VppStatus>,
+    /// The VPP side, once started (`crate::vpp::start` sets it); the gRPC server calls it.
+    pub vpp_service: std::sync::OnceLock<Arc<crate::vpp::VppService>>,
     pub started_at: SystemTime,
     config_tx: watch::Sender<Arc<Config>>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -38,6 +40,7 @@ impl Daemon {
         let (config_tx, _) = watch::channel(config);
         Daemon {
             vpp: Arc::new(VppStatus::new(!args.vpp_api_addr.is_empty(), args.dry_run)),
+            vpp_service: std::sync::OnceLock::new(),
             args,
             checker,
             bus,

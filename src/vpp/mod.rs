@@ -3,11 +3,17 @@
 //! VPP service (status, reconciler).
 
 pub mod client;
+pub mod counters;
+pub mod lb;
+pub mod lb_io;
 pub mod messages;
+pub mod reconciler;
 pub mod service;
 pub mod stats;
 pub mod status;
 pub mod wire;
 
-pub use service::{VppService, start};
+pub use counters::CountersSnapshot;
+pub use reconciler::SyncError;
+pub use service::{LbAsView, LbStateView, LbVipView, VppService, start};
 pub use status::{VppInfo, VppStatus};

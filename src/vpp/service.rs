@@ -1,31 +1,149 @@
-//! The VPP side of the daemon as one unit: started by the daemon, stopped on shutdown.
+//! The VPP side of the daemon as one unit: the supervised API connection, the reconciler
+//! (the only writer), the status the rest of the daemon reads, and the calls the gRPC
+//! server makes (`lb_state`, `sync`, `counters`).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use super::client::{
+    ClientConfig, ConnState, Connection, ConnectionConfig, LbApiGeneration, VppError,
+};
+use super::counters::{CountersSnapshot, VppCounters};
+use super::lb::{LbConfValues, VipKey, desired_state};
+use super::lb_io::{self, ReadStateError};
+use super::reconciler::{Inputs, Reconciler, SyncError, SyncRequest};
+use super::status::VppStatus;
+use super::wire::EncapType;
+use crate::checker::{Checker, frontend_view};
 use crate::daemon::Daemon;
+
+/// One AS of [`LbStateView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbAsView {
+    pub address: IpAddr,
+    /// 0..=100. On lb API 1.1.0 (no weights): 100 for a live AS, 0 for a deleted one.
+    pub weight: u8,
+    /// Bit 0: in use (0 = deleted, awaiting VPP's garbage collection).
+    pub flags: u32,
+    /// The AS's share of the new-flow table (0 when VPP does not say).
+    pub num_buckets: u32,
+    /// The backend with this address in the VIP's frontend, when known.
+    pub backend: Option<String>,
+}
+
+/// One VIP of [`LbStateView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbVipView {
+    /// Prefix, protocol (255 = any) and port (0 = all); see `lb::protocol_name`.
+    pub key: VipKey,
+    /// See `lb::encap_name`.
+    pub encap: EncapType,
+    /// `None` when `show lb vips verbose` could not be read.
+    pub src_ip_sticky: Option<bool>,
+    pub flow_table_length: Option<u32>,
+    /// VPP's pool index (keys the stats counters).
+    pub pool_index: Option<u32>,
+    /// The frontend this VIP belongs to; `None` for a VIP maglev does not manage.
+    pub frontend: Option<String>,
+    /// In address order (IPv4 first, numeric).
+    pub ases: Vec<LbAsView>,
+}
+
+/// What `GetVPPLBState` shows: VPP's lb state, mapped to maglev's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LbStateView {
+    /// `None` on lb API 1.1.0 (no `lb_conf_get`).
+    pub conf: Option<LbConfValues>,
+    /// lb API 1.1.0 (no weights).
+    pub legacy: bool,
+    /// In key order (IPv4 first).
+    pub vips: Vec<LbVipView>,
+}
 
 /// Handle to the running VPP side.
 pub struct VppService {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    checker: Checker,
+    dry_run: bool,
+    conn: Option<Arc<Connection>>,
+    requests: Option<mpsc::Sender<SyncRequest>>,
+    counters: Arc<VppCounters>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
-/// Starts the VPP side, or says clearly that it is off.
-pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<VppService> {
+/// Starts the VPP side (or says clearly that it is off) and hands it to the daemon
+/// (`daemon.vpp_service`). Must run inside the tokio runtime.
+pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
     let args = &daemon.args;
-    if args.vpp_api_addr.is_empty() {
-        tracing::info!("VPP disabled (--vpp-api-addr is empty): health checking only");
-        return Ok(VppService { tasks: Vec::new() });
+    let counters = Arc::new(VppCounters::default());
+    let service = if args.vpp_api_addr.is_empty() {
+        info!("VPP disabled (--vpp-api-addr is empty): health checking only");
+        VppService {
+            checker: daemon.checker.clone(),
+            dry_run: args.dry_run,
+            conn: None,
+            requests: None,
+            counters,
+            tasks: Vec::new(),
+        }
+    } else {
+        let conn = Arc::new(Connection::spawn(ConnectionConfig {
+            client: ClientConfig {
+                socket_path: PathBuf::from(&args.vpp_api_addr),
+                client_name: "maglev".to_string(),
+                ..ClientConfig::default()
+            },
+            ..ConnectionConfig::default()
+        }));
+        info!(
+            vpp_api_addr = %args.vpp_api_addr,
+            dry_run = args.dry_run,
+            "VPP programming active{}",
+            if args.dry_run { " in dry-run mode: nothing will be written" } else { "" }
+        );
+        if !args.vpp_stats_addr.is_empty() {
+            info!(
+                vpp_stats_addr = %args.vpp_stats_addr,
+                "VPP stats segment counters are not active yet in this build"
+            );
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let elapsed = SystemTime::now()
+            .duration_since(daemon.started_at)
+            .unwrap_or_default();
+        let now = tokio::time::Instant::now();
+        let started = now.checked_sub(elapsed).unwrap_or(now);
+        let reconciler = tokio::spawn(Reconciler::run(Inputs {
+            checker: daemon.checker.clone(),
+            status: daemon.vpp.clone(),
+            conn: conn.clone(),
+            counters: counters.clone(),
+            config: daemon.subscribe_config(),
+            events: daemon.bus.subscribe(),
+            requests: rx,
+            dry_run: args.dry_run,
+            started,
+        }));
+        let status = tokio::spawn(track_status(daemon.vpp.clone(), conn.clone()));
+        VppService {
+            checker: daemon.checker.clone(),
+            dry_run: args.dry_run,
+            conn: Some(conn),
+            requests: Some(tx),
+            counters,
+            tasks: vec![reconciler, status],
+        }
+    };
+    let service = Arc::new(service);
+    if daemon.vpp_service.set(service.clone()).is_err() {
+        anyhow::bail!("the VPP side was started twice");
     }
-    tracing::warn!(
-        vpp_api_addr = %args.vpp_api_addr,
-        vpp_stats_addr = %args.vpp_stats_addr,
-        dry_run = args.dry_run,
-        "VPP programming is not active yet in this build: health checking only, nothing is written to VPP"
-    );
-    daemon
-        .vpp
-        .update(|i| i.last_error = "VPP programming not active in this build".into());
-    Ok(VppService { tasks: Vec::new() })
+    Ok(service)
 }
 
 impl VppService {
@@ -33,6 +151,151 @@ impl VppService {
     pub fn stop(&self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(conn) = &self.conn {
+            conn.stop();
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Counters for `maglev_vpp_api_total` and `maglev_vpp_lbsync_total`.
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Runs a sync now through the reconciler: `None` = full sync, `Some(frontend)` = that
+    /// frontend's VIP. Returns the writes made (or, with `--dry-run`, that would be made),
+    /// as text. Refused before `startup-min-delay`.
+    pub async fn sync(&self, frontend: Option<String>) -> Result<Vec<String>, SyncError> {
+        let requests = self.requests.as_ref().ok_or(SyncError::Disabled)?;
+        let (reply, rx) = oneshot::channel();
+        requests
+            .send(SyncRequest { frontend, reply })
+            .await
+            .map_err(|_| SyncError::Stopped)?;
+        rx.await.map_err(|_| SyncError::Stopped)?
+    }
+
+    /// Reads VPP's lb state now (reads only) and names what maglev knows.
+    pub async fn lb_state(&self) -> Result<LbStateView, VppError> {
+        let conn = self.conn.as_ref().ok_or_else(|| {
+            VppError::Disconnected("VPP is disabled (--vpp-api-addr is empty)".into())
+        })?;
+        let client = conn
+            .client()
+            .ok_or_else(|| VppError::Disconnected("not connected to VPP".into()))?;
+        let legacy = client.generation() == LbApiGeneration::Legacy;
+        let actual = lb_io::read_actual(&client, &self.counters, None)
+            .await
+            .map_err(|e| match e {
+                ReadStateError::Vpp(e) => e,
+                ReadStateError::NoLbPlugin => VppError::Unsupported {
+                    name_crc: "lb_add_del_vip_v2_7c520e0f".into(),
+                },
+                ReadStateError::Parse(e) => VppError::Invalid(format!("reading lb state: {e}")),
+            })?;
+        let desired = self.checker.read(|st| {
+            let views: Vec<_> = st
+                .config
+                .frontends
+                .keys()
+                .filter_map(|n| frontend_view(st, n))
+                .collect();
+            desired_state(&st.config, &views)
+        });
+        let vips = actual
+            .vips
+            .values()
+            .map(|v| {
+                let ours = desired.vips.get(&v.key);
+                LbVipView {
+                    key: v.key,
+                    encap: v.encap,
+                    src_ip_sticky: v.src_ip_sticky,
+                    flow_table_length: v.flow_table_length,
+                    pool_index: v.index,
+                    frontend: ours.map(|d| d.frontend.clone()),
+                    ases: v
+                        .ases
+                        .iter()
+                        .map(|(addr, a)| LbAsView {
+                            address: *addr,
+                            weight: a.weight.unwrap_or(if a.used { 100 } else { 0 }),
+                            flags: u32::from(a.used),
+                            num_buckets: a.num_buckets.unwrap_or(0),
+                            backend: ours
+                                .and_then(|d| d.ases.get(addr))
+                                .map(|d| d.backend.clone()),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(LbStateView {
+            conf: actual.conf,
+            legacy,
+            vips,
+        })
+    }
+}
+
+/// Mirrors the connection into [`VppStatus`] (gRPC, metrics and `/readyz` read it).
+async fn track_status(status: Arc<VppStatus>, conn: Arc<Connection>) {
+    let mut rx = conn.state();
+    loop {
+        let state = rx.borrow_and_update().clone();
+        match state {
+            ConnState::Connected {
+                generation,
+                vpe_pid,
+                version,
+                connected_since,
+                epoch,
+            } => {
+                let build_date = match conn.client() {
+                    Some(c) => tokio::time::timeout(Duration::from_secs(5), c.show_version())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|v| v.build_date)
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                status.update(|i| {
+                    i.connected = true;
+                    i.version = version;
+                    i.build_date = build_date;
+                    i.pid = vpe_pid;
+                    i.connected_since = Some(connected_since);
+                    i.api_generation = match generation {
+                        LbApiGeneration::Weighted => "1.2.0",
+                        LbApiGeneration::Legacy => "1.1.0",
+                        LbApiGeneration::Absent => "",
+                    }
+                    .to_string();
+                    i.legacy = generation == LbApiGeneration::Legacy;
+                    i.reconnects = epoch.saturating_sub(1);
+                    if generation == LbApiGeneration::Absent {
+                        i.last_error = "VPP has no usable lb plugin API".into();
+                    }
+                });
+            }
+            ConnState::Disconnected => status.update(|i| {
+                if i.connected {
+                    i.last_error = "lost the VPP connection".into();
+                }
+                i.connected = false;
+            }),
+        }
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -63,6 +63,23 @@ pub struct VipView {
     pub ases: Vec<AsView>,
 }
 
+/// One lb write as the double received it (after the handler's own reading of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteRecord {
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// Message name (`lb_as_set_weight`, ...) or `cli_inband: <command>`.
+    pub msg: String,
+    /// The VIP prefix as sent (before any 1.1.0 reinterpretation).
+    pub prefix: Option<Prefix>,
+    pub port: u16,
+    pub address: Option<IpAddr>,
+    pub weight: Option<u8>,
+    pub is_del: bool,
+    pub is_flush: bool,
+    pub retval: i32,
+}
+
 #[derive(Default)]
 struct Knobs {
     close_after: Option<usize>,
@@ -100,6 +117,7 @@ struct State {
     /// Pool; slot 0 is VPP's hidden placeholder VIP.
     vips: Vec<Option<VipView>>,
     requests: HashMap<String, u64>,
+    writes: Vec<WriteRecord>,
     keepalive_replies: u64,
     fatal: u64,
     knobs: Knobs,
@@ -188,6 +206,7 @@ impl State {
             conf: Conf::default(),
             vips: vec![None],
             requests: HashMap::new(),
+            writes: Vec::new(),
             keepalive_replies: 0,
             fatal: 0,
             knobs: Knobs::default(),
@@ -354,6 +373,11 @@ impl VppDouble {
             .get(name)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Every lb write (and `lb …` CLI command) since the last start/restart, in order.
+    pub fn writes(&self) -> Vec<WriteRecord> {
+        self.state.lock().unwrap().writes.clone()
     }
 
     pub fn keepalive_replies(&self) -> u64 {
@@ -552,6 +576,9 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
         "lb_conf" => {
             let m = req!(LbConf);
             let rv = lb_conf(s, &m);
+            s.writes.push(
+                WriteRecord::new("lb_conf", None, 0, None, None, false, false).with_retval(rv),
+            );
             one(s.reply(ctx, rv, &LbConfReply {}))
         }
         "lb_conf_get" => one(s.reply(
@@ -566,6 +593,15 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
         )),
         "lb_add_del_vip" => {
             let m = req!(LbAddDelVip);
+            let rec = WriteRecord::new(
+                "lb_add_del_vip",
+                Some(m.pfx),
+                m.port,
+                None,
+                None,
+                m.is_del,
+                false,
+            );
             let args = VipArgs {
                 pfx: m.pfx,
                 protocol: m.protocol,
@@ -575,14 +611,27 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 table_len: m.new_flows_table_length,
                 src_ip_sticky: false,
                 is_del: m.is_del,
+                from_cli: false,
             };
             match add_del_vip(s, args) {
-                Some(rv) => one(s.reply(ctx, rv, &LbAddDelVipReply {})),
+                Some(rv) => {
+                    s.writes.push(rec.with_retval(rv));
+                    one(s.reply(ctx, rv, &LbAddDelVipReply {}))
+                }
                 None => Outcome::Close(Vec::new()),
             }
         }
         "lb_add_del_vip_v2" => {
             let m = req!(LbAddDelVipV2);
+            let rec = WriteRecord::new(
+                "lb_add_del_vip_v2",
+                Some(m.pfx),
+                m.port,
+                None,
+                None,
+                m.is_del,
+                false,
+            );
             let args = VipArgs {
                 pfx: m.pfx,
                 protocol: m.protocol,
@@ -592,15 +641,29 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 table_len: m.new_flows_table_length,
                 src_ip_sticky: m.src_ip_sticky,
                 is_del: m.is_del,
+                from_cli: false,
             };
             match add_del_vip(s, args) {
-                Some(rv) => one(s.reply(ctx, rv, &LbAddDelVipV2Reply {})),
+                Some(rv) => {
+                    s.writes.push(rec.with_retval(rv));
+                    one(s.reply(ctx, rv, &LbAddDelVipV2Reply {}))
+                }
                 None => Outcome::Close(Vec::new()),
             }
         }
         "lb_add_del_as" => {
             let m = req!(LbAddDelAs);
             let rv = add_del_as(s, m.pfx, m.protocol, m.port, m.as_address, 100, m.is_del);
+            let rec = WriteRecord::new(
+                "lb_add_del_as",
+                Some(m.pfx),
+                m.port,
+                Some(m.as_address),
+                None,
+                m.is_del,
+                m.is_flush,
+            );
+            s.writes.push(rec.with_retval(rv));
             one(s.reply(ctx, rv, &LbAddDelAsReply {}))
         }
         "lb_add_del_as_v2" => {
@@ -614,11 +677,31 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 m.weight,
                 m.is_del,
             );
+            let rec = WriteRecord::new(
+                "lb_add_del_as_v2",
+                Some(m.pfx),
+                m.port,
+                Some(m.as_address),
+                Some(m.weight),
+                m.is_del,
+                m.is_flush,
+            );
+            s.writes.push(rec.with_retval(rv));
             one(s.reply(ctx, rv, &LbAddDelAsV2Reply {}))
         }
         "lb_as_set_weight" => {
             let m = req!(LbAsSetWeight);
             let rv = set_weight(s, m.pfx, m.protocol, m.port, m.as_address, m.weight);
+            let rec = WriteRecord::new(
+                "lb_as_set_weight",
+                Some(m.pfx),
+                m.port,
+                Some(m.as_address),
+                Some(m.weight),
+                false,
+                m.is_flush,
+            );
+            s.writes.push(rec.with_retval(rv));
             one(s.reply(ctx, rv, &LbAsSetWeightReply {}))
         }
         "lb_flush_vip" => {
@@ -726,7 +809,38 @@ fn incoming_encap(mode: ApiMode, e: EncapType) -> EncapType {
     }
 }
 
+impl WriteRecord {
+    fn new(
+        msg: &str,
+        prefix: Option<Prefix>,
+        port: u16,
+        address: Option<IpAddr>,
+        weight: Option<u8>,
+        is_del: bool,
+        is_flush: bool,
+    ) -> Self {
+        WriteRecord {
+            at: std::time::Instant::now(),
+            msg: msg.to_string(),
+            prefix,
+            port,
+            address,
+            weight,
+            is_del,
+            is_flush,
+            retval: 0,
+        }
+    }
+
+    fn with_retval(mut self, retval: i32) -> Self {
+        self.retval = retval;
+        self
+    }
+}
+
 struct VipArgs {
+    /// `from_cli`: prefix and encap as the CLI parsed them (no API quirks).
+    from_cli: bool,
     pfx: Prefix,
     protocol: u8,
     port: u16,
@@ -747,7 +861,11 @@ fn find_vip(s: &State, pfx: Prefix, protocol: u8, port: u16) -> Option<usize> {
 
 /// `None` = the request would have crashed VPP: the connection drops.
 fn add_del_vip(s: &mut State, a: VipArgs) -> Option<i32> {
-    let pfx = incoming_prefix(s.mode, a.pfx);
+    let pfx = if a.from_cli {
+        a.pfx.normalized()
+    } else {
+        incoming_prefix(s.mode, a.pfx)
+    };
     let protocol = if a.port == 0 {
         PROTOCOL_ANY
     } else {
@@ -774,7 +892,11 @@ fn add_del_vip(s: &mut State, a: VipArgs) -> Option<i32> {
     if !a.table_len.is_power_of_two() {
         return Some(E_INVALID_MEMORY_SIZE);
     }
-    let encap = incoming_encap(s.mode, a.encap);
+    let encap = if a.from_cli {
+        a.encap
+    } else {
+        incoming_encap(s.mode, a.encap)
+    };
     let encap = match pfx.addr {
         IpAddr::V4(_) => match encap {
             EncapType::GRE4 | EncapType::GRE6 | EncapType::L3DSR | EncapType::NAT4 => encap,
@@ -1023,8 +1145,22 @@ fn as_details(s: &State, filter: Prefix, port: u16) -> Vec<(LbVip, AsView)> {
     out
 }
 
-fn cli(s: &State, cmd: &str) -> (i32, String) {
+fn cli(s: &mut State, cmd: &str) -> (i32, String) {
     let cmd = cmd.trim();
+    if let Some(args) = cmd.strip_prefix("lb vip ") {
+        let (rv, text) = cli_lb_vip(s, args);
+        let rec = WriteRecord::new(
+            &format!("cli_inband: {cmd}"),
+            None,
+            0,
+            None,
+            None,
+            args.contains(" del"),
+            false,
+        );
+        s.writes.push(rec.with_retval(rv));
+        return (rv, text);
+    }
     if cmd == "show version" {
         let v = match s.mode {
             ApiMode::V1_2 => "26.10-rc0~42-gdouble",
@@ -1039,6 +1175,69 @@ fn cli(s: &State, cmd: &str) -> (i32, String) {
         return (0, show_lb_vips_verbose(s));
     }
     (-1, format!("unknown input `{cmd}'\n"))
+}
+
+/// `lb vip <prefix> [protocol (tcp|udp) port <n>] [encap (gre4|gre6|l3dsr|nat4|nat6)]
+/// [new_len <n>] [src_ip_sticky] [del]` (VPP-WIRE §3.6). The CLI reads prefix and encap
+/// correctly in every version.
+fn cli_lb_vip(s: &mut State, args: &str) -> (i32, String) {
+    let fail = |what: &str| (-1, format!("lb vip: {what} `{args}'\n"));
+    let mut words = args.split_whitespace();
+    let Some(pfx) = words.next().and_then(|p| {
+        let (a, l) = p.split_once('/')?;
+        Some(Prefix::new(a.parse().ok()?, l.parse().ok()?))
+    }) else {
+        return fail("invalid prefix");
+    };
+    let mut a = VipArgs {
+        from_cli: true,
+        pfx,
+        protocol: PROTOCOL_ANY,
+        port: 0,
+        encap: EncapType::GRE4,
+        dscp: 0,
+        table_len: 1024,
+        src_ip_sticky: false,
+        is_del: false,
+    };
+    while let Some(w) = words.next() {
+        let mut value = || words.next().unwrap_or("");
+        match w {
+            "protocol" => {
+                a.protocol = match value() {
+                    "tcp" => 6,
+                    "udp" => 17,
+                    _ => return fail("bad protocol"),
+                }
+            }
+            "port" => match value().parse() {
+                Ok(p) => a.port = p,
+                Err(_) => return fail("bad port"),
+            },
+            "encap" => {
+                a.encap = match value() {
+                    "gre4" => EncapType::GRE4,
+                    "gre6" => EncapType::GRE6,
+                    "l3dsr" => EncapType::L3DSR,
+                    "nat4" => EncapType::NAT4,
+                    "nat6" => EncapType::NAT6,
+                    _ => return fail("bad encap"),
+                }
+            }
+            "new_len" => match value().parse() {
+                Ok(n) => a.table_len = n,
+                Err(_) => return fail("bad new_len"),
+            },
+            "src_ip_sticky" => a.src_ip_sticky = true,
+            "del" => a.is_del = true,
+            _ => return fail("parse error"),
+        }
+    }
+    match add_del_vip(s, a) {
+        Some(0) => (0, String::new()),
+        Some(rv) => (rv, format!("lb_vip_add error {rv}\n")),
+        None => (-1, "out of memory\n".to_string()),
+    }
 }
 
 fn show_lb_vips_verbose(s: &State) -> String {

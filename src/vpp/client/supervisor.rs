@@ -95,6 +95,15 @@ impl Connection {
         self.client.borrow().clone().filter(|c| !c.is_closed())
     }
 
+    /// Stops supervising and drops the connection at once (VPP frees the registration
+    /// on EOF). For owners that share the `Connection` and cannot consume it.
+    pub fn stop(&self) {
+        self.task.abort();
+        if let Some(client) = self.client.borrow().as_ref() {
+            client.close("stopped".to_string());
+        }
+    }
+
     /// Stops supervising and unregisters from VPP.
     pub async fn shutdown(self) {
         self.task.abort();

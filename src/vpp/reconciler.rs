@@ -1,0 +1,659 @@
+//! The reconciler: the only writer to VPP (DESIGN.md §7).
+//!
+//! - Per-VIP sync on every backend/frontend event of a frontend (bursts coalesced).
+//! - Full sync every `sync-interval`, after a reload, after every (re)connect, on request.
+//! - Warmup after daemon start: no writes before `startup-min-delay`; then each VIP is
+//!   released as soon as none of its backends is unknown (polled every 250 ms); a full
+//!   sync at `startup-max-delay`, or as soon as every VIP was released. A reload does not
+//!   restart the clock.
+//! - `--dry-run`: reads and diffs, logs each write as "dry-run: would …", sends nothing.
+//! - A failed write is logged, its VIP retried a little later; a lost connection needs
+//!   nothing special, the reconnect brings a full sync.
+
+mod warmup;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::client::{ConnState, Connection, LbApiGeneration, VppError};
+use super::counters::VppCounters;
+use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_state, diff};
+use super::lb_io::{self, ReadStateError};
+use super::status::VppStatus;
+use crate::checker::{Checker, FrontendView, frontend_view};
+use crate::config::Config;
+use crate::events::Event;
+
+pub use warmup::{Phase, Warmup};
+
+/// Events closer together than this become one sync.
+const COALESCE: Duration = Duration::from_millis(50);
+/// A failed sync is tried again after this (or the sync interval, if shorter).
+const RETRY: Duration = Duration::from_secs(2);
+/// Warmup: how often to look for VIPs that can be released.
+const WARMUP_POLL: Duration = Duration::from_millis(250);
+
+/// Why a requested sync did not (fully) happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    #[error("VPP is disabled (--vpp-api-addr is empty)")]
+    Disabled,
+    #[error("unknown frontend {0:?}")]
+    NotFound(String),
+    #[error("not connected to VPP")]
+    Disconnected,
+    #[error("VPP warmup: no writes for another {0:?} (startup-min-delay)")]
+    Warmup(Duration),
+    #[error("reading VPP's lb state: {0}")]
+    Read(#[from] ReadStateError),
+    #[error("{failed} write(s) failed, first: {first}")]
+    Write { failed: usize, first: String },
+    #[error("the VPP reconciler is not running")]
+    Stopped,
+}
+
+/// A sync asked for through the API (`None` = full sync).
+pub(crate) struct SyncRequest {
+    pub frontend: Option<String>,
+    pub reply: oneshot::Sender<Result<Vec<String>, SyncError>>,
+}
+
+/// What the reconciler works on.
+pub(crate) struct Inputs {
+    pub checker: Checker,
+    pub status: Arc<VppStatus>,
+    pub conn: Arc<Connection>,
+    pub counters: Arc<VppCounters>,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub events: broadcast::Receiver<Arc<Event>>,
+    pub requests: mpsc::Receiver<SyncRequest>,
+    pub dry_run: bool,
+    /// When the daemon started (the warmup clock).
+    pub started: Instant,
+}
+
+enum Target {
+    All,
+    Frontends(Vec<String>),
+}
+
+/// The outcome of one sync that could read VPP.
+#[derive(Default)]
+struct Report {
+    ops: Vec<String>,
+    /// Frontends whose VIP had a failed write (retried soon).
+    failed: BTreeSet<String>,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+impl Report {
+    fn fail(&mut self, e: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(e);
+    }
+
+    fn into_result(self) -> Result<Vec<String>, SyncError> {
+        match self.first_error {
+            Some(first) => Err(SyncError::Write {
+                failed: self.errors,
+                first,
+            }),
+            None => Ok(self.ops),
+        }
+    }
+}
+
+pub(crate) struct Reconciler {
+    checker: Checker,
+    status: Arc<VppStatus>,
+    conn: Arc<Connection>,
+    conn_rx: watch::Receiver<ConnState>,
+    counters: Arc<VppCounters>,
+    dry_run: bool,
+    warmup: Warmup,
+    /// Frontend -> when its VIP is due for a sync.
+    pending: BTreeMap<String, Instant>,
+    /// When the next full sync is due (after the warmup).
+    next_full: Instant,
+    epoch: Option<u64>,
+    pid: Option<u32>,
+    /// lb API 1.1.0 cannot read the conf back: what this connection pushed.
+    pushed_conf: Option<(u64, LbConfValues)>,
+    problems: Vec<String>,
+}
+
+impl Reconciler {
+    pub(crate) async fn run(inputs: Inputs) {
+        let Inputs {
+            checker,
+            status,
+            conn,
+            counters,
+            mut config,
+            mut events,
+            mut requests,
+            dry_run,
+            started,
+        } = inputs;
+        config.mark_unchanged();
+        let conn_rx = conn.state();
+        let mut me = Reconciler {
+            checker,
+            status,
+            conn,
+            conn_rx,
+            counters,
+            dry_run,
+            warmup: Warmup::new(started),
+            pending: BTreeMap::new(),
+            next_full: Instant::now(),
+            epoch: None,
+            pid: None,
+            pushed_conf: None,
+            problems: Vec::new(),
+        };
+        me.on_conn_change();
+        let (mut events_open, mut config_open, mut conn_open, mut requests_open) =
+            (true, true, true, true);
+        loop {
+            let wake = me.next_wake(Instant::now());
+            tokio::select! {
+                req = requests.recv(), if requests_open => match req {
+                    Some(req) => {
+                        let result = me.on_request(req.frontend).await;
+                        let _ = req.reply.send(result);
+                    }
+                    None => requests_open = false,
+                },
+                ev = events.recv(), if events_open => match ev {
+                    Ok(ev) => me.on_event(&ev),
+                    Err(RecvError::Lagged(n)) => {
+                        warn!(lost = n, "VPP reconciler missed events: full sync");
+                        me.next_full = Instant::now();
+                    }
+                    Err(RecvError::Closed) => events_open = false,
+                },
+                changed = config.changed(), if config_open => match changed {
+                    Ok(()) => me.on_reload(),
+                    Err(_) => config_open = false,
+                },
+                changed = me.conn_rx.changed(), if conn_open => match changed {
+                    Ok(()) => me.on_conn_change(),
+                    Err(_) => conn_open = false,
+                },
+                () = sleep_until(wake) => {}
+            }
+            me.run_due().await;
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.conn_rx.borrow().is_connected()
+    }
+
+    fn lb_config(&self) -> crate::config::VppLbConfig {
+        self.checker.read(|st| st.config.vpp.lb.clone())
+    }
+
+    /// The next moment something is due (None = only an outside event can help).
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let lb = self.lb_config();
+        match self.warmup.phase(now, &lb) {
+            Phase::Hold { until } => return Some(until),
+            Phase::Final => return Some(now),
+            Phase::Release | Phase::Done => {}
+        }
+        if !self.connected() {
+            return None;
+        }
+        let mut wake = self.pending.values().min().copied();
+        let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if self.warmup.done() {
+            consider(self.next_full);
+        } else {
+            consider(self.warmup.next_poll());
+        }
+        wake
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let frontend = match event {
+            Event::Backend(b) => b.frontend.as_deref(),
+            Event::Frontend(f) => Some(f.frontend.as_str()),
+            Event::Log(_) => None,
+        };
+        if let Some(f) = frontend {
+            let due = Instant::now() + COALESCE;
+            self.pending.entry(f.to_string()).or_insert(due);
+        }
+    }
+
+    fn on_reload(&mut self) {
+        if self.warmup.done() {
+            self.next_full = Instant::now();
+        }
+    }
+
+    fn on_conn_change(&mut self) {
+        let state = self.conn_rx.borrow_and_update().clone();
+        let ConnState::Connected {
+            generation,
+            vpe_pid,
+            epoch,
+            version,
+            ..
+        } = state
+        else {
+            return;
+        };
+        if self.epoch == Some(epoch) {
+            return;
+        }
+        if let Some(old) = self.pid
+            && old != vpe_pid
+        {
+            info!(
+                old_pid = old,
+                vpe_pid, "VPP restarted: its lb state is rebuilt"
+            );
+        }
+        self.epoch = Some(epoch);
+        self.pid = Some(vpe_pid);
+        match generation {
+            LbApiGeneration::Weighted => {
+                info!(%version, "lb API 1.2.0: weights in use");
+            }
+            LbApiGeneration::Legacy => warn!(
+                %version,
+                "LEGACY MODE (lb API 1.1.0, VPP <= 26.06): no AS weights; an effective weight \
+                 of 0 deletes the AS, any weight above 0 adds it with the same share as the \
+                 others; gre6 VIPs are created through the CLI and every write is verified"
+            ),
+            LbApiGeneration::Absent => error!(
+                %version,
+                "VPP has no usable lb plugin API: nothing will be programmed"
+            ),
+        }
+        if self.warmup.done() {
+            info!(epoch, "connected to VPP: full sync");
+            self.next_full = Instant::now();
+        } else {
+            // VPP may have come back empty: released VIPs must be written again.
+            self.warmup.reset_released();
+        }
+    }
+
+    async fn on_request(&mut self, frontend: Option<String>) -> Result<Vec<String>, SyncError> {
+        let now = Instant::now();
+        if let Phase::Hold { until } = self.warmup.phase(now, &self.lb_config()) {
+            return Err(SyncError::Warmup(until - now));
+        }
+        let target = match frontend {
+            None => Target::All,
+            Some(name) => {
+                if !self
+                    .checker
+                    .read(|st| st.config.frontends.contains_key(&name))
+                {
+                    return Err(SyncError::NotFound(name));
+                }
+                Target::Frontends(vec![name])
+            }
+        };
+        let full = matches!(target, Target::All);
+        let report = self.sync(&target).await?;
+        if full && report.first_error.is_none() {
+            self.pending.clear();
+            self.next_full = Instant::now() + self.lb_config().sync_interval;
+        }
+        report.into_result()
+    }
+
+    async fn run_due(&mut self) {
+        let now = Instant::now();
+        let lb = self.lb_config();
+        match self.warmup.phase(now, &lb) {
+            Phase::Hold { .. } => return,
+            Phase::Final => self.finish_warmup("startup-max-delay reached"),
+            Phase::Release | Phase::Done => {}
+        }
+        if !self.connected() {
+            return;
+        }
+        if !self.warmup.done() {
+            self.warmup_step(now).await;
+            return;
+        }
+        if now >= self.next_full {
+            match self.sync(&Target::All).await {
+                Ok(report) if report.first_error.is_none() => {
+                    self.pending.clear();
+                    self.next_full = now + lb.sync_interval;
+                }
+                Ok(_) => {
+                    // Retry soon; per-VIP failures are covered by the full retry.
+                    self.next_full = now + RETRY.min(lb.sync_interval);
+                }
+                Err(e) => {
+                    self.sync_failed(&e);
+                    self.next_full = now + RETRY.min(lb.sync_interval);
+                }
+            }
+            return;
+        }
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for f in &due {
+            self.pending.remove(f);
+        }
+        self.sync_frontends(due, now).await;
+    }
+
+    /// Per-VIP syncs of `frontends`; failures come back later.
+    async fn sync_frontends(&mut self, frontends: Vec<String>, now: Instant) -> BTreeSet<String> {
+        let retry_at = now + RETRY.min(self.lb_config().sync_interval);
+        match self.sync(&Target::Frontends(frontends.clone())).await {
+            Ok(report) => {
+                for f in &report.failed {
+                    self.pending.insert(f.clone(), retry_at);
+                }
+                frontends
+                    .into_iter()
+                    .filter(|f| !report.failed.contains(f))
+                    .collect()
+            }
+            Err(e) => {
+                self.sync_failed(&e);
+                if !matches!(e, SyncError::Disconnected) {
+                    for f in frontends {
+                        self.pending.insert(f, retry_at);
+                    }
+                }
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// Between min and max delay: release every VIP none of whose backends is unknown;
+    /// keep released VIPs in step with their events.
+    async fn warmup_step(&mut self, now: Instant) {
+        // Due events of released VIPs are synced; those of the others are dropped (the
+        // poll below releases them once their backends are known).
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(f, _)| f.clone())
+            .collect();
+        let mut targets = BTreeSet::new();
+        for f in due {
+            self.pending.remove(&f);
+            if self.warmup.is_released(&f) {
+                targets.insert(f);
+            }
+        }
+        let desired = self.desired();
+        if now >= self.warmup.next_poll() {
+            self.warmup.polled(now + WARMUP_POLL);
+            for vip in desired.vips.values() {
+                if !vip.has_unknown && !self.warmup.is_released(&vip.frontend) {
+                    targets.insert(vip.frontend.clone());
+                }
+            }
+        }
+        if !targets.is_empty() {
+            let newly: Vec<String> = targets
+                .iter()
+                .filter(|f| !self.warmup.is_released(f))
+                .cloned()
+                .collect();
+            if !newly.is_empty() {
+                info!(frontends = ?newly, "warmup: releasing VIPs whose backends are all known");
+            }
+            let ok = self
+                .sync_frontends(targets.into_iter().collect(), now)
+                .await;
+            for f in ok {
+                self.warmup.release(f);
+            }
+        }
+        let all_released = desired
+            .vips
+            .values()
+            .all(|v| self.warmup.is_released(&v.frontend));
+        if all_released {
+            self.finish_warmup("every VIP is released");
+            self.next_full = now;
+        }
+    }
+
+    fn finish_warmup(&mut self, why: &str) {
+        if self.warmup.done() {
+            return;
+        }
+        info!("VPP warmup over ({why}): full sync");
+        self.warmup.finish();
+        self.next_full = Instant::now();
+        self.status.update(|i| i.warmup_done = true);
+    }
+
+    fn sync_failed(&self, e: &SyncError) {
+        match e {
+            SyncError::Disconnected => {}
+            e => {
+                error!(error = %e, "VPP sync failed");
+                self.status.update(|i| i.last_error = e.to_string());
+            }
+        }
+    }
+
+    fn desired(&self) -> DesiredState {
+        self.checker.read(|st| {
+            let views: Vec<FrontendView> = st
+                .config
+                .frontends
+                .keys()
+                .filter_map(|name| frontend_view(st, name))
+                .collect();
+            desired_state(&st.config, &views)
+        })
+    }
+
+    fn report_problems(&mut self, desired: &DesiredState) {
+        if desired.problems != self.problems {
+            for p in &desired.problems {
+                warn!("VPP: {p}");
+            }
+            self.problems = desired.problems.clone();
+        }
+    }
+
+    /// Reads VPP once, then diffs and writes each scope of `target`.
+    async fn sync(&mut self, target: &Target) -> Result<Report, SyncError> {
+        let client = self.conn.client().ok_or(SyncError::Disconnected)?;
+        let mode = lb_io::weight_mode(&client)?;
+        let epoch = self.epoch.unwrap_or_default();
+        let desired = self.desired();
+        self.report_problems(&desired);
+        let scopes: Vec<Scope> = match target {
+            Target::All => vec![Scope::All],
+            Target::Frontends(names) => names
+                .iter()
+                .filter_map(|n| desired.vip_of(n).map(|v| Scope::Vip(v.key)))
+                .collect(),
+        };
+        let mut report = Report::default();
+        if scopes.is_empty() {
+            return Ok(report);
+        }
+        let known_conf = self
+            .pushed_conf
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, c)| c);
+        let scope_label = scopes[0].as_str();
+        let actual = match lb_io::read_actual(&client, &self.counters, known_conf).await {
+            Ok(a) => a,
+            Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
+                return Err(SyncError::Disconnected);
+            }
+            Err(e) => {
+                self.counters.lbsync(scope_label, "error");
+                return Err(e.into());
+            }
+        };
+        let mut wrote = Vec::new();
+        for scope in scopes {
+            let ops = diff(&desired, &actual, scope, mode).ops;
+            let label = scope.as_str();
+            if ops.is_empty() {
+                self.counters.lbsync(label, "noop");
+                continue;
+            }
+            if self.dry_run {
+                for op in &ops {
+                    info!(kind = op.kind(), "dry-run: would {op}");
+                    report.ops.push(op.to_string());
+                }
+                self.counters.lbsync(label, "dry_run");
+                continue;
+            }
+            let errors_before = report.errors;
+            let lost = self
+                .write(&client, &desired, &ops, mode, epoch, &mut report)
+                .await;
+            self.counters.lbsync(
+                label,
+                if report.errors > errors_before {
+                    "error"
+                } else {
+                    "applied"
+                },
+            );
+            wrote.push(scope);
+            if lost {
+                break;
+            }
+        }
+        if mode == WeightMode::Legacy && !wrote.is_empty() && report.first_error.is_none() {
+            self.verify(&client, &desired, &wrote, epoch, &mut report)
+                .await;
+        }
+        if let Some(e) = &report.first_error {
+            self.status.update(|i| i.last_error = e.clone());
+        }
+        Ok(report)
+    }
+
+    /// Sends `ops` in order. After a failed write the rest of that VIP's ops are skipped
+    /// (they would fail too, or act on a half-built VIP). Returns true when the
+    /// connection is gone (the reconnect brings a full sync).
+    async fn write(
+        &mut self,
+        client: &super::client::Client,
+        desired: &DesiredState,
+        ops: &[LbOp],
+        mode: WeightMode,
+        epoch: u64,
+        report: &mut Report,
+    ) -> bool {
+        let mut broken = BTreeSet::new();
+        for op in ops {
+            let vip = op.vip();
+            if vip.is_some_and(|k| broken.contains(&k)) {
+                continue;
+            }
+            let frontend = vip
+                .and_then(|k| desired.vips.get(&k))
+                .map(|v| v.frontend.clone());
+            match lb_io::apply(client, &self.counters, op, mode).await {
+                Ok(msg) => {
+                    info!(
+                        kind = op.kind(),
+                        msg,
+                        frontend = frontend.as_deref().unwrap_or("-"),
+                        "VPP write: {op}"
+                    );
+                    self.counters.write(op.kind());
+                    report.ops.push(op.to_string());
+                    if let LbOp::SetConf(c) = op {
+                        self.pushed_conf = Some((epoch, *c));
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, kind = op.kind(), "VPP write failed: {op}");
+                    report.fail(format!("{op}: {e}"));
+                    // Conf and stale VIPs are retried by the next full sync.
+                    if let Some(k) = vip {
+                        broken.insert(k);
+                    }
+                    if let Some(f) = frontend {
+                        report.failed.insert(f);
+                    }
+                    if matches!(e, VppError::Disconnected(_) | VppError::Timeout { .. }) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// lb API 1.1.0: read back and check that VPP now shows what was written (its
+    /// handlers are known to misread requests, VPP-WIRE §3.5).
+    async fn verify(
+        &mut self,
+        client: &super::client::Client,
+        desired: &DesiredState,
+        scopes: &[Scope],
+        epoch: u64,
+        report: &mut Report,
+    ) {
+        let known_conf = self
+            .pushed_conf
+            .filter(|(e, _)| *e == epoch)
+            .map(|(_, c)| c);
+        let actual = match lb_io::read_actual(client, &self.counters, known_conf).await {
+            Ok(a) => a,
+            Err(e) => {
+                report.fail(format!("verify read: {e}"));
+                return;
+            }
+        };
+        for scope in scopes {
+            let left = diff(desired, &actual, *scope, WeightMode::Legacy).ops;
+            if left.is_empty() {
+                continue;
+            }
+            let text: Vec<String> = left.iter().map(ToString::to_string).collect();
+            error!(missing = ?text, "legacy mode: VPP does not show what was written");
+            report.fail(format!("verify: still to do: {}", text.join("; ")));
+            for v in left
+                .iter()
+                .filter_map(|op| op.vip().and_then(|k| desired.vips.get(&k)))
+            {
+                report.failed.insert(v.frontend.clone());
+            }
+        }
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
