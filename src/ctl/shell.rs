@@ -274,6 +274,13 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
         server: args.server.clone(),
     };
     let mut session = Session::new(args.json, color);
+    // From here on SIGINT never ends the shell: at the prompt Ctrl-C is a key (raw mode),
+    // while a command runs it interrupts that command only (see `run_line`).
+    let _sigint = {
+        let _rt = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| CtlError::Local(format!("cannot handle Ctrl-C: {e}")))?
+    };
     println!(
         "maglev ctl {} — ? lists what may come next, TAB completes, Ctrl-D quits",
         crate::version::VERSION
@@ -287,6 +294,8 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
                 if line.trim().is_empty() {
                     continue;
                 }
+                // Written now, not only on exit: a shell that is killed keeps its history.
+                let _ = editor.sync_history();
                 if run_line(runtime, &conn, &mut session, &line) == Outcome::Quit {
                     return Ok(Outcome::Done);
                 }
@@ -335,13 +344,20 @@ fn run_line(runtime: &Runtime, conn: &Connection, session: &mut Session, line: &
     let result = match &command {
         Command::Quit => return Outcome::Quit,
         Command::Help => session.help(&mut out).map(|()| Outcome::Done),
-        _ => runtime.block_on(async {
+        Command::WatchEvents(spec) => runtime.block_on(async {
             let client = conn.get().await?;
-            match &command {
-                Command::WatchEvents(spec) => {
-                    keys::watch_until_stopped(session, &client, spec, &mut out).await
-                }
-                other => session.execute(&client, other, &mut out).await,
+            // Stops by itself on a key or Ctrl-C.
+            keys::watch_until_stopped(session, &client, spec, &mut out).await
+        }),
+        other => runtime.block_on(async {
+            let run = async {
+                let client = conn.get().await?;
+                session.execute(&client, other, &mut out).await
+            };
+            // The terminal is cooked while a command runs: Ctrl-C arrives as SIGINT.
+            tokio::select! {
+                result = run => result,
+                _ = tokio::signal::ctrl_c() => Err(CtlError::Local("interrupted".to_string())),
             }
         }),
     };
