@@ -515,10 +515,21 @@ fn question_mark_helps_without_entering_the_line_ctrl_c_clears_errors_point() {
     // Ctrl-C clears the partial line; the shell goes on.
     sh.send(CTRL_C);
     sh.wait_prompt("");
+    // With TAB's menu of names open: `?` closes it, and the help stays on the screen.
+    let names_menu = |s: &Shell| {
+        s.rows()
+            .iter()
+            .filter(|r| r.contains("the backend") && !r.starts_with(' '))
+            .count()
+    };
     sh.send("set backend ");
     sh.wait_line("set backend ");
+    sh.send("\t");
+    sh.wait("the menu of backends", |s| names_menu(s) == 3);
     sh.send("?");
     let help = sh.wait_prompt("set backend ");
+    assert_eq!(names_menu(&sh), 0, "menu closed: {help:#?}");
+    assert!(help[0].ends_with("> set backend ?"), "{help:#?}");
     let entries = help_entries(&help);
     assert_eq!(entries.len(), 1, "{help:#?}");
     assert_eq!(entries[0].0, "<backend>", "{help:#?}");
@@ -532,6 +543,26 @@ fn question_mark_helps_without_entering_the_line_ctrl_c_clears_errors_point() {
     assert!(
         history.lines().any(|l| l.trim_end() == "show version"),
         "{history}"
+    );
+
+    // A menu of keywords; typing on past the word closes it, so one Enter runs the line.
+    sh.send("show ");
+    sh.wait_line("show ");
+    sh.send("\t");
+    sh.wait("the menu of keywords", |s| {
+        s.rows()
+            .iter()
+            .any(|r| r.starts_with("healthchecks") && r.contains("health checks"))
+    });
+    sh.send("backends up");
+    sh.wait_line("show backends up");
+    sh.send(ENTER);
+    let out = sh.wait_prompt("");
+    assert!(out[0].ends_with("> show backends up"), "{out:#?}");
+    assert!(
+        out.iter()
+            .any(|r| r.starts_with("address:") && r.ends_with("127.0.0.2")),
+        "{out:#?}"
     );
 
     // An unknown word: the line, a caret under the word, what was expected.

@@ -1,13 +1,19 @@
 //! The interactive shell: reedline with history, TAB completion and `?` help from the
 //! grammar, live names from the daemon (cached briefly), Ctrl-C clears the line, Ctrl-D quits.
 //!
-//! `?` is bound to `ExecuteHostCommand`: reedline returns `Signal::HostCommand` with the
-//! line left untouched, we print the help for the text before the cursor, and the next
-//! `read_line` brings the same line back. So `?` never lands in the buffer.
+//! `?` is bound to `ExecuteHostCommand` (after closing a completion menu): reedline returns
+//! `Signal::HostCommand` with the line left untouched, and the next `read_line` brings the
+//! same line back, so `?` never lands in the buffer. The help is printed on a second round:
+//! the host command raises the break signal, `read_line` repaints the line (without the menu)
+//! and returns `ExternalBreak` at once, and only then is the help printed below the line.
+//! Printed on the first round, it could land inside the rows reedline reserved for the menu,
+//! which it wipes when it repaints there.
 
 use std::borrow::Cow;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,9 @@ use crate::proto::{ListBackendsRequest, ListFrontendsRequest, ListHealthChecksRe
 
 /// What `?` sends back from reedline.
 const HELP_COMMAND: &str = "help-at-cursor";
+/// Besides letters and digits, what a word being completed may contain (names); any other
+/// typed character (a space) closes the completion menu, so Enter then runs the line.
+const WORD_CHARS: &str = "-_.:/@";
 /// How long names fetched for completion stay fresh.
 const NAMES_TTL: Duration = Duration::from_secs(5);
 /// Completion must not hang the line editor on a slow daemon.
@@ -221,7 +230,7 @@ fn history() -> Option<Box<FileBackedHistory>> {
         .map(Box::new)
 }
 
-fn editor(completer: ShellCompleter, color: bool) -> Reedline {
+fn editor(completer: ShellCompleter, color: bool, help_break: Arc<AtomicBool>) -> Reedline {
     let mut keybindings = default_emacs_keybindings();
     keybindings.add_binding(
         KeyModifiers::NONE,
@@ -236,17 +245,23 @@ fn editor(completer: ShellCompleter, color: bool) -> Reedline {
         keybindings.add_binding(
             modifiers,
             KeyCode::Char('?'),
-            ReedlineEvent::ExecuteHostCommand(HELP_COMMAND.to_string()),
+            ReedlineEvent::Multiple(vec![
+                ReedlineEvent::Esc,
+                ReedlineEvent::ExecuteHostCommand(HELP_COMMAND.to_string()),
+            ]),
         );
     }
-    let menu = ColumnarMenu::default().with_name("completion_menu");
+    let menu = ColumnarMenu::default()
+        .with_name("completion_menu")
+        .with_word_chars(WORD_CHARS);
     let mut editor = Reedline::create()
         .with_completer(Box::new(completer))
         .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
         .with_quick_completions(true)
         .with_partial_completions(true)
         .with_edit_mode(Box::new(Emacs::new(keybindings)))
-        .with_ansi_colors(color);
+        .with_ansi_colors(color)
+        .with_break_signal(help_break);
     if let Some(history) = history() {
         editor = editor.with_history(history);
     }
@@ -269,7 +284,8 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
         conn: Arc::clone(&conn),
         cache: Arc::clone(&cache),
     };
-    let mut editor = editor(completer, color);
+    let help_break = Arc::new(AtomicBool::new(false));
+    let mut editor = editor(completer, color, Arc::clone(&help_break));
     let prompt = ShellPrompt {
         server: args.server.clone(),
     };
@@ -304,12 +320,22 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
                     *c = None;
                 }
             }
+            // First round of `?`: have the line repainted (see the module comment).
             Signal::HostCommand(c) if c == HELP_COMMAND => {
+                help_break.store(true, Ordering::Relaxed)
+            }
+            Signal::ExternalBreak(_) => {
                 let buffer = editor.current_buffer_contents();
                 let head = buffer
                     .get(..editor.current_insertion_point())
                     .unwrap_or(buffer);
-                println!("?");
+                // The cursor is where `?` was typed: the rest of the line gives way to it.
+                let clear_rest = if std::io::stdout().is_terminal() {
+                    "\x1b[K"
+                } else {
+                    ""
+                };
+                println!("?{clear_rest}");
                 print_help(head);
             }
             Signal::CtrlD => return Ok(Outcome::Done),
