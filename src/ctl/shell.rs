@@ -130,11 +130,27 @@ async fn fetch_names(conn: &Connection) -> Result<Names, CtlError> {
     })
 }
 
+/// Names fetched for completion, and when.
+type NameCache = Arc<Mutex<Option<(Instant, Names)>>>;
+
+/// Refreshes the name cache in the background (at start and after each command), so TAB
+/// rarely waits for the daemon. A failure leaves the cache as it is.
+fn prefetch_names(runtime: &Runtime, conn: &Arc<Connection>, cache: &NameCache) {
+    let (conn, cache) = (Arc::clone(conn), Arc::clone(cache));
+    runtime.spawn(async move {
+        if let Ok(Ok(names)) = tokio::time::timeout(conn.timeout, fetch_names(&conn)).await
+            && let Ok(mut slot) = cache.lock()
+        {
+            *slot = Some((Instant::now(), names));
+        }
+    });
+}
+
 /// TAB completion from the grammar, names from a short-lived cache.
 struct ShellCompleter {
     runtime: Handle,
     conn: Arc<Connection>,
-    cache: Arc<Mutex<Option<(Instant, Names)>>>,
+    cache: NameCache,
 }
 
 impl ShellCompleter {
@@ -278,7 +294,8 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
         timeout,
         client: tokio::sync::Mutex::new(None),
     });
-    let cache = Arc::new(Mutex::new(None));
+    let cache: NameCache = Arc::new(Mutex::new(None));
+    prefetch_names(runtime, &conn, &cache);
     let completer = ShellCompleter {
         runtime: runtime.handle().clone(),
         conn: Arc::clone(&conn),
@@ -315,10 +332,11 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
                 if run_line(runtime, &conn, &mut session, &line) == Outcome::Quit {
                     return Ok(Outcome::Done);
                 }
-                // An operator action may have changed names (reload): refetch on next TAB.
+                // An operator action may have changed names (reload): fetch them again.
                 if let Ok(mut c) = cache.lock() {
                     *c = None;
                 }
+                prefetch_names(runtime, &conn, &cache);
             }
             // First round of `?`: have the line repainted (see the module comment).
             Signal::HostCommand(c) if c == HELP_COMMAND => {
