@@ -5,9 +5,10 @@
 //! gone), and it answers the cursor-position queries the line editor sends. Keys are the
 //! bytes a terminal would send: TAB, `?`, Enter (CR), Ctrl-C (0x03), Ctrl-D (0x04).
 //!
-//! Covered: TAB completion, `?` help (at an empty prompt, after words, inside a word) that
-//! never lands in the line, Ctrl-C clearing a line, backend actions, pointed usage errors,
-//! `watch events` ended by its count and by a key, Ctrl-D quitting with status 0, the
+//! Covered: TAB completion (a lone keyword, menus of keywords and names), `?` help (at an
+//! empty prompt, after words, inside a word, over an open menu) that never lands in the line,
+//! Ctrl-C clearing a line and interrupting a hanging command, backend actions, pointed usage
+//! errors, `watch events` ended by its count and by a key, Ctrl-D quitting with status 0, the
 //! history file, and the terminal left in cooked mode.
 
 #[path = "support/daemon.rs"]

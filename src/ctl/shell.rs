@@ -1,5 +1,7 @@
-//! The interactive shell: reedline with history, TAB completion and `?` help from the
-//! grammar, live names from the daemon (cached briefly), Ctrl-C clears the line, Ctrl-D quits.
+//! The interactive shell: reedline with history (written after every line), TAB completion
+//! and `?` help from the grammar, live names from the daemon (fetched in the background and
+//! cached briefly). Ctrl-C clears the line at the prompt and interrupts a running command
+//! (never the shell); Ctrl-D quits.
 //!
 //! `?` is bound to `ExecuteHostCommand` (after closing a completion menu): reedline returns
 //! `Signal::HostCommand` with the line left untouched, and the next `read_line` brings the
@@ -388,20 +390,15 @@ fn run_line(runtime: &Runtime, conn: &Connection, session: &mut Session, line: &
     let result = match &command {
         Command::Quit => return Outcome::Quit,
         Command::Help => session.help(&mut out).map(|()| Outcome::Done),
-        Command::WatchEvents(spec) => runtime.block_on(async {
-            let client = conn.get().await?;
-            // Stops by itself on a key or Ctrl-C.
-            keys::watch_until_stopped(session, &client, spec, &mut out).await
-        }),
-        other => runtime.block_on(async {
-            let run = async {
-                let client = conn.get().await?;
-                session.execute(&client, other, &mut out).await
-            };
+        _ => runtime.block_on(async {
             // The terminal is cooked while a command runs: Ctrl-C arrives as SIGINT.
-            tokio::select! {
-                result = run => result,
-                _ = tokio::signal::ctrl_c() => Err(CtlError::Local("interrupted".to_string())),
+            let client = interruptible(conn.get()).await?;
+            match &command {
+                // Stops by itself on a key or Ctrl-C.
+                Command::WatchEvents(spec) => {
+                    keys::watch_until_stopped(session, &client, spec, &mut out).await
+                }
+                other => interruptible(session.execute(&client, other, &mut out)).await,
             }
         }),
     };
@@ -416,6 +413,14 @@ fn run_line(runtime: &Runtime, conn: &Connection, session: &mut Session, line: &
             }
             Outcome::Done
         }
+    }
+}
+
+/// Runs `work` unless Ctrl-C (SIGINT) comes first.
+async fn interruptible<T>(work: impl Future<Output = Result<T, CtlError>>) -> Result<T, CtlError> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(CtlError::Local("interrupted".to_string())),
     }
 }
 
