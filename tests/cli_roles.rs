@@ -91,12 +91,7 @@ fn maglevd_symlink_runs_the_daemon_role() {
         .arg(&config)
         .output()
         .expect("run maglevd");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
     // Environment variables stand in for flags.
     let out = Command::new(&maglevd)
@@ -125,37 +120,22 @@ fn maglevc_symlink_runs_the_ctl_role() {
     let dir = tempfile::tempdir().expect("tempdir");
     let maglevc = linked(dir.path(), "maglevc");
     // A usage error is decided locally: exit 2, no daemon needed.
-    let out = Command::new(&maglevc)
-        .args(["show", "bogus"])
-        .output()
-        .expect("run maglevc");
+    let out = Command::new(&maglevc).args(["show", "bogus"]).output().expect("run maglevc");
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn man_pages_and_completions_render() {
     for page in ["maglev", "maglevd", "maglevc"] {
-        let out = Command::new(maglev())
-            .args(["man", page])
-            .output()
-            .expect("run");
+        let out = Command::new(maglev()).args(["man", page]).output().expect("run");
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.starts_with(".ie") || text.contains(".TH"),
-            "{page}: {text:.80}"
-        );
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: {text:.80}");
         assert!(text.contains(page), "{page}");
     }
-    let out = Command::new(maglev())
-        .args(["man", "bogus"])
-        .output()
-        .expect("run");
+    let out = Command::new(maglev()).args(["man", "bogus"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(maglev())
-        .args(["completions", "bash"])
-        .output()
-        .expect("run");
+    let out = Command::new(maglev()).args(["completions", "bash"]).output().expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("maglev"));
 }

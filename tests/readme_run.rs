@@ -31,21 +31,12 @@ fn readme_command_reports_expected_states() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
         .expect("README.md exists");
     let line = "cargo run -- daemon --config packaging/examples/local.toml --vpp-api-addr \"\"";
-    assert!(
-        readme.contains(line),
-        "README must carry the run command: {line}"
-    );
+    assert!(readme.contains(line), "README must carry the run command: {line}");
 
     // Same arguments as the README; the binary is the one cargo built for this test.
     let child = Command::new(env!("CARGO_BIN_EXE_maglev"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "daemon",
-            "--config",
-            "packaging/examples/local.toml",
-            "--vpp-api-addr",
-            "",
-        ])
+        .args(["daemon", "--config", "packaging/examples/local.toml", "--vpp-api-addr", ""])
         .env("MAGLEV_LOG_FORMAT", "json")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -102,17 +93,9 @@ fn readme_command_reports_expected_states() {
     for (backend, (state, code)) in &want {
         match seen.get(*backend) {
             Some((s, c)) => {
-                assert_eq!(
-                    (s.as_str(), c.as_str()),
-                    (*state, *code),
-                    "{backend}\nlog:\n{}",
-                    log.join("\n")
-                )
+                assert_eq!((s.as_str(), c.as_str()), (*state, *code), "{backend}\nlog:\n{}", log.join("\n"))
             }
-            None => panic!(
-                "no transition for {backend} within 30 s\nlog:\n{}",
-                log.join("\n")
-            ),
+            None => panic!("no transition for {backend} within 30 s\nlog:\n{}", log.join("\n")),
         }
     }
 }
