@@ -212,7 +212,8 @@ fn opt_duration(d: Option<&prost_types::Duration>) -> String {
     d.map_or_else(|| "-".to_string(), |d| human_duration(duration_secs(d)))
 }
 
-/// Age of a timestamp relative to `look.now`: `5m12s ago`.
+/// Age of a timestamp relative to `look.now`, in whole seconds: `5m12s ago`. Under a
+/// second (or ahead of our clock) it is `just now`: whole seconds of that would read `0ms`.
 fn age(ts: Option<&prost_types::Timestamp>, look: &Look) -> String {
     let Some(ts) = ts else {
         return "-".to_string();
@@ -221,8 +222,8 @@ fn age(ts: Option<&prost_types::Timestamp>, look: &Look) -> String {
         return ts.to_string();
     };
     match look.now.duration_since(at) {
-        Ok(d) => format!("{} ago", human_duration(d.as_secs_f64().floor())),
-        Err(_) => "just now".to_string(),
+        Ok(d) if d.as_secs() > 0 => format!("{} ago", human_duration(d.as_secs() as f64)),
+        _ => "just now".to_string(),
     }
 }
 
@@ -1040,5 +1041,20 @@ mod tests {
         assert_eq!(human_duration(300.0), "5m");
         assert_eq!(human_duration(312.0), "5m12s");
         assert_eq!(human_duration(7320.0), "2h2m");
+    }
+
+    #[test]
+    fn ages_in_whole_seconds_and_just_now_under_one() {
+        let l = look(false);
+        let at = |secs: f64| {
+            let t = SystemTime::UNIX_EPOCH + StdDuration::from_secs_f64(secs);
+            age(Some(&prost_types::Timestamp::from(t)), &l)
+        };
+        assert_eq!(at(999.6), "just now", "not \"0ms ago\"");
+        assert_eq!(at(1_000.0), "just now");
+        assert_eq!(at(1_000.5), "just now", "a daemon clock slightly ahead");
+        assert_eq!(at(997.3), "2s ago");
+        assert_eq!(at(688.0), "5m12s ago");
+        assert_eq!(age(None, &l), "-");
     }
 }

@@ -1,13 +1,21 @@
-//! The interactive shell: reedline with history, TAB completion and `?` help from the
-//! grammar, live names from the daemon (cached briefly), Ctrl-C clears the line, Ctrl-D quits.
+//! The interactive shell: reedline with history (written after every line), TAB completion
+//! and `?` help from the grammar, live names from the daemon (fetched in the background and
+//! cached briefly). Ctrl-C clears the line at the prompt and interrupts a running command
+//! (never the shell); Ctrl-D quits.
 //!
-//! `?` is bound to `ExecuteHostCommand`: reedline returns `Signal::HostCommand` with the
-//! line left untouched, we print the help for the text before the cursor, and the next
-//! `read_line` brings the same line back. So `?` never lands in the buffer.
+//! `?` is bound to `ExecuteHostCommand` (after closing a completion menu): reedline returns
+//! `Signal::HostCommand` with the line left untouched, and the next `read_line` brings the
+//! same line back, so `?` never lands in the buffer. The help is printed on a second round:
+//! the host command raises the break signal, `read_line` repaints the line (without the menu)
+//! and returns `ExternalBreak` at once, and only then is the help printed below the line.
+//! Printed on the first round, it could land inside the rows reedline reserved for the menu,
+//! which it wipes when it repaints there.
 
 use std::borrow::Cow;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +35,9 @@ use crate::proto::{ListBackendsRequest, ListFrontendsRequest, ListHealthChecksRe
 
 /// What `?` sends back from reedline.
 const HELP_COMMAND: &str = "help-at-cursor";
+/// Besides letters and digits, what a word being completed may contain (names); any other
+/// typed character (a space) closes the completion menu, so Enter then runs the line.
+const WORD_CHARS: &str = "-_.:/@";
 /// How long names fetched for completion stay fresh.
 const NAMES_TTL: Duration = Duration::from_secs(5);
 /// Completion must not hang the line editor on a slow daemon.
@@ -121,11 +132,27 @@ async fn fetch_names(conn: &Connection) -> Result<Names, CtlError> {
     })
 }
 
+/// Names fetched for completion, and when.
+type NameCache = Arc<Mutex<Option<(Instant, Names)>>>;
+
+/// Refreshes the name cache in the background (at start and after each command), so TAB
+/// rarely waits for the daemon. A failure leaves the cache as it is.
+fn prefetch_names(runtime: &Runtime, conn: &Arc<Connection>, cache: &NameCache) {
+    let (conn, cache) = (Arc::clone(conn), Arc::clone(cache));
+    runtime.spawn(async move {
+        if let Ok(Ok(names)) = tokio::time::timeout(conn.timeout, fetch_names(&conn)).await
+            && let Ok(mut slot) = cache.lock()
+        {
+            *slot = Some((Instant::now(), names));
+        }
+    });
+}
+
 /// TAB completion from the grammar, names from a short-lived cache.
 struct ShellCompleter {
     runtime: Handle,
     conn: Arc<Connection>,
-    cache: Arc<Mutex<Option<(Instant, Names)>>>,
+    cache: NameCache,
 }
 
 impl ShellCompleter {
@@ -221,7 +248,7 @@ fn history() -> Option<Box<FileBackedHistory>> {
         .map(Box::new)
 }
 
-fn editor(completer: ShellCompleter, color: bool) -> Reedline {
+fn editor(completer: ShellCompleter, color: bool, help_break: Arc<AtomicBool>) -> Reedline {
     let mut keybindings = default_emacs_keybindings();
     keybindings.add_binding(
         KeyModifiers::NONE,
@@ -236,17 +263,23 @@ fn editor(completer: ShellCompleter, color: bool) -> Reedline {
         keybindings.add_binding(
             modifiers,
             KeyCode::Char('?'),
-            ReedlineEvent::ExecuteHostCommand(HELP_COMMAND.to_string()),
+            ReedlineEvent::Multiple(vec![
+                ReedlineEvent::Esc,
+                ReedlineEvent::ExecuteHostCommand(HELP_COMMAND.to_string()),
+            ]),
         );
     }
-    let menu = ColumnarMenu::default().with_name("completion_menu");
+    let menu = ColumnarMenu::default()
+        .with_name("completion_menu")
+        .with_word_chars(WORD_CHARS);
     let mut editor = Reedline::create()
         .with_completer(Box::new(completer))
         .with_menu(ReedlineMenu::EngineCompleter(Box::new(menu)))
         .with_quick_completions(true)
         .with_partial_completions(true)
         .with_edit_mode(Box::new(Emacs::new(keybindings)))
-        .with_ansi_colors(color);
+        .with_ansi_colors(color)
+        .with_break_signal(help_break);
     if let Some(history) = history() {
         editor = editor.with_history(history);
     }
@@ -263,17 +296,26 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
         timeout,
         client: tokio::sync::Mutex::new(None),
     });
-    let cache = Arc::new(Mutex::new(None));
+    let cache: NameCache = Arc::new(Mutex::new(None));
+    prefetch_names(runtime, &conn, &cache);
     let completer = ShellCompleter {
         runtime: runtime.handle().clone(),
         conn: Arc::clone(&conn),
         cache: Arc::clone(&cache),
     };
-    let mut editor = editor(completer, color);
+    let help_break = Arc::new(AtomicBool::new(false));
+    let mut editor = editor(completer, color, Arc::clone(&help_break));
     let prompt = ShellPrompt {
         server: args.server.clone(),
     };
     let mut session = Session::new(args.json, color);
+    // From here on SIGINT never ends the shell: at the prompt Ctrl-C is a key (raw mode),
+    // while a command runs it interrupts that command only (see `run_line`).
+    let _sigint = {
+        let _rt = runtime.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| CtlError::Local(format!("cannot handle Ctrl-C: {e}")))?
+    };
     println!(
         "maglev ctl {} — ? lists what may come next, TAB completes, Ctrl-D quits",
         crate::version::VERSION
@@ -287,20 +329,33 @@ pub fn run(runtime: &Runtime, args: &CtlArgs, color: bool) -> Result<Outcome, Ct
                 if line.trim().is_empty() {
                     continue;
                 }
+                // Written now, not only on exit: a shell that is killed keeps its history.
+                let _ = editor.sync_history();
                 if run_line(runtime, &conn, &mut session, &line) == Outcome::Quit {
                     return Ok(Outcome::Done);
                 }
-                // An operator action may have changed names (reload): refetch on next TAB.
+                // An operator action may have changed names (reload): fetch them again.
                 if let Ok(mut c) = cache.lock() {
                     *c = None;
                 }
+                prefetch_names(runtime, &conn, &cache);
             }
+            // First round of `?`: have the line repainted (see the module comment).
             Signal::HostCommand(c) if c == HELP_COMMAND => {
+                help_break.store(true, Ordering::Relaxed)
+            }
+            Signal::ExternalBreak(_) => {
                 let buffer = editor.current_buffer_contents();
                 let head = buffer
                     .get(..editor.current_insertion_point())
                     .unwrap_or(buffer);
-                println!("?");
+                // The cursor is where `?` was typed: the rest of the line gives way to it.
+                let clear_rest = if std::io::stdout().is_terminal() {
+                    "\x1b[K"
+                } else {
+                    ""
+                };
+                println!("?{clear_rest}");
                 print_help(head);
             }
             Signal::CtrlD => return Ok(Outcome::Done),
@@ -336,12 +391,14 @@ fn run_line(runtime: &Runtime, conn: &Connection, session: &mut Session, line: &
         Command::Quit => return Outcome::Quit,
         Command::Help => session.help(&mut out).map(|()| Outcome::Done),
         _ => runtime.block_on(async {
-            let client = conn.get().await?;
+            // The terminal is cooked while a command runs: Ctrl-C arrives as SIGINT.
+            let client = interruptible(conn.get()).await?;
             match &command {
+                // Stops by itself on a key or Ctrl-C.
                 Command::WatchEvents(spec) => {
                     keys::watch_until_stopped(session, &client, spec, &mut out).await
                 }
-                other => session.execute(&client, other, &mut out).await,
+                other => interruptible(session.execute(&client, other, &mut out)).await,
             }
         }),
     };
@@ -356,6 +413,14 @@ fn run_line(runtime: &Runtime, conn: &Connection, session: &mut Session, line: &
             }
             Outcome::Done
         }
+    }
+}
+
+/// Runs `work` unless Ctrl-C (SIGINT) comes first.
+async fn interruptible<T>(work: impl Future<Output = Result<T, CtlError>>) -> Result<T, CtlError> {
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => Err(CtlError::Local("interrupted".to_string())),
     }
 }
 
