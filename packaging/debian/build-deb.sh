@@ -40,10 +40,13 @@ glibc_floor() {
 
 # A host binary that can print man pages and completions.
 host_maglev() {
-    if [ -x "$target_dir/release/maglev" ]; then
-        echo "$target_dir/release/maglev"
-        return
-    fi
+    host_triple=$(rustc -vV | sed -n 's/^host: //p')
+    for b in "$target_dir/$host_triple/release/maglev" "$target_dir/release/maglev"; do
+        if [ -x "$b" ]; then
+            echo "$b"
+            return
+        fi
+    done
     cargo build --locked --quiet --bin maglev >&2
     echo "$target_dir/debug/maglev"
 }
