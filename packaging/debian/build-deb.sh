@@ -108,9 +108,9 @@ build_one() {
     install -m 0644 packaging/examples/maglev.toml "$stage/etc/vpp-maglev/maglev.toml"
     install -m 0644 packaging/systemd/vpp-maglev.default "$stage/etc/default/$pkg"
 
-    # clap_mangen titles every page section 1; the daemon pages belong in section 8.
-    "$gen" man maglev | sed '0,/^\.TH /s/^\.TH maglev 1 /.TH maglev 8 /' >"$stage/usr/share/man/man8/maglev.8"
-    "$gen" man maglevd | sed '0,/^\.TH /s/^\.TH maglevd 1 /.TH maglevd 8 /' >"$stage/usr/share/man/man8/maglevd.8"
+    # `maglev man` titles maglev and maglevd section 8, maglevc section 1.
+    "$gen" man maglev >"$stage/usr/share/man/man8/maglev.8"
+    "$gen" man maglevd >"$stage/usr/share/man/man8/maglevd.8"
     "$gen" man maglevc >"$stage/usr/share/man/man1/maglevc.1"
     grep -q '^\.TH maglev 8 ' "$stage/usr/share/man/man8/maglev.8" || die "maglev.8 title not rewritten"
     grep -q '^\.TH maglevd 8 ' "$stage/usr/share/man/man8/maglevd.8" || die "maglevd.8 title not rewritten"
