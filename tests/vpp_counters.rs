@@ -390,3 +390,19 @@ async fn no_stats_is_unavailable_with_the_reason() {
     assert!(info.connected);
     assert_eq!(info.reconnects, 0, "{info:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_vpp_has_counters_too() {
+    // lb API 1.1.0: the pool index comes from the CLI listing there as well.
+    let double = VppDouble::start(ApiMode::V1_1).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stats = StatsDouble::start(dir.path()).expect("stats double");
+    let (d, _up) = start(&double, Some(stats.socket_path())).await;
+    let (index, route) = web_vip(&double).await;
+    stats.add_vip(index as usize).expect("add vip counters");
+    stats
+        .send_flows(index as usize, route as usize, 1, 3, 4, 50)
+        .expect("flows");
+    let c = wait_counters(&d, (3, 9, 12, 600)).await;
+    assert_eq!(web_of(&c).map(|w| w.pool_index), Some(index));
+}
