@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use crate::checker::stats::DURATION_BUCKETS;
 use crate::checker::{CheckerState, frontend_view};
 use crate::health::{FrontendState, ResultCode, State};
-use crate::vpp::VppInfo;
+use crate::vpp::lb::protocol_name;
+use crate::vpp::{CountersSnapshot, LbCountersView, VppInfo};
 
 /// What the HTTP side needs from the daemon.
 pub trait MetricsSource: Send + Sync + 'static {
@@ -104,7 +105,11 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 /// Prometheus text of the daemon's state, read at scrape time from the checker (the same
 /// state the gRPC API shows) and the VPP status.
 pub fn render(daemon: &crate::daemon::Daemon) -> String {
-    let snapshot = daemon.checker.read(|st| Snapshot::of(st, daemon.vpp.get()));
+    let mut snapshot = daemon.checker.read(|st| Snapshot::of(st, daemon.vpp.get()));
+    if let Some(service) = daemon.vpp_service.get() {
+        let lb = service.lb_counters().ok();
+        snapshot = snapshot.with_vpp_side(&service.counters(), lb.as_deref());
+    }
     snapshot.encode_text()
 }
 
@@ -123,6 +128,12 @@ pub struct Snapshot {
     probe_duration: Vec<(Labels, Histogram)>,
     transitions: Vec<(Labels, u64)>,
     vpp: VppInfo,
+    vpp_api: Vec<(Labels, u64)>,
+    vpp_lbsync: Vec<(Labels, u64)>,
+    vip_packets: Vec<(Labels, u64)>,
+    vip_route_packets: Vec<(Labels, u64)>,
+    vip_route_bytes: Vec<(Labels, u64)>,
+    vpp_uptime: Option<f64>,
 }
 
 /// One probe-duration histogram: non-cumulative bucket counts (the encoder sums them).
@@ -223,6 +234,62 @@ impl Snapshot {
             }
         }
         s
+    }
+
+    /// Adds the VPP side: API calls and syncs, and the last per-VIP counters pass.
+    pub fn with_vpp_side(
+        mut self,
+        counters: &CountersSnapshot,
+        lb: Option<&LbCountersView>,
+    ) -> Self {
+        self.vpp_api = counters
+            .api
+            .iter()
+            .map(|(msg, result, n)| {
+                (
+                    vec![("msg", msg.to_string()), ("result", result.to_string())],
+                    *n,
+                )
+            })
+            .collect();
+        self.vpp_lbsync = counters
+            .lbsync
+            .iter()
+            .map(|(scope, kind, n)| {
+                (
+                    vec![("scope", scope.to_string()), ("kind", kind.to_string())],
+                    *n,
+                )
+            })
+            .collect();
+        let Some(lb) = lb else {
+            return self;
+        };
+        self.vpp_uptime = lb.current.uptime.map(|u| u.as_secs_f64());
+        for v in &lb.current.vips {
+            let vip = || {
+                vec![
+                    ("frontend", v.frontend.clone().unwrap_or_default()),
+                    ("prefix", v.key.prefix.to_string()),
+                    ("protocol", protocol_name(v.key.protocol)),
+                    ("port", v.key.port.to_string()),
+                ]
+            };
+            let c = &v.counters;
+            for (kind, n) in [
+                ("next", c.next),
+                ("first", c.first),
+                ("untracked", c.untracked),
+                ("no_server", c.no_server),
+            ] {
+                let mut labels = vip();
+                labels.push(("kind", kind.to_string()));
+                self.vip_packets.push((labels, n));
+            }
+            self.vip_route_packets.push((vip(), c.route_packets));
+            self.vip_route_bytes.push((vip(), c.route_bytes));
+        }
+        self
     }
 
     /// OpenMetrics text, `# EOF` included.
@@ -348,9 +415,47 @@ impl Collector for Snapshot {
             vec![(vec![("version", self.vpp.version.clone())], 1)]
         };
         gauges(e, "maglev_vpp_info", "Version of the connected VPP.", &info)?;
-        // Hook for the VPP side: maglev_vpp_api_total{msg,result},
-        // maglev_vpp_lbsync_total{scope,kind} and the per-VIP counters are encoded here from
-        // the reconciler's counters once it exists (add them to `Snapshot`).
+        counters(
+            e,
+            "maglev_vpp_api",
+            "VPP binary API calls, by message and result.",
+            &self.vpp_api,
+        )?;
+        counters(
+            e,
+            "maglev_vpp_lbsync",
+            "VPP lb syncs, by scope (all, vip) and outcome (noop, applied, error, dry_run).",
+            &self.vpp_lbsync,
+        )?;
+        counters(
+            e,
+            "maglev_vip_packets",
+            "Packets seen by the lb plugin per VIP, by kind (next, first, untracked, no_server).",
+            &self.vip_packets,
+        )?;
+        counters(
+            e,
+            "maglev_vip_route_packets",
+            "Packets through the FIB entry of the VIP's prefix (/net/route/to).",
+            &self.vip_route_packets,
+        )?;
+        counters(
+            e,
+            "maglev_vip_route_bytes",
+            "Bytes through the FIB entry of the VIP's prefix (/net/route/to).",
+            &self.vip_route_bytes,
+        )?;
+        {
+            let metric = e.encode_descriptor(
+                "maglev_vpp_uptime_seconds",
+                "Time since VPP booted (from its stats segment).",
+                None,
+                MetricType::Gauge,
+            )?;
+            if let Some(up) = self.vpp_uptime {
+                ConstGauge::new(up).encode(metric)?;
+            }
+        }
         Ok(())
     }
 }
@@ -509,5 +614,82 @@ port = 80
         assert!(has(&t, "maglev_vpp_connected 1"), "{t}");
         assert!(has(&t, "maglev_vpp_info{version=\"25.06\"} 1"), "{t}");
         assert!(t.contains("maglev_build_info{version=\""), "{t}");
+    }
+
+    #[test]
+    fn vpp_side_families() {
+        use crate::vpp::lb::VipKey;
+        use crate::vpp::stats::VipCounters;
+        use crate::vpp::wire::Prefix;
+        use crate::vpp::{CountersSample, VipCountersView};
+        let config = match crate::config::load_str(CONFIG, Path::new("t.toml")) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!("{e}"),
+        };
+        let st = CheckerState::new(config, SystemTime::UNIX_EPOCH);
+        let api = CountersSnapshot {
+            api: vec![("lb_vip_dump", "ok", 3), ("lb_as_set_weight", "error", 1)],
+            lbsync: vec![("all", "applied", 2)],
+            writes: vec![],
+        };
+        let lb = LbCountersView {
+            current: CountersSample {
+                at: SystemTime::UNIX_EPOCH,
+                uptime: Some(Duration::from_millis(90_500)),
+                vips: vec![VipCountersView {
+                    key: VipKey::new(Prefix::new("192.0.2.1".parse().unwrap(), 32), 6, 80),
+                    frontend: Some("vip".into()),
+                    pool_index: 1,
+                    route_stats_index: Some(9),
+                    counters: VipCounters {
+                        vip_index: 1,
+                        next: 90,
+                        first: 10,
+                        untracked: 0,
+                        no_server: 2,
+                        route_packets: 100,
+                        route_bytes: 6400,
+                    },
+                }],
+            },
+            previous: None,
+        };
+        let t = Snapshot::of(&st, VppInfo::default())
+            .with_vpp_side(&api, Some(&lb))
+            .encode_text();
+        let vip = "frontend=\"vip\",prefix=\"192.0.2.1/32\",protocol=\"tcp\",port=\"80\"";
+        for line in [
+            "maglev_vpp_api_total{msg=\"lb_vip_dump\",result=\"ok\"} 3".to_string(),
+            "maglev_vpp_api_total{msg=\"lb_as_set_weight\",result=\"error\"} 1".to_string(),
+            "maglev_vpp_lbsync_total{scope=\"all\",kind=\"applied\"} 2".to_string(),
+            format!("maglev_vip_packets_total{{{vip},kind=\"next\"}} 90"),
+            format!("maglev_vip_packets_total{{{vip},kind=\"first\"}} 10"),
+            format!("maglev_vip_packets_total{{{vip},kind=\"untracked\"}} 0"),
+            format!("maglev_vip_packets_total{{{vip},kind=\"no_server\"}} 2"),
+            format!("maglev_vip_route_packets_total{{{vip}}} 100"),
+            format!("maglev_vip_route_bytes_total{{{vip}}} 6400"),
+            "maglev_vpp_uptime_seconds 90.5".to_string(),
+            "maglev_vpp_connected 0".to_string(),
+        ] {
+            assert!(has(&t, &line), "{line} missing in:\n{t}");
+        }
+
+        // Without a counters pass there are no VIP or uptime samples.
+        let t = Snapshot::of(&st, VppInfo::default())
+            .with_vpp_side(&api, None)
+            .encode_text();
+        assert!(!t.contains("maglev_vip_packets_total{"), "{t}");
+        assert!(
+            !t.lines()
+                .any(|l| l.starts_with("maglev_vpp_uptime_seconds ")),
+            "{t}"
+        );
+        assert!(
+            has(
+                &t,
+                "maglev_vpp_lbsync_total{scope=\"all\",kind=\"applied\"} 2"
+            ),
+            "{t}"
+        );
     }
 }

@@ -270,10 +270,21 @@ pub fn vpp_lb_counters(c: &VpplbCounters) -> Value {
                 "no_server": v.no_server,
                 "route_packets": v.route_packets,
                 "route_bytes": v.route_bytes,
+                "pool_index": v.pool_index,
             })
         })
         .collect();
-    json!({ "at": timestamp(c.at.as_ref()), "vips": vips })
+    let previous = c.previous.as_deref().map_or(Value::Null, vpp_lb_counters);
+    let uptime = c
+        .vpp_uptime
+        .as_ref()
+        .map_or(Value::Null, |d| json!(duration_secs(d)));
+    json!({
+        "at": timestamp(c.at.as_ref()),
+        "vpp_uptime": uptime,
+        "vips": vips,
+        "previous": previous,
+    })
 }
 
 pub fn sync_result(r: &SyncVpplbStateResponse) -> Value {

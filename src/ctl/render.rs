@@ -13,7 +13,8 @@ use super::json::{
 };
 use crate::proto::{
     Backend, BackendState, ConfigResult, Event, Frontend, HealthCheck, ProbeResult,
-    SyncVpplbStateResponse, Transition, VersionInfo, VppInfo, VpplbCounters, VpplbState, event,
+    SyncVpplbStateResponse, Transition, VersionInfo, VipCounters, VppInfo, VpplbCounters,
+    VpplbState, event,
 };
 
 /// How to render: colour on or off, and "now" for ages (`up 5m`).
@@ -611,41 +612,64 @@ pub fn vpp_lb_state(s: &VpplbState, look: &Look) -> String {
     out
 }
 
-/// Counters; with an earlier sample, per-second rates beside the totals.
+/// Counters; with an earlier sample, per-second rates beside the totals. The daemon's
+/// previous pass (sent with the counters) is preferred; `prev` (this shell's last sample)
+/// stands in when the daemon has none.
 pub fn vpp_lb_counters(cur: &VpplbCounters, prev: Option<&VpplbCounters>, look: &Look) -> String {
+    let prev = cur
+        .previous
+        .as_deref()
+        .filter(|p| sample_interval(p, cur).is_some())
+        .or(prev.filter(|p| sample_interval(p, cur).is_some()));
     let interval = prev.and_then(|p| sample_interval(p, cur));
-    let mut headers = vec!["FRONTEND", "VIP", "NEXT", "FIRST", "UNTRACKED", "NO SERVER"];
+    let mut headers = vec![
+        "FRONTEND",
+        "VIP",
+        "NEXT",
+        "FIRST",
+        "UNTRACKED",
+        "NO SERVER",
+        "ROUTE PKTS",
+        "ROUTE BYTES",
+    ];
     if interval.is_some() {
-        headers.extend(["NEXT/s", "FIRST/s", "UNTRACKED/s", "NO SERVER/s"]);
+        headers.extend([
+            "NEXT/s",
+            "FIRST/s",
+            "UNTRACKED/s",
+            "NO SERVER/s",
+            "ROUTE PKTS/s",
+            "ROUTE BYTES/s",
+        ]);
     }
-    let mut t = Table::new(&headers).right(&[2, 3, 4, 5, 6, 7, 8, 9]);
-    for v in &cur.vips {
-        let vip = format!("{} {} {}", v.prefix, v.protocol, port(v.port));
-        let totals = [
+    let right: Vec<usize> = (2..headers.len()).collect();
+    let mut t = Table::new(&headers).right(&right);
+    let totals = |v: &VipCounters| {
+        [
             v.next_packet,
             v.first_packet,
             v.untracked_packet,
             v.no_server,
-        ];
+            v.route_packets,
+            v.route_bytes,
+        ]
+    };
+    for v in &cur.vips {
+        let vip = format!("{} {} {}", v.prefix, v.protocol, port(v.port));
+        let now = totals(v);
         let mut row: Vec<Cell> = vec![or_dash(&v.frontend).into(), vip.into()];
-        row.extend(totals.iter().map(|n| Cell::new(n.to_string())));
+        row.extend(now.iter().map(|n| Cell::new(n.to_string())));
         if let Some(dt) = interval {
-            let before = prev.and_then(|p| {
-                p.vips
-                    .iter()
-                    .find(|o| o.prefix == v.prefix && o.protocol == v.protocol && o.port == v.port)
-            });
-            let earlier = before.map(|o| {
-                [
-                    o.next_packet,
-                    o.first_packet,
-                    o.untracked_packet,
-                    o.no_server,
-                ]
-            });
-            for (i, now) in totals.iter().enumerate() {
+            let earlier = prev
+                .and_then(|p| {
+                    p.vips.iter().find(|o| {
+                        o.prefix == v.prefix && o.protocol == v.protocol && o.port == v.port
+                    })
+                })
+                .map(totals);
+            for (i, n) in now.iter().enumerate() {
                 let rate = earlier
-                    .map(|e| now.saturating_sub(e[i]) as f64 / dt.as_secs_f64())
+                    .map(|e| n.saturating_sub(e[i]) as f64 / dt.as_secs_f64())
                     .map_or_else(|| "-".to_string(), |r| format!("{r:.1}"));
                 row.push(rate.into());
             }
@@ -658,6 +682,13 @@ pub fn vpp_lb_counters(cur: &VpplbCounters, prev: Option<&VpplbCounters>, look: 
             out,
             "rates over the last {}",
             human_duration(dt.as_secs_f64())
+        );
+    }
+    if let Some(up) = &cur.vpp_uptime {
+        let _ = writeln!(
+            out,
+            "VPP up {}",
+            human_duration(up.seconds as f64 + f64::from(up.nanos) / 1e9)
         );
     }
     out
@@ -1023,6 +1054,7 @@ mod tests {
                 next_packet: next,
                 ..VipCounters::default()
             }],
+            ..VpplbCounters::default()
         };
         let one = vpp_lb_counters(&sample(10, 1000), None, &look(false));
         assert!(!one.contains("NEXT/s"), "{one}");
@@ -1031,6 +1063,19 @@ mod tests {
         assert!(two.contains("NEXT/s"), "{two}");
         assert!(two.contains("100.0"), "500 packets over 5 s: {two}");
         assert!(two.contains("rates over the last 5s"), "{two}");
+
+        // The daemon's own previous pass gives rates in one shot, and wins over the
+        // shell's older sample.
+        let mut with_previous = sample(20, 2500);
+        with_previous.previous = Some(Box::new(sample(18, 2300)));
+        let three = vpp_lb_counters(&with_previous, Some(&sample(10, 1000)), &look(false));
+        assert!(three.contains("rates over the last 2s"), "{three}");
+        assert!(three.contains("100.0"), "200 packets over 2 s: {three}");
+        // A previous pass that is not older is ignored.
+        let mut same = sample(20, 2500);
+        same.previous = Some(Box::new(sample(20, 2500)));
+        let four = vpp_lb_counters(&same, None, &look(false));
+        assert!(!four.contains("NEXT/s"), "{four}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::config::{self, BodyMatch, Config, ConfigDiff, ConfigError, StatusRang
 use crate::events::{self, Event};
 use crate::health::{FrontendState, ProbeResult, ResultCode, State, Transition};
 use crate::proto;
-use crate::vpp::VppInfo;
+use crate::vpp::lb::{encap_name, protocol_name};
+use crate::vpp::{CountersSample, LbCountersView, LbStateView, VppInfo};
 
 /// "a, b, c" for NOT_FOUND messages; "none" when there is nothing.
 pub fn known_list(names: &[String]) -> String {
@@ -404,6 +405,75 @@ pub fn vpp_info(i: &VppInfo, api_addr: &str, stats_addr: &str) -> proto::VppInfo
     }
 }
 
+/// VPP's lb state, VIPs and ASes named after maglev's frontends and backends.
+pub fn vpp_lb_state(v: &LbStateView) -> proto::VpplbState {
+    proto::VpplbState {
+        conf: v.conf.map(|c| proto::VpplbConf {
+            ip4_src_address: c.ip4_src_address.to_string(),
+            ip6_src_address: c.ip6_src_address.to_string(),
+            sticky_buckets_per_core: c.sticky_buckets_per_core,
+            flow_timeout: c.flow_timeout,
+        }),
+        vips: v
+            .vips
+            .iter()
+            .map(|vip| proto::VppVip {
+                prefix: vip.key.prefix.to_string(),
+                protocol: protocol_name(vip.key.protocol),
+                port: u32::from(vip.key.port),
+                encap: encap_name(vip.encap),
+                src_ip_sticky: vip.src_ip_sticky.unwrap_or(false),
+                flow_table_length: vip.flow_table_length.unwrap_or(0),
+                pool_index: vip.pool_index.unwrap_or(0),
+                frontend: vip.frontend.clone().unwrap_or_default(),
+                ases: vip
+                    .ases
+                    .iter()
+                    .map(|a| proto::VppAs {
+                        address: a.address.to_string(),
+                        weight: u32::from(a.weight),
+                        flags: a.flags,
+                        num_buckets: a.num_buckets,
+                        backend: a.backend.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The last counters pass, with the one before it as `previous` (for rates).
+pub fn vpp_lb_counters(v: &LbCountersView) -> proto::VpplbCounters {
+    let mut out = counters_sample(&v.current);
+    out.previous = v.previous.as_ref().map(|p| Box::new(counters_sample(p)));
+    out
+}
+
+fn counters_sample(s: &CountersSample) -> proto::VpplbCounters {
+    proto::VpplbCounters {
+        at: Some(timestamp(s.at)),
+        vips: s
+            .vips
+            .iter()
+            .map(|v| proto::VipCounters {
+                frontend: v.frontend.clone().unwrap_or_default(),
+                prefix: v.key.prefix.to_string(),
+                protocol: protocol_name(v.key.protocol),
+                port: u32::from(v.key.port),
+                next_packet: v.counters.next,
+                first_packet: v.counters.first,
+                untracked_packet: v.counters.untracked,
+                no_server: v.counters.no_server,
+                route_packets: v.counters.route_packets,
+                route_bytes: v.counters.route_bytes,
+                pool_index: v.pool_index,
+            })
+            .collect(),
+        previous: None,
+        vpp_uptime: s.uptime.and_then(duration),
+    }
+}
+
 pub fn version() -> proto::VersionInfo {
     proto::VersionInfo {
         version: crate::version::VERSION.to_string(),
@@ -693,5 +763,139 @@ port = 80
             min_log_level(proto::LogLevel::Error as i32),
             events::LogLevel::Error
         );
+    }
+
+    #[test]
+    fn vpp_lb_state_names_vips_and_ases() {
+        use crate::vpp::lb::{LbConfValues, VipKey};
+        use crate::vpp::wire::{EncapType, Prefix};
+        use crate::vpp::{LbAsView, LbVipView};
+        let key = VipKey::new(Prefix::new("192.0.2.1".parse().unwrap(), 32), 6, 80);
+        let view = LbStateView {
+            conf: Some(LbConfValues {
+                ip4_src_address: "192.0.2.254".parse().unwrap(),
+                ip6_src_address: "2001:db8::fe".parse().unwrap(),
+                sticky_buckets_per_core: 1024,
+                flow_timeout: 40,
+            }),
+            legacy: false,
+            vips: vec![LbVipView {
+                key,
+                encap: EncapType::GRE4,
+                src_ip_sticky: None,
+                flow_table_length: Some(1024),
+                pool_index: Some(3),
+                frontend: Some("web".into()),
+                ases: vec![
+                    LbAsView {
+                        address: "127.0.0.2".parse().unwrap(),
+                        weight: 80,
+                        flags: 1,
+                        num_buckets: 900,
+                        backend: Some("up".into()),
+                    },
+                    LbAsView {
+                        address: "198.51.100.7".parse().unwrap(),
+                        weight: 0,
+                        flags: 0,
+                        num_buckets: 0,
+                        backend: None,
+                    },
+                ],
+            }],
+        };
+        let p = vpp_lb_state(&view);
+        let conf = p.conf.unwrap_or_default();
+        assert_eq!(conf.ip4_src_address, "192.0.2.254");
+        assert_eq!(conf.flow_timeout, 40);
+        let v = &p.vips[0];
+        assert_eq!(
+            (
+                v.prefix.as_str(),
+                v.protocol.as_str(),
+                v.port,
+                v.encap.as_str()
+            ),
+            ("192.0.2.1/32", "tcp", 80, "gre4")
+        );
+        assert_eq!((v.pool_index, v.flow_table_length), (3, 1024));
+        assert!(!v.src_ip_sticky);
+        assert_eq!(v.frontend, "web");
+        assert_eq!(
+            (
+                v.ases[0].address.as_str(),
+                v.ases[0].weight,
+                v.ases[0].flags
+            ),
+            ("127.0.0.2", 80, 1)
+        );
+        assert_eq!(
+            (v.ases[0].num_buckets, v.ases[0].backend.as_str()),
+            (900, "up")
+        );
+        assert_eq!((v.ases[1].backend.as_str(), v.ases[1].flags), ("", 0));
+    }
+
+    #[test]
+    fn vpp_lb_counters_carry_the_previous_pass() {
+        use crate::vpp::VipCountersView;
+        use crate::vpp::lb::VipKey;
+        use crate::vpp::stats::VipCounters;
+        use crate::vpp::wire::Prefix;
+        let sample = |secs: u64, next: u64| CountersSample {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            uptime: Some(Duration::from_secs(secs)),
+            vips: vec![VipCountersView {
+                key: VipKey::new(Prefix::new("2001:db8::1".parse().unwrap(), 128), 17, 53),
+                frontend: None,
+                pool_index: 1,
+                route_stats_index: Some(4),
+                counters: VipCounters {
+                    vip_index: 1,
+                    next,
+                    first: 2,
+                    untracked: 3,
+                    no_server: 4,
+                    route_packets: 5,
+                    route_bytes: 600,
+                },
+            }],
+        };
+        let view = LbCountersView {
+            current: sample(20, 100),
+            previous: Some(sample(15, 40)),
+        };
+        let p = vpp_lb_counters(&view);
+        assert_eq!(p.at.map(|t| t.seconds), Some(20));
+        assert_eq!(p.vpp_uptime.map(|d| d.seconds), Some(20));
+        let v = &p.vips[0];
+        assert_eq!(
+            (
+                v.prefix.as_str(),
+                v.protocol.as_str(),
+                v.port,
+                v.frontend.as_str()
+            ),
+            ("2001:db8::1/128", "udp", 53, "")
+        );
+        assert_eq!(
+            (
+                v.next_packet,
+                v.first_packet,
+                v.untracked_packet,
+                v.no_server
+            ),
+            (100, 2, 3, 4)
+        );
+        assert_eq!((v.route_packets, v.route_bytes, v.pool_index), (5, 600, 1));
+        let prev = p.previous.unwrap_or_default();
+        assert_eq!(prev.at.map(|t| t.seconds), Some(15));
+        assert_eq!(prev.vips[0].next_packet, 40);
+        assert!(prev.previous.is_none());
+        let first = vpp_lb_counters(&LbCountersView {
+            current: sample(5, 1),
+            previous: None,
+        });
+        assert!(first.previous.is_none());
     }
 }

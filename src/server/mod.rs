@@ -6,7 +6,7 @@
 //! - `service`: the RPCs.
 //! - `convert`: domain -> proto mapping (pure).
 //! - `watch`: WatchEvents filter and per-watcher forwarder.
-//! - `vpp`: the VPP RPCs (the hook for the reconciler).
+//! - `vpp`: the VPP RPCs (lb state, sync, counters) over the VPP service.
 
 pub mod convert;
 pub mod listen;

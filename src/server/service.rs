@@ -244,14 +244,16 @@ impl Maglev for MaglevService {
         &self,
         _: Request<proto::GetVpplbStateRequest>,
     ) -> Reply<proto::VpplbState> {
-        vpp::lb_state(&self.daemon).map(Response::new)
+        vpp::lb_state(&self.daemon).await.map(Response::new)
     }
 
     async fn sync_vpplb_state(
         &self,
         request: Request<proto::SyncVpplbStateRequest>,
     ) -> Reply<proto::SyncVpplbStateResponse> {
-        vpp::sync(&self.daemon, &request.into_inner().frontend).map(Response::new)
+        vpp::sync(&self.daemon, &request.into_inner().frontend)
+            .await
+            .map(Response::new)
     }
 
     async fn get_vpplb_counters(

@@ -1,17 +1,14 @@
-//! The VPP RPCs. Availability is decided here from `VppStatus`; the lb state, sync and
-//! counters come from the VPP reconciler, which is not part of this build yet.
-//!
-//! Hook for the reconciler: once it exists, give the service a handle to it and replace
-//! the bodies of `lb_state`, `sync` and `counters` below (after `require_connected`) with
-//! calls that map its types to `proto::VpplbState`, `proto::SyncVpplbStateResponse` and
-//! `proto::VpplbCounters`. Nothing else in the server needs to change.
+//! The VPP RPCs: availability from `VppStatus`, then the VPP service (`lb_state`, `sync`,
+//! `lb_counters`), its errors mapped to gRPC codes with a message that says exactly why.
 
 use tonic::Status;
 
 use super::convert;
 use crate::daemon::Daemon;
 use crate::proto;
-use crate::vpp::VppInfo;
+use crate::vpp::client::VppError;
+use crate::vpp::lb_io::ReadStateError;
+use crate::vpp::{CountersUnavailable, SyncError, VppInfo, VppService};
 
 pub const DISABLED: &str = "VPP is disabled (--vpp-api-addr is empty)";
 
@@ -30,14 +27,16 @@ pub fn require_connected(info: &VppInfo, api_addr: &str) -> Result<(), Status> {
     if info.connected {
         return Ok(());
     }
+    Err(Status::unavailable(not_connected(info, api_addr)))
+}
+
+fn not_connected(info: &VppInfo, api_addr: &str) -> String {
     let why = if info.last_error.is_empty() {
         String::new()
     } else {
         format!(": {}", info.last_error)
     };
-    Err(Status::unavailable(format!(
-        "VPP is not connected (--vpp-api-addr {api_addr}){why}"
-    )))
+    format!("VPP is not connected (--vpp-api-addr {api_addr}){why}")
 }
 
 pub fn info(daemon: &Daemon) -> Result<proto::VppInfo, Status> {
@@ -54,38 +53,116 @@ fn connected(daemon: &Daemon) -> Result<(), Status> {
     require_connected(&daemon.vpp.get(), &daemon.args.vpp_api_addr)
 }
 
-/// The reconciler is not wired in: a connected VPP (impossible in this build) says so.
-fn not_wired(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what}: the VPP reconciler is not part of this build"
+/// The running VPP side (started with the daemon; absent only in a daemon that never
+/// started it).
+fn service(daemon: &Daemon) -> Result<&VppService, Status> {
+    daemon
+        .vpp_service
+        .get()
+        .map(|s| s.as_ref())
+        .ok_or_else(|| Status::unavailable("the VPP side of the daemon is not running"))
+}
+
+fn unknown_frontend(daemon: &Daemon, name: &str) -> Status {
+    let known: Vec<String> = daemon.config().frontends.keys().cloned().collect();
+    Status::not_found(format!(
+        "unknown frontend {name:?} (known: {})",
+        convert::known_list(&known)
     ))
 }
 
-pub fn lb_state(daemon: &Daemon) -> Result<proto::VpplbState, Status> {
+pub async fn lb_state(daemon: &Daemon) -> Result<proto::VpplbState, Status> {
     connected(daemon)?;
-    Err(not_wired("VPP lb state"))
+    let view = service(daemon)?
+        .lb_state()
+        .await
+        .map_err(|e| vpp_error("reading VPP's lb state", &e))?;
+    Ok(convert::vpp_lb_state(&view))
 }
 
-pub fn sync(daemon: &Daemon, frontend: &str) -> Result<proto::SyncVpplbStateResponse, Status> {
+pub async fn sync(
+    daemon: &Daemon,
+    frontend: &str,
+) -> Result<proto::SyncVpplbStateResponse, Status> {
     if !frontend.is_empty() && !daemon.config().frontends.contains_key(frontend) {
-        let known: Vec<String> = daemon.config().frontends.keys().cloned().collect();
-        return Err(Status::not_found(format!(
-            "unknown frontend {frontend:?} (known: {})",
-            convert::known_list(&known)
-        )));
+        return Err(unknown_frontend(daemon, frontend));
     }
     connected(daemon)?;
-    Err(not_wired("VPP lb sync"))
+    let service = service(daemon)?;
+    let target = (!frontend.is_empty()).then(|| frontend.to_string());
+    match service.sync(target).await {
+        Ok(operations) => Ok(proto::SyncVpplbStateResponse {
+            operations,
+            dry_run: service.dry_run(),
+        }),
+        Err(e) => Err(sync_error(daemon, &e)),
+    }
 }
 
 pub fn counters(daemon: &Daemon) -> Result<proto::VpplbCounters, Status> {
-    connected(daemon)?;
-    Err(not_wired("VPP lb counters"))
+    let info = daemon.vpp.get();
+    require_enabled(&info)?;
+    let service = service(daemon)?;
+    if !service.stats_enabled() {
+        return Err(Status::unavailable(
+            CountersUnavailable::StatsDisabled.to_string(),
+        ));
+    }
+    require_connected(&info, &daemon.args.vpp_api_addr)?;
+    service
+        .lb_counters()
+        .map(|v| convert::vpp_lb_counters(&v))
+        .map_err(|e| Status::unavailable(e.to_string()))
+}
+
+/// A failed sync as gRPC: refusals that pass with time are UNAVAILABLE, a VPP without
+/// the lb plugin is FAILED_PRECONDITION, failed writes ABORTED (the reconciler retries
+/// them), an unreadable state INTERNAL.
+fn sync_error(daemon: &Daemon, e: &SyncError) -> Status {
+    match e {
+        SyncError::Disabled => Status::unavailable(DISABLED),
+        SyncError::NotFound(name) => unknown_frontend(daemon, name),
+        SyncError::Disconnected => {
+            Status::unavailable(not_connected(&daemon.vpp.get(), &daemon.args.vpp_api_addr))
+        }
+        SyncError::Warmup(left) => Status::unavailable(format!(
+            "VPP warmup: no writes for another {:.1}s (startup-min-delay); try again then",
+            left.as_secs_f64()
+        )),
+        SyncError::Read(ReadStateError::Vpp(v)) => vpp_error("reading VPP's lb state", v),
+        SyncError::Read(r @ ReadStateError::NoLbPlugin) => {
+            Status::failed_precondition(r.to_string())
+        }
+        SyncError::Read(r @ ReadStateError::Parse(_)) => {
+            Status::internal(format!("reading VPP's lb state: {r}"))
+        }
+        SyncError::Write { failed, first } => Status::aborted(format!(
+            "VPP sync incomplete: {failed} write(s) failed, first: {first} (retried automatically)"
+        )),
+        SyncError::Stopped => Status::unavailable(e.to_string()),
+    }
+}
+
+/// A client error as gRPC: the connection going away is UNAVAILABLE, a VPP lacking a
+/// message FAILED_PRECONDITION, anything else INTERNAL.
+fn vpp_error(doing: &str, e: &VppError) -> Status {
+    let text = format!("{doing}: {e}");
+    match e {
+        VppError::Disconnected(_)
+        | VppError::Timeout { .. }
+        | VppError::Connect { .. }
+        | VppError::Handshake(_) => Status::unavailable(text),
+        VppError::Unsupported { .. } => Status::failed_precondition(text),
+        _ => Status::internal(text),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::vpp::client::ApiErrorCode;
 
     #[test]
     fn disabled_and_disconnected_are_unavailable_with_the_reason() {
@@ -116,5 +193,35 @@ mod tests {
             ..VppInfo::default()
         };
         assert!(require_connected(&up, "x").is_ok());
+    }
+
+    #[test]
+    fn client_errors_map_to_codes() {
+        let gone = vpp_error("x", &VppError::Disconnected("eof".into()));
+        assert_eq!(gone.code(), tonic::Code::Unavailable);
+        assert_eq!(gone.message(), "x: disconnected: eof");
+        let slow = vpp_error(
+            "x",
+            &VppError::Timeout {
+                message: "lb_vip_dump",
+                after: Duration::from_secs(5),
+            },
+        );
+        assert_eq!(slow.code(), tonic::Code::Unavailable);
+        let missing = vpp_error(
+            "x",
+            &VppError::Unsupported {
+                name_crc: "lb_vip_dump_56110cb7".into(),
+            },
+        );
+        assert_eq!(missing.code(), tonic::Code::FailedPrecondition);
+        let refused = vpp_error(
+            "x",
+            &VppError::Api {
+                message: "lb_conf_get",
+                code: ApiErrorCode(-1),
+            },
+        );
+        assert_eq!(refused.code(), tonic::Code::Internal);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod counters;
+pub mod counters_poller;
 pub mod lb;
 pub mod lb_io;
 pub mod messages;
@@ -14,6 +15,7 @@ pub mod status;
 pub mod wire;
 
 pub use counters::CountersSnapshot;
+pub use counters_poller::{CountersSample, CountersUnavailable, LbCountersView, VipCountersView};
 pub use reconciler::SyncError;
 pub use service::{LbAsView, LbStateView, LbVipView, VppService, start};
 pub use status::{VppInfo, VppStatus};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -15,6 +15,9 @@ use super::client::{
     ClientConfig, ConnState, Connection, ConnectionConfig, LbApiGeneration, VppError,
 };
 use super::counters::{CountersSnapshot, VppCounters};
+use super::counters_poller::{
+    self, CountersPoller, CountersUnavailable, LbCountersView, Published,
+};
 use super::lb::{LbConfValues, VipKey, desired_state};
 use super::lb_io::{self, ReadStateError};
 use super::reconciler::{Inputs, Reconciler, SyncError, SyncRequest};
@@ -73,6 +76,8 @@ pub struct VppService {
     conn: Option<Arc<Connection>>,
     requests: Option<mpsc::Sender<SyncRequest>>,
     counters: Arc<VppCounters>,
+    /// Per-VIP counters; `None` when the stats are off (VPP or `--vpp-stats-addr`).
+    lb_counters: Option<watch::Receiver<Published>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -89,6 +94,7 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             conn: None,
             requests: None,
             counters,
+            lb_counters: None,
             tasks: Vec::new(),
         }
     } else {
@@ -106,12 +112,6 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             "VPP programming active{}",
             if args.dry_run { " in dry-run mode: nothing will be written" } else { "" }
         );
-        if !args.vpp_stats_addr.is_empty() {
-            info!(
-                vpp_stats_addr = %args.vpp_stats_addr,
-                "VPP stats segment counters are not active yet in this build"
-            );
-        }
         let (tx, rx) = mpsc::channel(16);
         let elapsed = SystemTime::now()
             .duration_since(daemon.started_at)
@@ -130,13 +130,32 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             started,
         }));
         let status = tokio::spawn(track_status(daemon.vpp.clone(), conn.clone()));
+        let mut tasks = vec![reconciler, status];
+        let lb_counters = if args.vpp_stats_addr.is_empty() {
+            info!("VPP stats off (--vpp-stats-addr is empty): no per-VIP counters");
+            None
+        } else {
+            let interval = counters_poller::interval_from_env();
+            info!(vpp_stats_addr = %args.vpp_stats_addr, ?interval, "VPP per-VIP counters on");
+            let (publish, rx) = watch::channel(Published::Pending);
+            tasks.push(tokio::spawn(CountersPoller::run(counters_poller::Inputs {
+                conn: conn.clone(),
+                checker: daemon.checker.clone(),
+                counters: counters.clone(),
+                stats_path: PathBuf::from(&args.vpp_stats_addr),
+                interval,
+                publish,
+            })));
+            Some(rx)
+        };
         VppService {
             checker: daemon.checker.clone(),
             dry_run: args.dry_run,
             conn: Some(conn),
             requests: Some(tx),
             counters,
-            tasks: vec![reconciler, status],
+            lb_counters,
+            tasks,
         }
     };
     let service = Arc::new(service);
@@ -168,6 +187,23 @@ impl VppService {
     /// Counters for `maglev_vpp_api_total` and `maglev_vpp_lbsync_total`.
     pub fn counters(&self) -> CountersSnapshot {
         self.counters.snapshot()
+    }
+
+    /// Whether per-VIP counters are read (VPP and `--vpp-stats-addr` both on).
+    pub fn stats_enabled(&self) -> bool {
+        self.lb_counters.is_some()
+    }
+
+    /// The last published per-VIP counters (and the pass before them, for rates).
+    pub fn lb_counters(&self) -> Result<Arc<LbCountersView>, CountersUnavailable> {
+        if !self.enabled() {
+            return Err(CountersUnavailable::VppDisabled);
+        }
+        let rx = self
+            .lb_counters
+            .as_ref()
+            .ok_or(CountersUnavailable::StatsDisabled)?;
+        rx.borrow().view()
     }
 
     /// Runs a sync now through the reconciler: `None` = full sync, `Some(frontend)` = that

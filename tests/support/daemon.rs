@@ -167,6 +167,9 @@ pub struct DaemonBuilder {
     extra: Vec<String>,
     grpc_addr: Option<String>,
     log_level: String,
+    vpp_api_addr: String,
+    vpp_stats_addr: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl DaemonBuilder {
@@ -177,6 +180,9 @@ impl DaemonBuilder {
             extra: Vec::new(),
             grpc_addr: None,
             log_level: "debug".to_string(),
+            vpp_api_addr: String::new(),
+            vpp_stats_addr: None,
+            env: Vec::new(),
         }
     }
 
@@ -194,6 +200,20 @@ impl DaemonBuilder {
     /// `--log-level` of the daemon's own output (default debug).
     pub fn log_level(mut self, level: &str) -> Self {
         self.log_level = level.to_string();
+        self
+    }
+
+    /// Turns VPP on: `--vpp-api-addr api` and, if given, `--vpp-stats-addr stats` (else
+    /// the stats are off). Default: VPP off.
+    pub fn vpp(mut self, api: &std::path::Path, stats: Option<&std::path::Path>) -> Self {
+        self.vpp_api_addr = api.display().to_string();
+        self.vpp_stats_addr = Some(stats.map(|p| p.display().to_string()).unwrap_or_default());
+        self
+    }
+
+    /// An environment variable of the daemon process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -223,9 +243,15 @@ impl DaemonBuilder {
             .arg(&config)
             .args(["--grpc-addr", &grpc_addr])
             .args(["--metrics-addr", &metrics_addr.to_string()])
-            .args(["--vpp-api-addr", ""])
+            .args(["--vpp-api-addr", &self.vpp_api_addr])
+            .args(
+                self.vpp_stats_addr
+                    .iter()
+                    .flat_map(|s| ["--vpp-stats-addr", s.as_str()]),
+            )
             .args(["--log-format", "json", "--log-level", &self.log_level])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_LOG")
             .env_remove("MAGLEV_GRPC_INSECURE")
             .stdin(Stdio::null())

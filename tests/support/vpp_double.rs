@@ -6,6 +6,9 @@
 //! - A request with a wrong `client_index`, an unknown id, or a truncated body gets no reply.
 //! - Knobs: close after N messages, reply delay, one corrupt frame, restart empty.
 //! - Inspection: VIPs/ASes with weights, flags and buckets; request counts by name.
+//! - FIB: every VIP prefix gets a route in table 0 (shared by the VIPs of one prefix, as
+//!   the lb plugin does) with its own `/net/route/to` stats index, answered by
+//!   `ip_route_lookup`; feed that index to the stats double for route counters.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -13,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use maglev::vpp::messages::ip::{IpRoute, IpRouteLookup, IpRouteLookupReply};
 use maglev::vpp::messages::lb::*;
 use maglev::vpp::messages::memclnt::*;
 use maglev::vpp::messages::vpe::*;
@@ -116,6 +120,9 @@ struct State {
     conf: Conf,
     /// Pool; slot 0 is VPP's hidden placeholder VIP.
     vips: Vec<Option<VipView>>,
+    /// Table-0 routes of the VIP prefixes: prefix -> `/net/route/to` index.
+    routes: HashMap<Prefix, u32>,
+    next_route: u32,
     requests: HashMap<String, u64>,
     writes: Vec<WriteRecord>,
     keepalive_replies: u64,
@@ -205,6 +212,9 @@ impl State {
             next_registration: 0,
             conf: Conf::default(),
             vips: vec![None],
+            routes: HashMap::new(),
+            // Like VPP, route stats indexes are unrelated to VIP pool indexes.
+            next_route: 11,
             requests: HashMap::new(),
             writes: Vec::new(),
             keepalive_replies: 0,
@@ -362,6 +372,25 @@ impl VppDouble {
         self.vips()
             .into_iter()
             .find(|v| v.prefix == p && v.port == port && v.used)
+    }
+
+    /// The `/net/route/to` index of the table-0 route of `prefix`, if it has one.
+    pub fn route_stats_index(&self, prefix: Prefix) -> Option<u32> {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .get(&prefix.normalized())
+            .copied()
+    }
+
+    /// Removes the route of `prefix` (as if someone deleted it behind lb's back).
+    pub fn remove_route(&self, prefix: Prefix) {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .remove(&prefix.normalized());
     }
 
     /// How many requests named `name` (no CRC) arrived since the last start/restart.
@@ -761,6 +790,32 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 .collect();
             Outcome::Reply(out)
         }
+        "ip_route_lookup" => {
+            let m = req!(IpRouteLookup);
+            let pfx = m.prefix.0.normalized();
+            // Exact match only, like maglev asks; a missing entry is NO_SUCH_ENTRY with a
+            // zeroed route.
+            let found = (m.table_id == 0 && m.exact == 1)
+                .then(|| s.routes.get(&pfx).copied())
+                .flatten();
+            let (retval, stats_index) = match found {
+                Some(i) => (0, i),
+                None => (E_NO_SUCH_ENTRY, 0),
+            };
+            one(s.reply(
+                ctx,
+                retval,
+                &IpRouteLookupReply {
+                    route: IpRoute {
+                        table_id: m.table_id,
+                        stats_index,
+                        prefix: m.prefix,
+                        n_paths: 0,
+                        paths: Vec::new(),
+                    },
+                },
+            ))
+        }
         // Anything else we registered but do not model: no handler, no reply.
         _ => none,
     }
@@ -882,6 +937,10 @@ fn add_del_vip(s: &mut State, a: VipArgs) -> Option<i32> {
             }
             recompute(s.mode, v);
         }
+        let shared = s.vips.iter().flatten().any(|v| v.used && v.prefix == pfx);
+        if !shared {
+            s.routes.remove(&pfx);
+        }
         return Some(0);
     }
     if a.table_len == 0 {
@@ -949,6 +1008,11 @@ fn add_del_vip(s: &mut State, a: VipArgs) -> Option<i32> {
         index: slot as u32,
         ..view
     });
+    if !s.routes.contains_key(&pfx) {
+        let index = s.next_route;
+        s.next_route += 1;
+        s.routes.insert(pfx, index);
+    }
     Some(0)
 }
 

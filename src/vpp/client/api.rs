@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use super::conn::Client;
 use super::error::{ApiErrorCode, VppError};
 use super::table::LbApiGeneration;
+use crate::vpp::messages::ip::{IpRoute, IpRouteLookup};
 use crate::vpp::messages::lb::*;
 use crate::vpp::messages::memclnt::ControlPing;
 use crate::vpp::messages::vpe::{CliInband, ShowVersion};
@@ -195,6 +196,20 @@ impl Client {
 
     pub async fn lb_add_del_intf_nat6(&self, msg: &LbAddDelIntfNat6) -> Result<(), VppError> {
         self.call(msg).await.map(drop)
+    }
+
+    /// The FIB entry of exactly `prefix` in table `table_id` (0 = default VRF); `None`
+    /// when there is none (`NO_SUCH_ENTRY`). Its `stats_index` keys `/net/route/to`.
+    pub async fn ip_route_lookup(
+        &self,
+        table_id: u32,
+        prefix: Prefix,
+    ) -> Result<Option<IpRoute>, VppError> {
+        match self.call(&IpRouteLookup::exact(table_id, prefix)).await {
+            Ok(reply) => Ok(Some(reply.route)),
+            Err(VppError::Api { code, .. }) if code == ApiErrorCode::NO_SUCH_ENTRY => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
