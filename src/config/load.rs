@@ -164,10 +164,7 @@ mod tests {
     fn devices_directories_and_huge_files_are_refused() {
         for p in ["/dev/zero", "/dev/null", "/"] {
             let e = load_file(Path::new(p)).map(drop);
-            assert!(
-                matches!(e, Err(ConfigError::Io { .. })),
-                "{p}: {e:?}"
-            );
+            assert!(matches!(e, Err(ConfigError::Io { .. })), "{p}: {e:?}");
         }
         let dir = tempfile::tempdir().expect("tempdir");
         let big = dir.path().join("big.toml");
