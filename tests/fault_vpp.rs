@@ -565,7 +565,7 @@ async fn hundred_connect_disconnect_cycles_leak_no_task_fd_or_memory() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let mut epoch = 1;
     let cycle = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             double.restart_empty();
         } else {
             // handshake, show_version, control_ping = 3; our ping is the 4th: closed.
