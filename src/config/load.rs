@@ -13,13 +13,37 @@ use super::model::Config;
 use super::schema::RawConfig;
 use super::validate::{join, validate};
 
+/// Largest config file read. Real ones are a few KiB; the cap keeps a path such as
+/// `/dev/zero` (CheckConfig takes any path) from growing the daemon without bound.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads and validates a config file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let src = read_source(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
     load_str(&src, path)
+}
+
+/// Reads a regular file of at most [`MAX_CONFIG_BYTES`]. Devices, FIFOs and directories
+/// are refused before they are opened (opening a FIFO would block).
+fn read_source(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut src = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut src)?;
+    if src.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {MAX_CONFIG_BYTES} bytes"),
+        ));
+    }
+    Ok(src)
 }
 
 /// Validates config text; `path` is only used in messages and `Config::path`.
@@ -135,6 +159,23 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    #[test]
+    fn devices_directories_and_huge_files_are_refused() {
+        for p in ["/dev/zero", "/dev/null", "/"] {
+            let e = load_file(Path::new(p)).map(drop);
+            assert!(matches!(e, Err(ConfigError::Io { .. })), "{p}: {e:?}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.toml");
+        let file = std::fs::File::create(&big).expect("create");
+        file.set_len(MAX_CONFIG_BYTES + 1).expect("sparse file");
+        let e = load_file(&big).map(drop);
+        assert!(
+            matches!(&e, Err(ConfigError::Io { source, .. }) if source.kind() == std::io::ErrorKind::InvalidData),
+            "{e:?}"
+        );
+    }
 
     fn parse_errors(src: &str) -> Vec<String> {
         match load_str(src, Path::new("p.toml")) {

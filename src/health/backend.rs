@@ -444,11 +444,10 @@ mod tests {
             tr.map(|tr| (tr.from, tr.to)),
             Some((State::Up, State::Down))
         );
-        // From down at 1, one pass is enough (health 2 = rise)...
-        assert_eq!(b.health(), 1);
+        // Going down jumps to 0 (HAProxy): it takes `rise` passes to come back.
+        assert_eq!(b.health(), 0);
         b.record(fail(t(8))).ok();
         assert_eq!(b.health(), 0);
-        // ...but from 0 it takes two.
         assert_eq!(b.record(pass(t(9))), Ok(None));
         assert!(b.record(pass(t(10))).is_ok_and(|tr| tr.is_some()));
         assert_eq!(b.state(), State::Up);

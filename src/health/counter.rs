@@ -6,6 +6,10 @@
 //!
 //! - from the top (`rise+fall-1`) it takes `fall` consecutive fails to reach `rise-1` (down);
 //! - from the bottom (`0`) it takes `rise` consecutive passes to reach `rise` (up);
+//! - a transition jumps to the far end (HAProxy's `check->health = rise + fall - 1` /
+//!   `= 0`): after going up it takes `fall` fails to go down again, after going down
+//!   `rise` passes to go up, so transitions are bounded by rise/fall even when a backend
+//!   alternates pass/fail;
 //! - entering `unknown` parks the counter at `rise-1`, the boundary, so the first result
 //!   decides at once: one pass gives `rise` (up), one fail gives less than `rise` (down).
 
@@ -63,12 +67,17 @@ impl HealthCounter {
         self.health == 0
     }
 
-    /// Count one probe result: a pass adds one, a fail takes one away (clamped).
+    /// Count one probe result: a pass adds one, a fail takes one away (clamped). As in
+    /// HAProxy, crossing the boundary jumps to the far end: a pass that reaches `rise` sets
+    /// the counter to max, a fail that drops below `rise` sets it to 0. Without the jump a
+    /// backend alternating pass/fail would flip state on every probe.
     pub fn record(&mut self, pass: bool) {
         self.health = if pass {
-            (self.health + 1).min(self.max())
+            let h = (self.health + 1).min(self.max());
+            if h >= self.rise { self.max() } else { h }
         } else {
-            self.health.saturating_sub(1)
+            let h = self.health.saturating_sub(1);
+            if h < self.rise { 0 } else { h }
         };
     }
 
@@ -132,7 +141,28 @@ mod tests {
                     "rise={rise} fall={fall} after {i} fails"
                 );
             }
-            assert_eq!(c.health(), rise - 1);
+            assert!(c.is_zero(), "going down jumps to 0");
+        }
+    }
+
+    #[test]
+    fn alternating_pass_fail_flips_at_most_once_per_rise_or_fall_results() {
+        for (rise, fall) in shapes() {
+            let mut c = HealthCounter::new(rise, fall);
+            let mut up = c.is_up();
+            let mut flips = 0;
+            for i in 0..100 {
+                c.record(i % 2 == 0);
+                if c.is_up() != up {
+                    up = c.is_up();
+                    flips += 1;
+                }
+            }
+            // Only rise = fall = 1 follows every result; otherwise the first result
+            // decides, at most one more flip follows (when rise or fall is 1), and then
+            // strict alternation never makes a long enough run.
+            let bound = if rise == 1 && fall == 1 { 100 } else { 2 };
+            assert!(flips <= bound, "rise={rise} fall={fall}: {flips} flips");
         }
     }
 

@@ -569,7 +569,8 @@ port = 80
         assert_eq!(a.healthcheck, "web");
         assert!(a.enabled);
         assert_eq!(a.state, proto::BackendState::Up as i32);
-        assert_eq!((a.health, a.rise, a.fall), (2, 2, 3));
+        // Going up jumps the counter to its max, rise + fall - 1.
+        assert_eq!((a.health, a.rise, a.fall), (4, 2, 3));
         assert_eq!(a.frontends, ["vip"]);
         let last = a.last_result.as_ref().map(|r| (r.code, r.ok));
         assert_eq!(last, Some((proto::ResultCode::L7ok as i32, true)));

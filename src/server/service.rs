@@ -64,15 +64,33 @@ fn non_empty(what: &str, value: &str) -> Result<(), Status> {
 
 fn not_found<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) -> Status {
     let known: Vec<String> = known.cloned().collect();
-    Status::not_found(format!(
+    Status::not_found(bounded(format!(
         "unknown {kind} {name:?} (known: {})",
         convert::known_list(&known)
-    ))
+    )))
+}
+
+/// Longest status message sent. Messages quote names from the request, and the message
+/// travels in an HTTP/2 trailer: a 1 MiB name echoed back overflowed the client's header
+/// limit and took the whole connection down.
+const MAX_STATUS_MESSAGE: usize = 1024;
+
+/// `message`, cut at a char boundary to at most [`MAX_STATUS_MESSAGE`] bytes.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_STATUS_MESSAGE {
+        let mut end = MAX_STATUS_MESSAGE - 3;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("...");
+    }
+    message
 }
 
 /// The status code of a refused operator action.
 pub fn checker_status(e: CheckerError) -> Status {
-    let message = e.to_string();
+    let message = bounded(e.to_string());
     match e {
         CheckerError::NotFound { .. } => Status::not_found(message),
         CheckerError::InvalidArgument(_)
@@ -302,5 +320,24 @@ mod tests {
             non_empty("backend name", "").map_err(|s| s.code()),
             Err(tonic::Code::InvalidArgument)
         );
+    }
+
+    #[test]
+    fn huge_names_are_not_echoed_whole() {
+        let name = "\u{e9}".repeat(600_000);
+        let s = not_found("backend", &name, std::iter::empty());
+        assert!(
+            s.message().len() <= MAX_STATUS_MESSAGE,
+            "{}",
+            s.message().len()
+        );
+        assert!(s.message().starts_with("unknown backend"));
+        let s = checker_status(CheckerError::NotFound {
+            kind: "backend",
+            name,
+            known: String::new(),
+        });
+        assert!(s.message().len() <= MAX_STATUS_MESSAGE);
+        assert_eq!(bounded("short".into()), "short");
     }
 }

@@ -217,6 +217,12 @@ impl DaemonBuilder {
         self
     }
 
+    /// `--vpp-api-addr` (default empty: VPP off).
+    pub fn vpp_api(mut self, path: &std::path::Path) -> Self {
+        self.vpp_api_addr = path.display().to_string();
+        self
+    }
+
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.extra.push(a.into());
         self
@@ -358,6 +364,36 @@ impl Daemon {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open file descriptors of the daemon (`/proc/<pid>/fd`).
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, ...), or a count field
+    /// (`Threads`).
+    pub fn status_field(&self, field: &str) -> u64 {
+        proc_status_field(self.pid(), field)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Replaces the config file atomically (write + rename), so a concurrent reload
+    /// never reads half a file.
+    pub fn write_config_atomic(&self, text: &str) {
+        let tmp = self.dir.path().join("maglev.toml.new");
+        std::fs::write(&tmp, text).expect("write new config");
+        std::fs::rename(&tmp, &self.config).expect("rename config");
+    }
+
     /// Replaces the config file (for reload tests).
     pub fn write_config(&self, text: &str) {
         std::fs::write(&self.config, text).expect("rewrite config");
@@ -406,6 +442,15 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
         .ok()?
         .to_bytes();
     Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A numeric field of `/proc/<pid>/status` (the first number after `field:`), 0 if absent.
+pub fn proc_status_field(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Path helper for tests writing files next to the daemon's.

@@ -87,6 +87,8 @@ pub struct WriteRecord {
 #[derive(Default)]
 struct Knobs {
     close_after: Option<usize>,
+    /// `close_after` is cleared by the first connection it closes.
+    close_once: bool,
     delay: Duration,
     corrupt_next: bool,
     absurd_length_next: bool,
@@ -137,6 +139,9 @@ pub struct VppDouble {
     _dir: tempfile::TempDir,
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    /// Connections accepted and messages received over the double's whole life
+    /// (not reset by `restart_empty`).
+    totals: Arc<Totals>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
     listener: JoinHandle<()>,
 }
@@ -148,6 +153,14 @@ impl Drop for VppDouble {
             c.abort();
         }
     }
+}
+
+/// Lifetime counters of a double.
+#[derive(Default)]
+struct Totals {
+    accepted: std::sync::atomic::AtomicUsize,
+    messages: std::sync::atomic::AtomicUsize,
+    knob_closes: std::sync::atomic::AtomicUsize,
 }
 
 fn messages_for(mode: ApiMode) -> Vec<MessageDef> {
@@ -248,18 +261,24 @@ impl VppDouble {
         let listener = UnixListener::bind(&path).expect("bind double socket");
         let state = Arc::new(Mutex::new(State::new(mode)));
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let totals = Arc::new(Totals::default());
         let listener = {
             let state = state.clone();
             let conns = conns.clone();
+            let totals = totals.clone();
             tokio::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
+                    totals
+                        .accepted
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let (tx, rx) = mpsc::unbounded_channel();
                     let epoch = {
                         let mut s = state.lock().unwrap();
                         s.outbound.push(tx);
                         s.epoch
                     };
-                    let task = tokio::spawn(serve(state.clone(), stream, rx, epoch));
+                    let task =
+                        tokio::spawn(serve(state.clone(), totals.clone(), stream, rx, epoch));
                     conns.lock().unwrap().push(task);
                 }
             })
@@ -268,6 +287,7 @@ impl VppDouble {
             _dir: dir,
             path,
             state,
+            totals,
             conns,
             listener,
         }
@@ -283,6 +303,14 @@ impl VppDouble {
     /// (the handshake counts as one).
     pub fn close_after(&self, n: Option<usize>) {
         self.state.lock().unwrap().knobs.close_after = n;
+    }
+
+    /// Like `close_after(Some(n))`, but only the first connection that reaches it is
+    /// closed; the knob then clears itself (a reconnect gets a normal VPP).
+    pub fn close_once_after(&self, n: usize) {
+        let mut s = self.state.lock().unwrap();
+        s.knobs.close_after = Some(n);
+        s.knobs.close_once = true;
     }
 
     /// Delay every reply by `d`.
@@ -344,6 +372,27 @@ impl VppDouble {
     }
 
     // ---- inspection ----
+
+    /// Connections accepted since the double started (restarts included).
+    pub fn connections_accepted(&self) -> usize {
+        self.totals
+            .accepted
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Messages received (handshakes included) since the double started.
+    pub fn messages_received(&self) -> usize {
+        self.totals
+            .messages
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Connections closed by the `close_after` knob so far.
+    pub fn knob_closes(&self) -> usize {
+        self.totals
+            .knob_closes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
 
     pub fn pid(&self) -> u32 {
         self.state.lock().unwrap().pid
@@ -426,6 +475,7 @@ enum Outcome {
 
 async fn serve(
     state: Arc<Mutex<State>>,
+    totals: Arc<Totals>,
     stream: UnixStream,
     mut outbound: mpsc::UnboundedReceiver<Vec<u8>>,
     epoch: u64,
@@ -447,9 +497,21 @@ async fn serve(
             }
         };
         received += 1;
+        totals
+            .messages
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (outcome, delay) = {
             let mut s = state.lock().unwrap();
-            if s.epoch != epoch || s.knobs.close_after.is_some_and(|n| received > n) {
+            if s.epoch != epoch {
+                return;
+            }
+            if s.knobs.close_after.is_some_and(|n| received > n) {
+                if std::mem::take(&mut s.knobs.close_once) {
+                    s.knobs.close_after = None;
+                }
+                totals
+                    .knob_closes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 return;
             }
             (handle_message(&mut s, &payload, &mut handle), s.knobs.delay)
