@@ -214,7 +214,11 @@ pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<(
     };
     // maglev and maglevd are system administration commands (section 8); maglevc is a
     // user command (section 1).
-    let section = if page == "maglevc" || page == "ctl" { "1" } else { "8" };
+    let section = if page == "maglevc" || page == "ctl" {
+        "1"
+    } else {
+        "8"
+    };
     clap_mangen::Man::new(cmd).section(section).render(out)
 }
 
