@@ -217,10 +217,10 @@ impl DaemonBuilder {
         self
     }
 
-    /// `--vpp-api-addr` (default empty: VPP off).
-    pub fn vpp_api(mut self, path: &std::path::Path) -> Self {
-        self.vpp_api_addr = path.display().to_string();
-        self
+    /// `--vpp-api-addr` with the stats segment off, so that the API sees only what the
+    /// reconciler sends (tests that count messages rely on it).
+    pub fn vpp_api(self, path: &std::path::Path) -> Self {
+        self.vpp(path, None)
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
