@@ -96,7 +96,7 @@ pub struct DaemonArgs {
     /// VPP binary API socket; empty disables VPP (health checking only).
     #[arg(long, env = "MAGLEV_VPP_API_ADDR", default_value = "/run/vpp/api.sock")]
     pub vpp_api_addr: String,
-    /// VPP stats segment socket.
+    /// VPP stats segment socket; empty disables the lb counters.
     #[arg(
         long,
         env = "MAGLEV_VPP_STATS_ADDR",

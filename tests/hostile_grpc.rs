@@ -407,6 +407,33 @@ async fn malformed_requests_get_the_right_status_and_change_nothing() {
         ));
     }
 
+    // A file outside the config's directory is refused before it is read: the errors
+    // would quote it (here: /etc/passwd, which parses as TOML garbage).
+    {
+        let mut c = c.clone();
+        table.push((
+            "CheckConfig outside the config dir",
+            Code::Ok,
+            Box::pin(async move {
+                let req = CheckConfigRequest {
+                    path: "/etc/passwd".to_string(),
+                };
+                match c.check_config(req).await {
+                    Ok(res) => {
+                        let res = res.into_inner();
+                        let text = format!("{:?}", res.errors);
+                        if !res.ok && text.contains("only files in") && !text.contains("root:") {
+                            Code::Ok
+                        } else {
+                            Code::Unknown
+                        }
+                    }
+                    Err(s) => s.code(),
+                }
+            }),
+        ));
+    }
+
     assert!(table.len() >= 25, "only {} cases", table.len());
     let rss0 = d.status_field("VmRSS");
     let mut failures = Vec::new();

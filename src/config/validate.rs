@@ -33,6 +33,7 @@ pub(crate) const MAX_RISE_FALL: i64 = 1000;
 pub(crate) const DEFAULT_WEIGHT: u8 = 100;
 const FLOW_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 const FLOW_TIMEOUT_MAX: Duration = Duration::from_secs(120);
+const MAX_TRANSITION_HISTORY: usize = 1000;
 
 /// Validates a parsed file. `file` is recorded in `Config::path`.
 pub(crate) fn validate(
@@ -110,12 +111,13 @@ impl Validator<'_> {
         if let Some(th) = &raw.transition_history {
             let key = "healthchecker.transition-history";
             match usize::try_from(*th.get_ref()) {
-                Ok(n) if n >= 1 => out.transition_history = n,
+                // The ring is allocated per backend: bound it like rise/fall.
+                Ok(n) if (1..=MAX_TRANSITION_HISTORY).contains(&n) => out.transition_history = n,
                 _ => self.error(
                     th.span(),
                     key,
                     format!(
-                        "transition-history must be at least 1, got {}",
+                        "transition-history must be within 1..={MAX_TRANSITION_HISTORY}, got {}",
                         th.get_ref()
                     ),
                 ),
@@ -551,6 +553,29 @@ impl Validator<'_> {
             self.name_not_empty(name, &p, "frontend");
             if let Some(fe) = self.frontend(name, f.get_ref(), &p, &known, &mut families) {
                 out.insert(name.get_ref().clone(), fe);
+            }
+        }
+        // VPP keys a VIP by (prefix, protocol, port): two frontends on one key would fight
+        // over the same VIP, so the second (in name order) is an error.
+        let mut seen: BTreeMap<(Prefix, Protocol, u16), &str> = BTreeMap::new();
+        for (name, f) in raw {
+            let Some(fe) = out.get(name.get_ref()) else {
+                continue;
+            };
+            let key = (fe.address, fe.protocol, fe.port);
+            if let Some(first) = seen.get(&key) {
+                self.error(
+                    f.get_ref().address.span(),
+                    join(&join("frontends", name.get_ref()), "address"),
+                    format!(
+                        "VIP {} {} port {} is already used by frontend \"{first}\"",
+                        fe.address,
+                        fe.protocol.as_str(),
+                        fe.port
+                    ),
+                );
+            } else {
+                seen.insert(key, name.get_ref());
             }
         }
         (out, families)
@@ -1334,6 +1359,23 @@ mod tests {
     }
 
     #[test]
+    fn two_frontends_on_one_vip_are_refused() {
+        let mut src = frontend_doc(&[
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ]);
+        src.push_str("\n[frontends.www]\naddress = \"198.51.100.1/32\"\n[[frontends.www.pools]]\nname = \"p\"\nbackends = { b = {} }\n");
+        one_error(
+            &src,
+            21,
+            11,
+            "frontends.www.address",
+            "VIP 198.51.100.1/32 tcp port 0 is already used by frontend \"web\"",
+        );
+    }
+
+    #[test]
     fn frontend_needs_a_pool() {
         one_error(
             &frontend_doc(&[]),
@@ -1912,7 +1954,14 @@ mod tests {
             2,
             22,
             "healthchecker.transition-history",
-            "transition-history must be at least 1, got 0",
+            "transition-history must be within 1..=1000, got 0",
+        );
+        one_error(
+            &doc(&["[healthchecker]", "transition-history = 1000000000000"]),
+            2,
+            22,
+            "healthchecker.transition-history",
+            "transition-history must be within 1..=1000, got 1000000000000",
         );
     }
 

@@ -75,9 +75,35 @@ impl Daemon {
         let path: PathBuf = path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.args.config.clone());
+        self.checkable(&path)?;
         let new = config::load_file(&path)?;
         let diff = config::diff(&self.config(), &new);
         Ok((new, diff))
+    }
+
+    /// A gRPC client may check a candidate file, but only one beside the running config:
+    /// error messages quote the file, so any other path would let a client read files the
+    /// daemon can read.
+    fn checkable(&self, path: &Path) -> Result<(), ConfigError> {
+        let dir_of = |p: &Path| {
+            p.canonicalize()
+                .ok()
+                .and_then(|c| c.parent().map(Path::to_path_buf))
+        };
+        let allowed = dir_of(&self.args.config);
+        if path == self.args.config || (allowed.is_some() && dir_of(path) == allowed) {
+            return Ok(());
+        }
+        let dir = allowed
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "the config's directory".to_string());
+        Err(ConfigError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("only files in {dir} may be checked"),
+            ),
+        })
     }
 
     /// Reloads the config file: the one path for SIGHUP and the ReloadConfig RPC. A bad
