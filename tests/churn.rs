@@ -13,9 +13,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use daemon_support::{Daemon, DaemonBuilder};
-use loopback::{HttpBackend, TcpBackend, free_port, sock};
+use loopback::{HttpBackend, TcpBackend, free_port, sock, tcp_backends};
 use maglev::proto::maglev_client::MaglevClient;
 use maglev::proto::*;
+use support::scenario::{ConfigText, Timing, live_ases};
 use support::vpp_double::{ApiMode, VppDouble};
 use tokio_stream::StreamExt;
 use tonic::transport::{Channel, Endpoint};
@@ -24,37 +25,12 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-async fn wait_for<T>(d: &Daemon, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let log = d.log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!(
-                "timed out waiting for {what}; log tail (newest first):\n{}",
-                tail.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+const LONG: Duration = Duration::from_secs(60);
 
 /// Live ASes of one VIP: address -> weight.
 fn vip_weights(double: &VppDouble, addr: &str, port: u16) -> Option<Vec<(IpAddr, u8)>> {
     let p = maglev::vpp::wire::Prefix::new(ip(addr), 32);
-    double.vip(p, port).map(|v| {
-        let mut w: Vec<(IpAddr, u8)> = v
-            .ases
-            .iter()
-            .filter(|a| a.used)
-            .map(|a| (a.address, a.weight))
-            .collect();
-        w.sort();
-        w
-    })
+    double.vip(p, port).map(|v| live_ases(&v))
 }
 
 // ---------------------------------------------------------------- reload storm
@@ -72,63 +48,22 @@ fn storm_config(port: u16, variant: usize) -> String {
         // change d's weight
         _ => (true, "a = {}, b = {}, d = { weight = 30 }"),
     };
-    let d_def = if d_backend {
-        "[backends.d]\naddress = \"127.0.0.5\"\nhealthcheck = \"tcp\"\n"
-    } else {
-        ""
-    };
-    format!(
-        r#"
-[healthchecker]
-transition-history = 5
-
-[vpp.lb]
-sync-interval = "60s"
-ipv4-src-address = "192.0.2.254"
-startup-min-delay = "0s"
-startup-max-delay = "1s"
-
-[healthchecks.tcp]
-type = "tcp"
-port = {port}
-interval = "200ms"
-fast-interval = "100ms"
-down-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-
-[backends.a]
-address = "127.0.0.2"
-healthcheck = "tcp"
-[backends.b]
-address = "127.0.0.3"
-healthcheck = "tcp"
-[backends.c]
-address = "127.0.0.4"
-healthcheck = "tcp"
-{d_def}
-[backends.e]
-address = "127.0.0.6"
-healthcheck = "tcp"
-
-[frontends.stable]
-address = "192.0.2.10"
-protocol = "tcp"
-port = 80
-  [[frontends.stable.pools]]
-  name = "all"
-  backends = {{ a = {{}}, b = {{}}, c = {{}} }}
-
-[frontends.churn]
-address = "192.0.2.11"
-protocol = "tcp"
-port = 80
-  [[frontends.churn.pools]]
-  name = "all"
-  backends = {{ {churn_members} }}
-"#
-    )
+    let mut cfg = ConfigText::new()
+        .transition_history(5)
+        .vpp_lb("60s", "0s", "1s")
+        .check("tcp", "tcp", port, Timing::QUICK_FAST)
+        .backend("a", "127.0.0.2", "tcp")
+        .backend("b", "127.0.0.3", "tcp")
+        .backend("c", "127.0.0.4", "tcp");
+    if d_backend {
+        cfg = cfg.backend("d", "127.0.0.5", "tcp");
+    }
+    cfg.backend("e", "127.0.0.6", "tcp")
+        .frontend("stable", "192.0.2.10", "tcp", 80)
+        .pool("stable", "all", "a = {}, b = {}, c = {}")
+        .frontend("churn", "192.0.2.11", "tcp", 80)
+        .pool("churn", "all", churn_members)
+        .build()
 }
 
 async fn history(c: &mut MaglevClient<Channel>, name: &str) -> (i32, Vec<Transition>) {
@@ -143,16 +78,11 @@ async fn history(c: &mut MaglevClient<Channel>, name: &str) -> (i32, Vec<Transit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_storm_keeps_unchanged_backends_and_writes_only_what_changed() {
     let port = free_port();
-    let mut backends = Vec::new();
-    for last in 2..=6 {
-        backends.push(TcpBackend::start(sock(last, port)).await);
-    }
+    let _backends = tcp_backends(port, 2..=6).await;
     let double = VppDouble::start(ApiMode::V1_2).await;
-    let mut d = DaemonBuilder::new(storm_config(port, 0))
-        .vpp_api(double.socket_path())
-        .log_level("info")
-        .spawn();
-    d.wait_grpc().await;
+    let mut d = DaemonBuilder::with_vpp(storm_config(port, 0), double.socket_path())
+        .start()
+        .await;
     let mut c = d.client().await;
     let base_churn = vec![
         (ip("127.0.0.2"), 100),
@@ -164,7 +94,7 @@ async fn reload_storm_keeps_unchanged_backends_and_writes_only_what_changed() {
         (ip("127.0.0.3"), 100),
         (ip("127.0.0.4"), 100),
     ];
-    wait_for(&d, "first sync", || {
+    d.wait_for("first sync", LONG, || {
         (vip_weights(&double, "192.0.2.11", 80)? == base_churn
             && vip_weights(&double, "192.0.2.10", 80)? == stable)
             .then_some(())
@@ -205,7 +135,7 @@ async fn reload_storm_keeps_unchanged_backends_and_writes_only_what_changed() {
         .expect("reload")
         .into_inner();
     assert!(r.ok);
-    wait_for(&d, "VPP back on the base config", || {
+    d.wait_for("VPP back on the base config", LONG, || {
         (vip_weights(&double, "192.0.2.11", 80)? == base_churn).then_some(())
     })
     .await;
@@ -259,41 +189,22 @@ async fn reload_storm_keeps_unchanged_backends_and_writes_only_what_changed() {
 // ---------------------------------------------------------------- flapping
 
 fn flap_config(port: u16, rise: u32, fall: u32) -> String {
-    format!(
-        r#"
-[healthchecker]
-transition-history = 5
-
-[vpp.lb]
-sync-interval = "60s"
-ipv4-src-address = "192.0.2.254"
-startup-min-delay = "0s"
-startup-max-delay = "0s"
-
-[healthchecks.http]
-type = "http"
-port = {port}
-interval = "100ms"
-fast-interval = "100ms"
-down-interval = "100ms"
-timeout = "90ms"
-rise = {rise}
-fall = {fall}
-
-[backends.flap]
-address = "127.0.0.2"
-healthcheck = "http"
-
-[frontends.web]
-address = "192.0.2.1"
-protocol = "tcp"
-port = 80
-flush-on-down = false
-  [[frontends.web.pools]]
-  name = "all"
-  backends = {{ flap = {{}} }}
-"#
-    )
+    let timing = Timing {
+        interval: "100ms",
+        fast_down: Some(("100ms", "100ms")),
+        timeout: "90ms",
+        rise,
+        fall,
+    };
+    ConfigText::new()
+        .transition_history(5)
+        .vpp_lb("60s", "0s", "0s")
+        .check("http", "http", port, timing)
+        .backend("flap", "127.0.0.2", "http")
+        .frontend("web", "192.0.2.1", "tcp", 80)
+        .raw("flush-on-down = false")
+        .pool("web", "all", "flap = {}")
+        .build()
 }
 
 /// HAProxy's counter on a pass/fail sequence: the number of state changes (from unknown).
@@ -333,11 +244,9 @@ async fn flapping_backend_transitions_bounded_by_rise_fall_and_writes_by_transit
     };
     let backend = HttpBackend::start(sock(2, port), script).await;
     let double = VppDouble::start(ApiMode::V1_2).await;
-    let mut d = DaemonBuilder::new(flap_config(port, rise, fall))
-        .vpp_api(double.socket_path())
-        .log_level("info")
-        .spawn();
-    d.wait_grpc().await;
+    let d = DaemonBuilder::with_vpp(flap_config(port, rise, fall), double.socket_path())
+        .start()
+        .await;
     let mut c = d.client().await;
     let mut events = c
         .watch_events(WatchEventsRequest {
@@ -363,7 +272,7 @@ async fn flapping_backend_transitions_bounded_by_rise_fall_and_writes_by_transit
         }
         n
     });
-    wait_for(&d, "the script to run out", || {
+    d.wait_for("the script to run out", LONG, || {
         (backend.probes().len() > 85).then_some(())
     })
     .await;

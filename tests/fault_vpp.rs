@@ -17,16 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use daemon_support::{Daemon, DaemonBuilder};
-use loopback::{TcpBackend, free_port, sock};
+use loopback::{free_port, tcp_backends};
 use maglev::proto::{
     BackendState, GetVppInfoRequest, ListBackendsRequest, WatchEventsRequest, event,
 };
 use maglev::vpp::client::{ClientConfig, ConnState, Connection, ConnectionConfig};
+use support::scenario::{ConfigText, Table, Timing, vpp_table};
 use support::vpp_double::{ApiMode, VppDouble};
 use tokio_stream::StreamExt;
-
-/// VIP (`prefix/len:port`) -> AS address -> weight.
-type Table = BTreeMap<String, BTreeMap<IpAddr, u8>>;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
@@ -35,68 +33,29 @@ fn ip(s: &str) -> IpAddr {
 /// Six backends a..f on 127.0.0.2..7 (f never listens), three VIPs, one tcp check.
 /// min = max startup delay: the first VPP programming is one full sync.
 fn config(port: u16, startup: &str) -> String {
-    format!(
-        r#"
-[vpp.lb]
-sync-interval = "60s"
-ipv4-src-address = "192.0.2.254"
-startup-min-delay = "{startup}"
-startup-max-delay = "{startup}"
-
-[healthchecks.tcp]
-type = "tcp"
-port = {port}
-interval = "300ms"
-fast-interval = "200ms"
-down-interval = "300ms"
-timeout = "250ms"
-rise = 1
-fall = 1
-
-[backends.a]
-address = "127.0.0.2"
-healthcheck = "tcp"
-[backends.b]
-address = "127.0.0.3"
-healthcheck = "tcp"
-[backends.c]
-address = "127.0.0.4"
-healthcheck = "tcp"
-[backends.d]
-address = "127.0.0.5"
-healthcheck = "tcp"
-[backends.e]
-address = "127.0.0.6"
-healthcheck = "tcp"
-[backends.f]
-address = "127.0.0.7"
-healthcheck = "tcp"
-
-[frontends.web]
-address = "192.0.2.1"
-protocol = "tcp"
-port = 80
-  [[frontends.web.pools]]
-  name = "primary"
-  backends = {{ a = {{ weight = 50 }}, b = {{}}, c = {{}}, d = {{}} }}
-
-[frontends.api]
-address = "192.0.2.2"
-protocol = "tcp"
-port = 443
-  [[frontends.api.pools]]
-  name = "primary"
-  backends = {{ c = {{}}, d = {{}}, e = {{ weight = 10 }} }}
-
-[frontends.dns]
-address = "192.0.2.3"
-protocol = "tcp"
-port = 53
-  [[frontends.dns.pools]]
-  name = "primary"
-  backends = {{ d = {{}}, e = {{}}, f = {{}} }}
-"#
-    )
+    let timing = Timing {
+        interval: "300ms",
+        fast_down: Some(("200ms", "300ms")),
+        timeout: "250ms",
+        ..Timing::QUICK
+    };
+    let mut cfg = ConfigText::new()
+        .vpp_lb("60s", startup, startup)
+        .check("tcp", "tcp", port, timing);
+    for (name, last) in ["a", "b", "c", "d", "e", "f"].iter().zip(2..) {
+        cfg = cfg.backend(name, &format!("127.0.0.{last}"), "tcp");
+    }
+    cfg.frontend("web", "192.0.2.1", "tcp", 80)
+        .pool(
+            "web",
+            "primary",
+            "a = { weight = 50 }, b = {}, c = {}, d = {}",
+        )
+        .frontend("api", "192.0.2.2", "tcp", 443)
+        .pool("api", "primary", "c = {}, d = {}, e = { weight = 10 }")
+        .frontend("dns", "192.0.2.3", "tcp", 53)
+        .pool("dns", "primary", "d = {}, e = {}, f = {}")
+        .build()
 }
 
 /// What VPP must hold for `config` with the backends in `down` failing.
@@ -134,64 +93,6 @@ fn expected(down: &[&str]) -> Table {
     t
 }
 
-/// The double's live VIPs and ASes. Panics on a duplicate AS inside one VIP.
-fn actual(double: &VppDouble) -> Table {
-    let mut t = Table::new();
-    for v in double.vips().into_iter().filter(|v| v.used) {
-        let key = format!("{}/{}:{}", v.prefix.addr, v.prefix.len, v.port);
-        let mut ases = BTreeMap::new();
-        for a in v.ases.iter().filter(|a| a.used) {
-            assert!(
-                ases.insert(a.address, a.weight).is_none(),
-                "duplicate AS {} in {key}",
-                a.address
-            );
-        }
-        assert!(t.insert(key.clone(), ases).is_none(), "duplicate VIP {key}");
-    }
-    t
-}
-
-/// Backends a..e listening on `port` (f stays down).
-async fn backends(port: u16) -> Vec<TcpBackend> {
-    let mut v = Vec::new();
-    for last in 2..=6 {
-        v.push(TcpBackend::start(sock(last, port)).await);
-    }
-    v
-}
-
-/// Polls `f` every 50 ms for up to `limit`; panics with `what` and the log tail.
-async fn wait_for<T>(
-    d: &Daemon,
-    what: &str,
-    limit: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if start.elapsed() > limit {
-            let log = d.log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!(
-                "timed out waiting for {what}; daemon log tail (newest first):\n{}",
-                tail.join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn spawn_daemon(cfg: &str, double: &VppDouble) -> Daemon {
-    DaemonBuilder::new(cfg)
-        .vpp_api(double.socket_path())
-        .log_level("info")
-        .spawn()
-}
-
 const LONG: Duration = Duration::from_secs(60);
 
 /// Messages of a full sync into an empty VPP on a fresh connection: `sockclnt_create`,
@@ -203,7 +104,7 @@ const FULL_SYNC_MESSAGES: usize = 4 + 6 + 14;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_closed_at_20_points_of_a_full_sync_converges_without_duplicates() {
     let port = free_port();
-    let _backends = backends(port).await;
+    let _backends = tcp_backends(port, 2..=6).await;
     let cfg = config(port, "1s");
     let want = expected(&["f"]);
 
@@ -217,14 +118,14 @@ async fn socket_closed_at_20_points_of_a_full_sync_converges_without_duplicates(
     let mut runs = Vec::new();
     for n in points {
         let double = VppDouble::start(ApiMode::V1_2).await;
-        let d = spawn_daemon(&cfg, &double);
+        let d = DaemonBuilder::with_vpp(cfg.as_str(), double.socket_path()).spawn();
         runs.push((n, double, d));
     }
     // Everything settled and known: VPP restarts empty, and the reconnect's full sync is
     // cut at the chosen point.
     for (n, double, d) in &runs {
-        wait_for(d, "first sync", LONG, || {
-            (actual(double) == want).then_some(())
+        d.wait_for("first sync", LONG, || {
+            (vpp_table(double) == want).then_some(())
         })
         .await;
         let before = double.messages_received();
@@ -233,8 +134,8 @@ async fn socket_closed_at_20_points_of_a_full_sync_converges_without_duplicates(
             double.close_once_after(*n);
         }
         if n.is_none() {
-            wait_for(d, "reference restore", LONG, || {
-                (actual(double) == want).then_some(())
+            d.wait_for("reference restore", LONG, || {
+                (vpp_table(double) == want).then_some(())
             })
             .await;
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -258,14 +159,13 @@ async fn socket_closed_at_20_points_of_a_full_sync_converges_without_duplicates(
     let t0 = Instant::now();
     let mut distinct = std::collections::BTreeSet::new();
     for (n, double, d) in runs.iter().filter_map(|(n, v, d)| Some((((*n)?), v, d))) {
-        wait_for(
-            d,
+        d.wait_for(
             &format!("close point {n}: cut, reconnect, converge"),
             LONG,
             || {
                 (double.knob_closes() == 1
                     && double.connections_accepted() == 3
-                    && actual(double) == want)
+                    && vpp_table(double) == want)
                     .then_some(())
             },
         )
@@ -294,12 +194,12 @@ async fn socket_closed_at_20_points_of_a_full_sync_converges_without_duplicates(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vpp_restarting_empty_is_restored_in_one_reconnect_cycle() {
     let port = free_port();
-    let _backends = backends(port).await;
+    let _backends = tcp_backends(port, 2..=6).await;
     let double = VppDouble::start(ApiMode::V1_2).await;
-    let d = spawn_daemon(&config(port, "1s"), &double);
+    let d = DaemonBuilder::with_vpp(config(port, "1s"), double.socket_path()).spawn();
     let want = expected(&["f"]);
-    wait_for(&d, "first sync", LONG, || {
-        (actual(&double) == want).then_some(())
+    d.wait_for("first sync", LONG, || {
+        (vpp_table(&double) == want).then_some(())
     })
     .await;
     let (fds0, rss0) = (d.fd_count(), d.status_field("VmRSS"));
@@ -310,9 +210,9 @@ async fn vpp_restarting_empty_is_restored_in_one_reconnect_cycle() {
         let t0 = Instant::now();
         double.restart_empty();
         assert_ne!(double.pid(), old_pid);
-        assert!(actual(&double).is_empty());
-        wait_for(&d, "restore after restart", LONG, || {
-            (actual(&double) == want).then_some(())
+        assert!(vpp_table(&double).is_empty());
+        d.wait_for("restore after restart", LONG, || {
+            (vpp_table(&double) == want).then_some(())
         })
         .await;
         let took = t0.elapsed();
@@ -376,11 +276,11 @@ fn responsiveness_probe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_or_silent_vpp_keeps_checker_and_grpc_going_and_writes_resume() {
     let port = free_port();
-    let mut backends = backends(port).await;
+    let mut backends = tcp_backends(port, 2..=6).await;
     let double = VppDouble::start(ApiMode::V1_2).await;
-    let mut d = spawn_daemon(&config(port, "1s"), &double);
-    wait_for(&d, "first sync", LONG, || {
-        (actual(&double) == expected(&["f"])).then_some(())
+    let mut d = DaemonBuilder::with_vpp(config(port, "1s"), double.socket_path()).spawn();
+    d.wait_for("first sync", LONG, || {
+        (vpp_table(&double) == expected(&["f"])).then_some(())
     })
     .await;
     d.wait_grpc().await;
@@ -400,7 +300,7 @@ async fn slow_or_silent_vpp_keeps_checker_and_grpc_going_and_writes_resume() {
     double.set_reply_delay(Duration::from_secs(6));
     backends[1].down().await; // b
     wait_event(&mut events, "b", BackendState::Down).await;
-    wait_for(&d, "a request timeout", LONG, || {
+    d.wait_for("a request timeout", LONG, || {
         d.log().contains("VPP did not answer").then_some(())
     })
     .await;
@@ -409,7 +309,7 @@ async fn slow_or_silent_vpp_keeps_checker_and_grpc_going_and_writes_resume() {
     double.set_reply_delay(Duration::from_secs(3600));
     backends[2].down().await; // c
     wait_event(&mut events, "c", BackendState::Down).await;
-    wait_for(&d, "a failed reconnect", LONG, || {
+    d.wait_for("a failed reconnect", LONG, || {
         d.log().contains("cannot connect to VPP").then_some(())
     })
     .await;
@@ -418,8 +318,8 @@ async fn slow_or_silent_vpp_keeps_checker_and_grpc_going_and_writes_resume() {
     // VPP answers again: the writes for b and c go out.
     let t0 = Instant::now();
     double.set_reply_delay(Duration::ZERO);
-    wait_for(&d, "writes after VPP recovered", LONG, || {
-        (actual(&double) == expected(&["b", "c", "f"])).then_some(())
+    d.wait_for("writes after VPP recovered", LONG, || {
+        (vpp_table(&double) == expected(&["b", "c", "f"])).then_some(())
     })
     .await;
     let resumed = t0.elapsed();
@@ -463,12 +363,12 @@ async fn wait_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_frame_and_absurd_length_drop_and_rebuild_the_connection() {
     let port = free_port();
-    let mut backends = backends(port).await;
+    let mut backends = tcp_backends(port, 2..=6).await;
     let double = VppDouble::start(ApiMode::V1_2).await;
-    let mut d = spawn_daemon(&config(port, "1s"), &double);
+    let mut d = DaemonBuilder::with_vpp(config(port, "1s"), double.socket_path()).spawn();
     let want = expected(&["f"]);
-    wait_for(&d, "first sync", LONG, || {
-        (actual(&double) == want).then_some(())
+    d.wait_for("first sync", LONG, || {
+        (vpp_table(&double) == want).then_some(())
     })
     .await;
     d.wait_grpc().await;
@@ -499,7 +399,7 @@ async fn corrupt_frame_and_absurd_length_drop_and_rebuild_the_connection() {
         } else {
             backends[1].up().await;
         }
-        wait_for(&d, &format!("{what}: reconnected"), LONG, || {
+        d.wait_for(&format!("{what}: reconnected"), LONG, || {
             (double.connections_accepted() == accepted + 1).then_some(())
         })
         .await;
@@ -520,8 +420,8 @@ async fn corrupt_frame_and_absurd_length_drop_and_rebuild_the_connection() {
             "{what}: log lacks {log_needle:?}"
         );
         let want = expected(down);
-        wait_for(&d, &format!("{what}: VPP in step again"), LONG, || {
-            (actual(&double) == want).then_some(())
+        d.wait_for(&format!("{what}: VPP in step again"), LONG, || {
+            (vpp_table(&double) == want).then_some(())
         })
         .await;
         println!(

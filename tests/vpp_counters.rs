@@ -21,6 +21,7 @@ use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::messages::lb::LbAddDelVipV2;
 use maglev::vpp::wire::{EncapType, Prefix};
 use serde_json::Value;
+use support::scenario::{ConfigText, Timing};
 use support::stats_double::StatsDouble;
 use support::vpp_double::{ApiMode, VppDouble};
 
@@ -33,35 +34,13 @@ fn pfx(s: &str) -> Prefix {
 }
 
 fn config(port: u16) -> String {
-    format!(
-        r#"
-[vpp.lb]
-sync-interval = "60s"
-ipv4-src-address = "192.0.2.254"
-startup-min-delay = "0s"
-startup-max-delay = "3s"
-
-[healthchecks.tcp]
-type = "tcp"
-port = {port}
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-
-[backends.up]
-address = "127.0.0.2"
-healthcheck = "tcp"
-
-[frontends.web]
-address = "192.0.2.1"
-protocol = "tcp"
-port = 80
-  [[frontends.web.pools]]
-  name = "primary"
-  backends = {{ up = {{}} }}
-"#
-    )
+    ConfigText::new()
+        .vpp_lb("60s", "0s", "3s")
+        .check("tcp", "tcp", port, Timing::QUICK)
+        .backend("up", "127.0.0.2", "tcp")
+        .frontend("web", "192.0.2.1", "tcp", 80)
+        .pool("web", "primary", "up = {}")
+        .build()
 }
 
 async fn start(double: &VppDouble, stats: Option<&Path>) -> (Daemon, UpBackend) {

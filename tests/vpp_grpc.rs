@@ -19,6 +19,7 @@ use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::messages::lb::LbAsSetWeight;
 use maglev::vpp::wire::Prefix;
 use serde_json::Value;
+use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VipView, VppDouble};
 
 fn ip(s: &str) -> IpAddr {
@@ -32,47 +33,16 @@ fn pfx(s: &str, len: u8) -> Prefix {
 /// Frontends `web` (tcp/80: up weight 80, down) and `dns` (udp/53: up), fast checks,
 /// no warmup hold, full syncs far apart (the tests trigger their own).
 fn config(port: u16) -> String {
-    format!(
-        r#"
-[vpp.lb]
-sync-interval = "60s"
-ipv4-src-address = "192.0.2.254"
-startup-min-delay = "0s"
-startup-max-delay = "3s"
-
-[healthchecks.tcp]
-type = "tcp"
-port = {port}
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-
-[backends.up]
-address = "127.0.0.2"
-healthcheck = "tcp"
-
-[backends.down]
-address = "127.0.0.3"
-healthcheck = "tcp"
-
-[frontends.web]
-address = "192.0.2.1"
-protocol = "tcp"
-port = 80
-  [[frontends.web.pools]]
-  name = "primary"
-  backends = {{ up = {{ weight = 80 }}, down = {{}} }}
-
-[frontends.dns]
-address = "192.0.2.2"
-protocol = "udp"
-port = 53
-  [[frontends.dns.pools]]
-  name = "primary"
-  backends = {{ up = {{}} }}
-"#
-    )
+    ConfigText::new()
+        .vpp_lb("60s", "0s", "3s")
+        .check("tcp", "tcp", port, Timing::QUICK)
+        .backend("up", "127.0.0.2", "tcp")
+        .backend("down", "127.0.0.3", "tcp")
+        .frontend("web", "192.0.2.1", "tcp", 80)
+        .pool("web", "primary", "up = { weight = 80 }, down = {}")
+        .frontend("dns", "192.0.2.2", "udp", 53)
+        .pool("dns", "primary", "up = {}")
+        .build()
 }
 
 async fn start(double: &VppDouble, extra: &[&str]) -> (Daemon, UpBackend) {

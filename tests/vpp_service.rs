@@ -20,6 +20,7 @@ use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::messages::lb::LbAsSetWeight;
 use maglev::vpp::wire::Prefix;
 use maglev::vpp::{SyncError, VppService};
+use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VppDouble};
 use tokio::net::TcpListener;
 
@@ -32,35 +33,13 @@ fn vip() -> Prefix {
 }
 
 fn config_text(port: u16, min: &str) -> String {
-    format!(
-        r#"
-[vpp.lb]
-sync-interval = "30s"
-ipv4-src-address = "192.0.2.254"
-startup-min-delay = "{min}"
-startup-max-delay = "{min}"
-
-[healthchecks.tcp]
-type = "tcp"
-port = {port}
-interval = "200ms"
-timeout = "150ms"
-rise = 1
-fall = 1
-
-[backends.a]
-address = "127.0.0.2"
-healthcheck = "tcp"
-
-[frontends.web]
-address = "192.0.2.1"
-protocol = "tcp"
-port = 80
-  [[frontends.web.pools]]
-  name = "primary"
-  backends = {{ a = {{}} }}
-"#
-    )
+    ConfigText::new()
+        .vpp_lb("30s", min, min)
+        .check("tcp", "tcp", port, Timing::QUICK)
+        .backend("a", "127.0.0.2", "tcp")
+        .frontend("web", "192.0.2.1", "tcp", 80)
+        .pool("web", "primary", "a = {}")
+        .build()
 }
 
 /// A daemon core (checker + VPP side) in this process; no signals, no listeners.

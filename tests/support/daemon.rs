@@ -157,6 +157,8 @@ pub struct Daemon {
     /// `host:port` or `unix:/path`, as `--grpc-addr` got it.
     pub grpc_addr: String,
     pub metrics_addr: SocketAddr,
+    /// Just before the process was spawned.
+    pub started: Instant,
     log: PathBuf,
 }
 
@@ -167,6 +169,7 @@ pub struct DaemonBuilder {
     extra: Vec<String>,
     grpc_addr: Option<String>,
     log_level: String,
+    log_format: String,
     vpp_api_addr: String,
     vpp_stats_addr: Option<String>,
     env: Vec<(String, String)>,
@@ -180,10 +183,17 @@ impl DaemonBuilder {
             extra: Vec::new(),
             grpc_addr: None,
             log_level: "debug".to_string(),
+            log_format: "json".to_string(),
             vpp_api_addr: String::new(),
             vpp_stats_addr: None,
             env: Vec::new(),
         }
+    }
+
+    /// A daemon programming VPP through the API socket `api` (stats off), logging at info:
+    /// how the tests against the VPP double run it.
+    pub fn with_vpp(config: impl Into<String>, api: &std::path::Path) -> Self {
+        Self::new(config).vpp_api(api).log_level("info")
     }
 
     pub fn grpc(mut self, grpc: Grpc) -> Self {
@@ -200,6 +210,12 @@ impl DaemonBuilder {
     /// `--log-level` of the daemon's own output (default debug).
     pub fn log_level(mut self, level: &str) -> Self {
         self.log_level = level.to_string();
+        self
+    }
+
+    /// `--log-format` of the daemon's own output (default json).
+    pub fn log_format(mut self, format: &str) -> Self {
+        self.log_format = format.to_string();
         self
     }
 
@@ -243,6 +259,7 @@ impl DaemonBuilder {
             .expect("addr");
         let log = dir.path().join("daemon.log");
         let log_file = std::fs::File::create(&log).expect("log file");
+        let started = Instant::now();
         let child = Command::new(assert_cmd::cargo::cargo_bin("maglev"))
             .arg("daemon")
             .arg("--config")
@@ -255,7 +272,8 @@ impl DaemonBuilder {
                     .iter()
                     .flat_map(|s| ["--vpp-stats-addr", s.as_str()]),
             )
-            .args(["--log-format", "json", "--log-level", &self.log_level])
+            .args(["--log-format", &self.log_format])
+            .args(["--log-level", &self.log_level])
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_LOG")
@@ -271,6 +289,7 @@ impl DaemonBuilder {
             config,
             grpc_addr,
             metrics_addr,
+            started,
             log,
         }
     }
@@ -291,6 +310,39 @@ impl Daemon {
             let _ = f.read_to_string(&mut s);
         }
         s
+    }
+
+    /// Polls `f` every 50 ms until it returns Some; after `limit` panics with `what` and
+    /// the tail of the daemon's log.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            if start.elapsed() > limit {
+                let log = self.log();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "timed out waiting for {what}; daemon log tail (newest first):\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits up to `limit` until the daemon's log contains `needle`.
+    pub async fn wait_log(&self, needle: &str, limit: Duration) {
+        self.wait_for(&format!("log line {needle:?}"), limit, || {
+            self.log().contains(needle).then_some(())
+        })
+        .await;
     }
 
     pub fn socket_path(&self) -> Option<PathBuf> {
@@ -392,6 +444,12 @@ impl Daemon {
         let tmp = self.dir.path().join("maglev.toml.new");
         std::fs::write(&tmp, text).expect("write new config");
         std::fs::rename(&tmp, &self.config).expect("rename config");
+    }
+
+    /// Replaces the config file and sends SIGHUP.
+    pub fn reload(&self, text: &str) {
+        self.write_config(text);
+        self.signal(libc::SIGHUP);
     }
 
     /// Replaces the config file (for reload tests).

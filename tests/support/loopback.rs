@@ -38,14 +38,26 @@ async fn bind(addr: SocketAddr) -> TcpListener {
 /// A TCP backend: listening = up, closed = down. Records when connections arrived.
 pub struct TcpBackend {
     pub addr: SocketAddr,
+    /// Accept but never answer nor close (an HTTP check times out on it).
+    hang: bool,
     arrivals: Arc<Mutex<Vec<Instant>>>,
     task: Option<JoinHandle<()>>,
 }
 
 impl TcpBackend {
     pub async fn start(addr: SocketAddr) -> TcpBackend {
+        Self::start_with(addr, false).await
+    }
+
+    /// Accepts connections and holds them, silent: up for TCP, a timeout for HTTP.
+    pub async fn start_hanging(addr: SocketAddr) -> TcpBackend {
+        Self::start_with(addr, true).await
+    }
+
+    async fn start_with(addr: SocketAddr, hang: bool) -> TcpBackend {
         let mut b = TcpBackend {
             addr,
+            hang,
             arrivals: Arc::default(),
             task: None,
         };
@@ -59,13 +71,17 @@ impl TcpBackend {
         }
         let listener = bind(self.addr).await;
         let arrivals = self.arrivals.clone();
+        let hang = self.hang;
         self.task = Some(tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((conn, _)) = listener.accept().await {
                 arrivals
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .push(Instant::now());
-                drop(conn);
+                if hang {
+                    held.push(conn);
+                }
             }
         }));
     }
@@ -92,6 +108,15 @@ impl Drop for TcpBackend {
             t.abort();
         }
     }
+}
+
+/// TCP backends listening on `port` at 127.0.0.x for each x in `lasts`.
+pub async fn tcp_backends(port: u16, lasts: std::ops::RangeInclusive<u8>) -> Vec<TcpBackend> {
+    let mut v = Vec::new();
+    for last in lasts {
+        v.push(TcpBackend::start(sock(last, port)).await);
+    }
+    v
 }
 
 /// An HTTP backend answering each probe 200 or 503 as `script(n)` says (n = probe number

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod maglev_table;
+pub mod scenario;
 pub mod stats_double;
 pub mod vpp_double;
