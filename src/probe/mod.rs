@@ -9,6 +9,7 @@ pub mod http;
 pub mod icmp;
 pub mod netns;
 mod rawio;
+mod shared_socket;
 pub mod tcp;
 pub mod tcp_syn;
 pub mod tls;

@@ -7,97 +7,46 @@
 pub mod demux;
 pub mod packet;
 
-use std::collections::HashMap;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::io::unix::AsyncFd;
+use socket2::{Domain, Protocol, Type};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
 use super::netns::{SocketError, SocketFactory, SocketKind};
-use super::rawio::recv_from;
+use super::shared_socket::{Demux, RawSocket, SocketKey, SocketPool};
 use super::{Outcome, ProbeSpec};
 use demux::{Answer, Dispatch, Outstanding};
 use packet::{Received, Token};
 
-/// Which sockets exist: one per family, source address and namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct SocketKey {
-    v6: bool,
-    source: Option<IpAddr>,
-    netns: Option<String>,
-}
-
 /// Shared ICMP sockets and the unmatched-reply counter.
 #[derive(Default)]
 pub struct IcmpPool {
-    sockets: tokio::sync::Mutex<HashMap<SocketKey, Open>>,
-    unmatched: Arc<AtomicU64>,
-}
-
-/// An open socket and the task reading it.
-struct Open {
-    sock: Arc<EchoSocket>,
-    reader: JoinHandle<()>,
-}
-
-impl Drop for IcmpPool {
-    fn drop(&mut self) {
-        for open in self.sockets.get_mut().values() {
-            open.reader.abort();
-        }
-    }
+    sockets: SocketPool<EchoSocket>,
 }
 
 impl IcmpPool {
     /// Echo replies received that matched no outstanding probe (late, foreign or forged).
     pub fn unmatched_replies(&self) -> u64 {
-        self.unmatched.load(Ordering::Relaxed)
+        self.sockets.unmatched_replies()
     }
 
     /// One echo request to `spec.addr`; the caller bounds the wait.
     pub async fn probe(&self, sockets: &SocketFactory, spec: &ProbeSpec) -> Outcome {
-        let key = SocketKey {
-            v6: spec.addr.is_ipv6(),
-            source: spec.source,
-            netns: spec.netns.clone(),
-        };
-        let sock = match self.socket_for(sockets, key).await {
-            Ok(s) => s,
-            Err(o) => return o,
-        };
-        sock.echo(spec.addr).await
-    }
-
-    async fn socket_for(
-        &self,
-        sockets: &SocketFactory,
-        key: SocketKey,
-    ) -> Result<Arc<EchoSocket>, Outcome> {
-        let mut map = self.sockets.lock().await;
-        if let Some(open) = map.get(&key)
-            && !open.sock.closed.load(Ordering::Relaxed)
-        {
-            return Ok(open.sock.clone());
+        let opened = self
+            .sockets
+            .socket_for(SocketKey::of(spec), |key, unmatched| {
+                EchoSocket::open(sockets, key, unmatched)
+            })
+            .await;
+        match opened {
+            Ok(sock) => sock.echo(spec.addr).await,
+            Err(o) => o,
         }
-        let sock = Arc::new(EchoSocket::open(sockets, &key, self.unmatched.clone()).await?);
-        let reader = tokio::spawn(read_loop(sock.clone()));
-        let open = Open {
-            sock: sock.clone(),
-            reader,
-        };
-        if let Some(old) = map.insert(key, open) {
-            old.reader.abort();
-        }
-        Ok(sock)
     }
 }
 
@@ -109,21 +58,19 @@ enum Mode {
 }
 
 struct EchoSocket {
-    fd: AsyncFd<Socket>,
+    raw: RawSocket,
     v6: bool,
     mode: Mode,
     /// Our identifier (raw sockets); ping sockets get theirs from the kernel.
     ident: u16,
     table: Mutex<Outstanding>,
     unmatched: Arc<AtomicU64>,
-    /// Set when the reader stopped; the pool then opens a new socket.
-    closed: AtomicBool,
 }
 
 impl EchoSocket {
     async fn open(
         sockets: &SocketFactory,
-        key: &SocketKey,
+        key: SocketKey,
         unmatched: Arc<AtomicU64>,
     ) -> Result<EchoSocket, Outcome> {
         let (domain, protocol) = if key.v6 {
@@ -155,34 +102,19 @@ impl EchoSocket {
             }
             Err(e) => return Err(Outcome::new(ResultCode::SockErr, format!("ICMP {e}"))),
         };
-        let local = |what: &str, e: io::Error| {
-            Outcome::new(
-                ResultCode::SockErr,
-                format!("ICMP {what}: {}", errno_text(&e)),
-            )
-        };
-        if let Some(src) = key.source {
-            sock.bind(&SockAddr::from(SocketAddr::new(src, 0)))
-                .map_err(|e| local(&format!("cannot bind source {src}"), e))?;
-        }
-        sock.set_nonblocking(true)
-            .map_err(|e| local("set non-blocking", e))?;
-        // SAFETY: the AsyncFd owns the socket, so the fd stays open and the same for its life.
-        let fd = unsafe { AsyncFd::register(sock) }
-            .map_err(|e| local("register", io::Error::from(e)))?;
+        let raw = RawSocket::register(sock, key.source, Self::LABEL)?;
         let ident = rand::random::<u16>();
         let table_ident = match mode {
             Mode::Raw => Some(ident),
             Mode::Ping => None,
         };
         Ok(EchoSocket {
-            fd,
+            raw,
             v6: key.v6,
             mode,
             ident,
             table: Mutex::new(Outstanding::new(table_ident, rand::random())),
             unmatched,
-            closed: AtomicBool::new(false),
         })
     }
 
@@ -203,7 +135,7 @@ impl EchoSocket {
             token,
         };
         let request = packet::echo_request(self.v6, self.ident, seq, &token);
-        if let Err(e) = self.send_to(&request, addr).await {
+        if let Err(e) = self.raw.send_to(&request, addr).await {
             let code = match e.raw_os_error() {
                 Some(libc::EHOSTUNREACH | libc::ENETUNREACH) => ResultCode::L4Con,
                 _ => ResultCode::SockErr,
@@ -219,17 +151,13 @@ impl EchoSocket {
             Err(_) => Outcome::new(ResultCode::SockErr, "ICMP reader stopped"),
         }
     }
+}
 
-    async fn send_to(&self, packet: &[u8], addr: IpAddr) -> io::Result<()> {
-        // Port 0: raw IPv6 sockets reject any other "port", ping sockets ignore it.
-        let to = SockAddr::from(SocketAddr::new(addr, 0));
-        loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| fd.get_ref().send_to(packet, &to)) {
-                Ok(res) => return res.map(|_| ()),
-                Err(_would_block) => continue,
-            }
-        }
+impl Demux for EchoSocket {
+    const LABEL: &'static str = "ICMP";
+
+    fn raw(&self) -> &RawSocket {
+        &self.raw
     }
 
     /// Hands one received message to the table.
@@ -264,42 +192,6 @@ impl Drop for Forget {
             t.remove(self.seq, &self.token);
         }
     }
-}
-
-/// Receives everything on the socket and dispatches it, until the pool aborts it or the
-/// socket fails for good.
-async fn read_loop(sock: Arc<EchoSocket>) {
-    let mut buf = vec![0u8; 2048];
-    let mut errors = 0u32;
-    loop {
-        let mut guard = match sock.fd.readable().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(error = %e, "ICMP socket not readable; closing it");
-                break;
-            }
-        };
-        match guard.try_io(|fd| recv_from(fd.get_ref(), &mut buf)) {
-            Ok(Ok((n, from))) => {
-                errors = 0;
-                if let Some(from) = from.as_socket() {
-                    sock.dispatch(&buf[..n], from.ip());
-                }
-            }
-            Ok(Err(e)) => {
-                errors += 1;
-                if errors > 100 {
-                    tracing::warn!(error = %e, "ICMP socket keeps failing; closing it");
-                    break;
-                }
-                tracing::debug!(error = %e, "ICMP receive error");
-                // ICMP errors queued on the socket can fail reads once; do not spin.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(_would_block) => continue,
-        }
-    }
-    sock.closed.store(true, Ordering::Relaxed);
 }
 
 fn is_permission(e: &SocketError) -> bool {

@@ -5,57 +5,32 @@
 
 pub mod segment;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::io::unix::AsyncFd;
+use socket2::{Domain, Protocol, SockAddr, Type};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
 use super::netns::{SocketFactory, SocketKind};
-use super::rawio::recv_from;
+use super::shared_socket::{Demux, RawSocket, SocketKey, SocketPool};
 use super::{Outcome, ProbeSpec};
 use segment::{Answer, Outstanding};
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct SocketKey {
-    v6: bool,
-    source: Option<IpAddr>,
-    netns: Option<String>,
-}
 
 /// Shared raw TCP sockets of tcp-syn checks.
 #[derive(Default)]
 pub struct SynPool {
-    sockets: tokio::sync::Mutex<HashMap<SocketKey, Open>>,
-    unmatched: Arc<AtomicU64>,
-}
-
-struct Open {
-    sock: Arc<SynSocket>,
-    reader: JoinHandle<()>,
-}
-
-impl Drop for SynPool {
-    fn drop(&mut self) {
-        for open in self.sockets.get_mut().values() {
-            open.reader.abort();
-        }
-    }
+    sockets: SocketPool<SynSocket>,
 }
 
 impl SynPool {
     /// SYN-ACKs / RSTs to our probe ports that matched no outstanding probe.
     pub fn unmatched_replies(&self) -> u64 {
-        self.unmatched.load(Ordering::Relaxed)
+        self.sockets.unmatched_replies()
     }
 
     pub async fn probe(&self, sockets: &SocketFactory, spec: &ProbeSpec, port: u16) -> Outcome {
@@ -67,39 +42,16 @@ impl SynPool {
                 Err(o) => return o,
             },
         };
-        let key = SocketKey {
-            v6: spec.addr.is_ipv6(),
-            source: spec.source,
-            netns: spec.netns.clone(),
-        };
-        let sock = match self.socket_for(sockets, key).await {
-            Ok(s) => s,
-            Err(o) => return o,
-        };
-        sock.syn(source, spec.addr, port).await
-    }
-
-    async fn socket_for(
-        &self,
-        sockets: &SocketFactory,
-        key: SocketKey,
-    ) -> Result<Arc<SynSocket>, Outcome> {
-        let mut map = self.sockets.lock().await;
-        if let Some(open) = map.get(&key)
-            && !open.sock.closed.load(Ordering::Relaxed)
-        {
-            return Ok(open.sock.clone());
+        let opened = self
+            .sockets
+            .socket_for(SocketKey::of(spec), |key, unmatched| {
+                SynSocket::open(sockets, key, unmatched)
+            })
+            .await;
+        match opened {
+            Ok(sock) => sock.syn(source, spec.addr, port).await,
+            Err(o) => o,
         }
-        let sock = Arc::new(SynSocket::open(sockets, &key, self.unmatched.clone()).await?);
-        let reader = tokio::spawn(read_loop(sock.clone()));
-        let open = Open {
-            sock: sock.clone(),
-            reader,
-        };
-        if let Some(old) = map.insert(key, open) {
-            old.reader.abort();
-        }
-        Ok(sock)
     }
 }
 
@@ -137,17 +89,16 @@ async fn route_source(
 }
 
 struct SynSocket {
-    fd: AsyncFd<Socket>,
+    raw: RawSocket,
     v6: bool,
     table: Mutex<Outstanding>,
     unmatched: Arc<AtomicU64>,
-    closed: AtomicBool,
 }
 
 impl SynSocket {
     async fn open(
         sockets: &SocketFactory,
-        key: &SocketKey,
+        key: SocketKey,
         unmatched: Arc<AtomicU64>,
     ) -> Result<SynSocket, Outcome> {
         let kind = SocketKind {
@@ -165,27 +116,12 @@ impl SynSocket {
                 };
                 Outcome::new(ResultCode::SockErr, format!("raw TCP {e}{hint}"))
             })?;
-        let local = |what: &str, e: io::Error| {
-            Outcome::new(
-                ResultCode::SockErr,
-                format!("raw TCP {what}: {}", errno_text(&e)),
-            )
-        };
-        if let Some(src) = key.source {
-            sock.bind(&SockAddr::from(SocketAddr::new(src, 0)))
-                .map_err(|e| local(&format!("cannot bind source {src}"), e))?;
-        }
-        sock.set_nonblocking(true)
-            .map_err(|e| local("set non-blocking", e))?;
-        // SAFETY: the AsyncFd owns the socket, so the fd stays open and the same for its life.
-        let fd = unsafe { AsyncFd::register(sock) }
-            .map_err(|e| local("register", io::Error::from(e)))?;
+        let raw = RawSocket::register(sock, key.source, Self::LABEL)?;
         Ok(SynSocket {
-            fd,
+            raw,
             v6: key.v6,
             table: Mutex::new(Outstanding::new(rand::random())),
             unmatched,
-            closed: AtomicBool::new(false),
         })
     }
 
@@ -205,7 +141,7 @@ impl SynSocket {
             seq,
         };
         let packet = segment::syn(source, addr, sport, port, seq);
-        if let Err(e) = self.send_to(&packet, addr).await {
+        if let Err(e) = self.raw.send_to(&packet, addr).await {
             let code = match e.raw_os_error() {
                 Some(libc::EHOSTUNREACH | libc::ENETUNREACH) => ResultCode::L4Con,
                 _ => ResultCode::SockErr,
@@ -218,17 +154,13 @@ impl SynSocket {
             Err(_) => Outcome::new(ResultCode::SockErr, "raw TCP reader stopped"),
         }
     }
+}
 
-    async fn send_to(&self, packet: &[u8], addr: IpAddr) -> io::Result<()> {
-        // Port 0: raw IPv6 sockets reject any other value.
-        let to = SockAddr::from(SocketAddr::new(addr, 0));
-        loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| fd.get_ref().send_to(packet, &to)) {
-                Ok(res) => return res.map(|_| ()),
-                Err(_would_block) => continue,
-            }
-        }
+impl Demux for SynSocket {
+    const LABEL: &'static str = "raw TCP";
+
+    fn raw(&self) -> &RawSocket {
+        &self.raw
     }
 
     fn dispatch(&self, buf: &[u8], from: IpAddr) {
@@ -262,36 +194,4 @@ impl Drop for Forget {
             t.remove(self.sport, self.seq);
         }
     }
-}
-
-async fn read_loop(sock: Arc<SynSocket>) {
-    let mut buf = vec![0u8; 2048];
-    let mut errors = 0u32;
-    loop {
-        let mut guard = match sock.fd.readable().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(error = %e, "raw TCP socket not readable; closing it");
-                break;
-            }
-        };
-        match guard.try_io(|fd| recv_from(fd.get_ref(), &mut buf)) {
-            Ok(Ok((n, from))) => {
-                errors = 0;
-                if let Some(from) = from.as_socket() {
-                    sock.dispatch(&buf[..n], from.ip());
-                }
-            }
-            Ok(Err(e)) => {
-                errors += 1;
-                if errors > 100 {
-                    tracing::warn!(error = %e, "raw TCP socket keeps failing; closing it");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(_would_block) => continue,
-        }
-    }
-    sock.closed.store(true, Ordering::Relaxed);
 }
