@@ -7,7 +7,7 @@ mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{DaemonBuilder, UpBackend, basic_config, eventually};
+use daemon_support::{Daemon, DaemonBuilder, UpBackend, basic_config, eventually};
 use maglev::proto::maglev_client::MaglevClient;
 use maglev::proto::*;
 use tonic::Streaming;
@@ -57,18 +57,25 @@ async fn settle(c: &MaglevClient<Channel>) {
     .await;
 }
 
+/// `basic_config` with `up` listening, run by the daemon `builder` makes of it; returns
+/// once `up` is up and `down` is down.
+async fn start(
+    builder: impl FnOnce(String) -> DaemonBuilder,
+) -> (UpBackend, Daemon, MaglevClient<Channel>) {
+    let backend = UpBackend::start("127.0.0.2");
+    let d = builder(basic_config(backend.port())).start().await;
+    let c = d.client().await;
+    settle(&c).await;
+    (backend, d, c)
+}
+
 fn act(name: &str) -> BackendActionRequest {
     BackendActionRequest { name: name.into() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_then_backend_and_frontend_events() {
-    let backend = UpBackend::start("127.0.0.2");
-    let d = DaemonBuilder::new(basic_config(backend.port()))
-        .start()
-        .await;
-    let mut c = d.client().await;
-    settle(&c).await;
+    let (_backend, _d, mut c) = start(DaemonBuilder::new).await;
 
     // Selecting nothing: backend and frontend events, starting with the replay.
     let mut s = c
@@ -137,12 +144,7 @@ async fn replay_then_backend_and_frontend_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_select_kinds_and_names() {
-    let backend = UpBackend::start("127.0.0.2");
-    let d = DaemonBuilder::new(basic_config(backend.port()))
-        .start()
-        .await;
-    let mut c = d.client().await;
-    settle(&c).await;
+    let (_backend, _d, mut c) = start(DaemonBuilder::new).await;
 
     // Backend events of `down` only: no replay (frontends not selected), no `up` events.
     let mut s = c
@@ -206,14 +208,8 @@ async fn filters_select_kinds_and_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_events_have_their_own_minimum_level() {
-    let backend = UpBackend::start("127.0.0.2");
     // The daemon itself logs errors only; a watcher still gets info lines.
-    let d = DaemonBuilder::new(basic_config(backend.port()))
-        .log_level("error")
-        .start()
-        .await;
-    let mut c = d.client().await;
-    settle(&c).await;
+    let (_backend, d, mut c) = start(|cfg| DaemonBuilder::new(cfg).log_level("error")).await;
 
     let mut info = c
         .watch_events(WatchEventsRequest {

@@ -13,7 +13,6 @@ mod support;
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use daemon_support::{Daemon, DaemonBuilder, UpBackend, eventually, free_port, http_get};
 use maglev::proto::{GetVppInfoRequest, GetVpplbCountersRequest, VipCounters, VpplbCounters};
@@ -92,23 +91,17 @@ async fn wait_counters(d: &Daemon, want: (u64, u64, u64, u64)) -> VpplbCounters 
     .await
 }
 
-fn ctl(d: &Daemon, words: &[&str]) -> String {
-    let o = Command::new(assert_cmd::cargo::cargo_bin("maglev"))
-        .args(["ctl", "--server", &d.grpc_addr, "--timeout", "20s"])
-        .args(words)
-        .env_remove("MAGLEV_SERVER")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maglev ctl");
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "ctl {words:?}\nstdout: {out}\nstderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+/// The daemon is connected to the VPP API and never had to reconnect.
+async fn assert_api_connection_kept(d: &Daemon) {
+    let info = d
+        .client()
+        .await
+        .get_vpp_info(GetVppInfoRequest {})
+        .await
+        .expect("vpp info")
+        .into_inner();
+    assert!(info.connected);
+    assert_eq!(info.reconnects, 0, "{info:?}");
 }
 
 fn metric_line(text: &str, prefix: &str) -> Option<u64> {
@@ -219,7 +212,7 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
     );
 
     // ctl, text: totals (and rates, from the daemon's previous pass).
-    let text = ctl(&d, &["show", "vpp", "lb", "counters"]);
+    let text = d.ctl_ok(&["show", "vpp", "lb", "counters"]);
     let row = text
         .lines()
         .find(|l| l.starts_with("web"))
@@ -233,7 +226,7 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
     assert!(text.contains("NEXT/s"), "{text}");
     assert!(text.contains("rates over the last"), "{text}");
     // ctl, JSON.
-    let out = ctl(&d, &["--json", "show", "vpp", "lb", "counters"]);
+    let out = d.ctl_ok(&["--json", "show", "vpp", "lb", "counters"]);
     let j: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let web = j["vips"]
         .as_array()
@@ -327,15 +320,7 @@ async fn stats_restart_remaps_without_touching_the_api() {
     wait_counters(&d, (1, 0, 1, 10)).await;
     assert!(stats.served() > served, "the segment was mapped again");
     // The API answered with the same pid: its connection was kept.
-    let info = d
-        .client()
-        .await
-        .get_vpp_info(GetVppInfoRequest {})
-        .await
-        .expect("vpp info")
-        .into_inner();
-    assert!(info.connected);
-    assert_eq!(info.reconnects, 0, "{info:?}");
+    assert_api_connection_kept(&d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,15 +344,7 @@ async fn no_stats_is_unavailable_with_the_reason() {
     .await;
     assert_eq!(e.code(), tonic::Code::Unavailable);
     assert!(e.message().contains("stats.sock"), "{}", e.message());
-    let info = d
-        .client()
-        .await
-        .get_vpp_info(GetVppInfoRequest {})
-        .await
-        .expect("vpp info")
-        .into_inner();
-    assert!(info.connected);
-    assert_eq!(info.reconnects, 0, "{info:?}");
+    assert_api_connection_kept(&d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,11 +9,12 @@ mod daemon_support;
 mod support;
 
 use std::net::IpAddr;
-use std::process::{Command, Output, Stdio};
 
 use daemon_support::{Daemon, DaemonBuilder, UpBackend, eventually, free_port};
+use maglev::proto::maglev_client::MaglevClient;
 use maglev::proto::{
-    GetVppInfoRequest, GetVpplbStateRequest, SyncVpplbStateRequest, VppVip, VpplbState,
+    GetVppInfoRequest, GetVpplbStateRequest, SyncVpplbStateRequest, SyncVpplbStateResponse, VppVip,
+    VpplbState,
 };
 use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::messages::lb::LbAsSetWeight;
@@ -21,6 +22,7 @@ use maglev::vpp::wire::Prefix;
 use serde_json::Value;
 use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VipView, VppDouble};
+use tonic::transport::Channel;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address")
@@ -130,33 +132,22 @@ async fn tamper(double: &VppDouble, vip: &str, protocol: u8, port: u16, weight: 
     c.disconnect().await;
 }
 
-fn ctl(d: &Daemon, words: &[&str]) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("maglev"))
-        .args(["ctl", "--server", &d.grpc_addr, "--timeout", "20s"])
-        .args(words)
-        .env_remove("MAGLEV_SERVER")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maglev ctl")
-}
-
-fn ctl_ok(d: &Daemon, words: &[&str]) -> String {
-    let o = ctl(d, words);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "ctl {words:?}\nstdout: {out}\nstderr: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+/// SyncVPPLBState of `frontend` (empty: all).
+async fn sync(
+    c: &mut MaglevClient<Channel>,
+    frontend: &str,
+) -> Result<SyncVpplbStateResponse, tonic::Status> {
+    c.sync_vpplb_state(SyncVpplbStateRequest {
+        frontend: frontend.into(),
+    })
+    .await
+    .map(tonic::Response::into_inner)
 }
 
 fn ctl_json(d: &Daemon, words: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(words);
-    let out = ctl_ok(d, &all);
+    let out = d.ctl_ok(&all);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{words:?}: not JSON ({e}): {out}"))
 }
 
@@ -213,7 +204,7 @@ async fn lb_state_shows_what_vpp_holds_with_names() {
     );
 
     // The CLI shows the same.
-    let text = ctl_ok(&d, &["show", "vpp", "lb", "state"]);
+    let text = d.ctl_ok(&["show", "vpp", "lb", "state"]);
     assert!(text.contains("frontend web"), "{text}");
     assert!(text.contains("127.0.0.2") && text.contains("up"), "{text}");
     let j = ctl_json(&d, &["show", "vpp", "lb", "state"]);
@@ -231,7 +222,7 @@ async fn lb_state_shows_what_vpp_holds_with_names() {
     );
 
     // show vpp info: the double's version, pid and lb API generation.
-    let text = ctl_ok(&d, &["show", "vpp", "info"]);
+    let text = d.ctl_ok(&["show", "vpp", "info"]);
     assert!(text.contains("26.10-rc0~42-gdouble"), "{text}");
     assert!(text.contains(&double.pid().to_string()), "{text}");
     assert!(text.contains("1.2.0"), "{text}");
@@ -251,26 +242,14 @@ async fn sync_one_frontend_all_and_unknown() {
     let mut c = d.client().await;
 
     // In sync: nothing to do.
-    let r = c
-        .sync_vpplb_state(SyncVpplbStateRequest {
-            frontend: "web".into(),
-        })
-        .await
-        .expect("sync web")
-        .into_inner();
+    let r = sync(&mut c, "web").await.expect("sync web");
     assert!(r.operations.is_empty(), "{r:?}");
     assert!(!r.dry_run);
 
     // Drift on both VIPs; a sync of `web` repairs only web.
     tamper(&double, "192.0.2.1", 6, 80, 7).await;
     tamper(&double, "192.0.2.2", 17, 53, 9).await;
-    let r = c
-        .sync_vpplb_state(SyncVpplbStateRequest {
-            frontend: "web".into(),
-        })
-        .await
-        .expect("sync web")
-        .into_inner();
+    let r = sync(&mut c, "web").await.expect("sync web");
     assert_eq!(r.operations.len(), 1, "{r:?}");
     assert!(r.operations[0].contains("127.0.0.2"), "{r:?}");
     let w = web(&double).expect("web VIP");
@@ -279,33 +258,22 @@ async fn sync_one_frontend_all_and_unknown() {
     assert_eq!(weight_of(&dns, "127.0.0.2"), Some(9), "dns left alone");
 
     // A full sync (the CLI, empty frontend) repairs the rest.
-    let text = ctl_ok(&d, &["sync", "vpp", "lb", "state"]);
+    let text = d.ctl_ok(&["sync", "vpp", "lb", "state"]);
     assert!(text.starts_with("written"), "{text}");
     assert!(text.contains("127.0.0.2"), "{text}");
     let dns = double.vip(pfx("192.0.2.2", 32), 53).expect("dns VIP");
     assert_eq!(weight_of(&dns, "127.0.0.2"), Some(100));
-    let r = c
-        .sync_vpplb_state(SyncVpplbStateRequest {
-            frontend: String::new(),
-        })
-        .await
-        .expect("full sync")
-        .into_inner();
+    let r = sync(&mut c, "").await.expect("full sync");
     assert!(r.operations.is_empty(), "{r:?}");
 
     // Unknown frontend: NOT_FOUND naming the known ones; VPP untouched.
     let writes = double.writes().len();
-    let e = c
-        .sync_vpplb_state(SyncVpplbStateRequest {
-            frontend: "nope".into(),
-        })
-        .await
-        .expect_err("unknown frontend");
+    let e = sync(&mut c, "nope").await.expect_err("unknown frontend");
     assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
     assert!(e.message().contains("\"nope\""), "{}", e.message());
     assert!(e.message().contains("dns, web"), "{}", e.message());
     assert_eq!(double.writes().len(), writes);
-    let o = ctl(&d, &["sync", "vpp", "lb", "state", "nope"]);
+    let o = d.ctl(&["sync", "vpp", "lb", "state", "nope"]);
     assert_ne!(o.status.code(), Some(0));
 }
 
@@ -318,13 +286,7 @@ async fn dry_run_sync_returns_the_ops_and_writes_nothing() {
     let r = eventually("a dry-run sync with ops", || {
         let mut c = c.clone();
         async move {
-            let r = c
-                .sync_vpplb_state(SyncVpplbStateRequest {
-                    frontend: String::new(),
-                })
-                .await
-                .ok()?
-                .into_inner();
+            let r = sync(&mut c, "").await.ok()?;
             (r.operations.len() >= 4).then_some(r)
         }
     })
@@ -333,20 +295,14 @@ async fn dry_run_sync_returns_the_ops_and_writes_nothing() {
     let text = r.operations.join("\n");
     assert!(text.contains("192.0.2.1/32"), "{text}");
     assert!(text.contains("192.0.2.2/32"), "{text}");
-    let one = c
-        .sync_vpplb_state(SyncVpplbStateRequest {
-            frontend: "dns".into(),
-        })
-        .await
-        .expect("dry-run sync of dns")
-        .into_inner();
+    let one = sync(&mut c, "dns").await.expect("dry-run sync of dns");
     assert!(one.dry_run);
     assert!(!one.operations.is_empty());
     assert!(
         one.operations.iter().all(|o| !o.contains("192.0.2.1/32")),
         "{one:?}"
     );
-    let out = ctl_ok(&d, &["sync", "vpp", "lb", "state", "web"]);
+    let out = d.ctl_ok(&["sync", "vpp", "lb", "state", "web"]);
     assert!(out.starts_with("dry run: would write"), "{out}");
     let j = ctl_json(&d, &["sync", "vpp", "lb", "state", "web"]);
     assert_eq!(j["dry_run"], true, "{j}");

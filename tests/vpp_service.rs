@@ -4,12 +4,16 @@
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr};
+#[path = "support/loopback.rs"]
+mod loopback;
+
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use loopback::{TcpBackend, free_port, sock};
 use maglev::checker::Checker;
 use maglev::cli::{Cli, Command};
 use maglev::config;
@@ -22,7 +26,6 @@ use maglev::vpp::wire::Prefix;
 use maglev::vpp::{SyncError, VppService};
 use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VppDouble};
-use tokio::net::TcpListener;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -57,20 +60,6 @@ async fn start(text: &str, vpp_api_addr: &str) -> (Arc<Daemon>, Arc<VppService>)
     (daemon, service)
 }
 
-async fn backend(port: u16) -> tokio::task::JoinHandle<()> {
-    let l = TcpListener::bind(SocketAddr::new(ip("127.0.0.2"), port))
-        .await
-        .expect("bind backend");
-    tokio::spawn(async move { while l.accept().await.is_ok() {} })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + Duration::from_secs(20);
     loop {
@@ -86,7 +75,7 @@ async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 async fn sync_lb_state_counters_and_status() {
     let double = VppDouble::start(ApiMode::V1_2).await;
     let port = free_port();
-    let _a = backend(port).await;
+    let _a = TcpBackend::start(sock(2, port)).await;
     let sock = double.socket_path().to_string_lossy().to_string();
     let (daemon, service) = start(&config_text(port, "0s"), &sock).await;
     assert!(service.enabled());

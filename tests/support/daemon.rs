@@ -391,6 +391,31 @@ impl Daemon {
         self.try_client().await.expect("connect to the daemon")
     }
 
+    /// Runs `maglev ctl` against this daemon (20 s timeout, no colour).
+    pub fn ctl(&self, words: &[&str]) -> std::process::Output {
+        Command::new(assert_cmd::cargo::cargo_bin("maglev"))
+            .args(["ctl", "--server", &self.grpc_addr, "--timeout", "20s"])
+            .args(words)
+            .env_remove("MAGLEV_SERVER")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run maglev ctl")
+    }
+
+    /// `ctl`, which must exit 0; its stdout.
+    pub fn ctl_ok(&self, words: &[&str]) -> String {
+        let o = self.ctl(words);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "ctl {words:?}\nstdout: {out}\nstderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    }
+
     pub fn metrics_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.metrics_addr)
     }
