@@ -168,8 +168,11 @@ impl<const N: usize> WireType for FixedString<N> {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let raw = r.take(N)?;
-        let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-        Ok(Self(String::from_utf8_lossy(&raw[..end]).into_owned()))
+        // The last byte is the terminator (VPP fills at most N-1); text in it is ignored,
+        // so every decoded value encodes back unchanged.
+        let text = &raw[..N.saturating_sub(1)];
+        let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
+        Ok(Self(String::from_utf8_lossy(&text[..end]).into_owned()))
     }
 }
 
@@ -301,6 +304,19 @@ impl WireType for ModuleVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (vpp_frame): a fixed string with no NUL in its N bytes decoded to N
+    /// characters, which encode to N-1, so decode → encode → decode changed the value.
+    #[test]
+    fn unterminated_fixed_string_keeps_n_minus_one_bytes() {
+        let decoded = FixedString::<4>::decode(&mut Reader::new(b"abcd")).unwrap();
+        assert_eq!(decoded.as_str(), "abc");
+        let mut buf = Vec::new();
+        decoded.encode(&mut buf);
+        assert_eq!(buf, b"abc\0");
+        assert_eq!(FixedString::<4>::decode(&mut Reader::new(&buf)), Ok(decoded));
+        assert_eq!(FixedString::<1>::decode(&mut Reader::new(b"x")).unwrap().as_str(), "");
+    }
 
     #[test]
     fn fixed_string_pads_truncates_and_stops_at_nul() {
