@@ -48,7 +48,9 @@ impl TestNs {
             return None;
         }
         let ignore = "net.ipv4.icmp_echo_ignore_all=1";
-        if !run(&["ip", "netns", "exec", &ns.name, "sysctl", "-q", "-w", ignore]) {
+        if !run(&[
+            "ip", "netns", "exec", &ns.name, "sysctl", "-q", "-w", ignore,
+        ]) {
             eprintln!("skipped: cannot set icmp_echo_ignore_all in the namespace");
             return None;
         }
@@ -124,7 +126,10 @@ fn forge_reply(ns: &TestNs, forgery: Forgery) -> (mpsc::Receiver<()>, JoinHandle
         let sender = match forgery {
             Forgery::WrongSource => {
                 let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
-                s.bind(&SockAddr::from(SocketAddr::new(IpAddr::V4(OTHER_SOURCE), 0)))?;
+                s.bind(&SockAddr::from(SocketAddr::new(
+                    IpAddr::V4(OTHER_SOURCE),
+                    0,
+                )))?;
                 s
             }
             _ => sock.try_clone()?,

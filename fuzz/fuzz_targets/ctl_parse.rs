@@ -23,7 +23,10 @@ impl NameSource for Names {
 }
 
 fn assert_position(line: &str, pos: usize, what: &str) {
-    assert!(pos <= line.len(), "{what}: position {pos} past the end of {line:?}");
+    assert!(
+        pos <= line.len(),
+        "{what}: position {pos} past the end of {line:?}"
+    );
     assert!(
         line.is_char_boundary(pos),
         "{what}: position {pos} inside a character of {line:?}"
@@ -36,13 +39,19 @@ fuzz_target!(|data: &[u8]| {
 
     for token in tokenize(line) {
         assert_position(line, token.pos, "token");
-        assert_eq!(line.get(token.pos..token.pos + token.text.len()), Some(token.text));
+        assert_eq!(
+            line.get(token.pos..token.pos + token.text.len()),
+            Some(token.text)
+        );
     }
     if let Err(e) = parse(line) {
         // An incomplete command points where the missing word would go, which may be one
         // past the end of the line; every other position is inside it.
         if e.pos() > line.len() {
-            assert!(matches!(e, ParseError::Incomplete { .. }), "{e:?} past the end");
+            assert!(
+                matches!(e, ParseError::Incomplete { .. }),
+                "{e:?} past the end"
+            );
             assert_eq!(e.pos(), line.len() + 1, "{e:?}");
         } else {
             assert_position(line, e.pos(), "parse error");
@@ -63,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
         let (start, candidates) = complete(line, pos, &Names);
         assert_position(line, start, "completion start");
         if pos <= line.len() && line.is_char_boundary(pos) {
-            assert!(start <= pos, "completion starts at {start}, after the cursor {pos}");
+            assert!(
+                start <= pos,
+                "completion starts at {start}, after the cursor {pos}"
+            );
         }
         for c in &candidates {
             assert!(!c.text.is_empty(), "empty completion candidate");

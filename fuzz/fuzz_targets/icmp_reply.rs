@@ -37,12 +37,26 @@ fn check_dispatch(msg: &Received, addr: IpAddr, raw_socket: bool) {
         ) => {
             assert_eq!(*src, addr, "reply credited from the wrong source");
             assert_eq!(*got_seq, seq);
-            assert!(ident.is_none_or(|i| i == *got_ident), "wrong identifier credited");
-            assert!(payload.starts_with(&TOKEN), "reply without the token credited");
+            assert!(
+                ident.is_none_or(|i| i == *got_ident),
+                "wrong identifier credited"
+            );
+            assert!(
+                payload.starts_with(&TOKEN),
+                "reply without the token credited"
+            );
             assert_eq!(answer, Some(Answer::Reply));
             assert!(table.is_empty());
         }
-        (Dispatch::Matched, Received::Unreachable { dst, seq: got_seq, code, .. }) => {
+        (
+            Dispatch::Matched,
+            Received::Unreachable {
+                dst,
+                seq: got_seq,
+                code,
+                ..
+            },
+        ) => {
             assert_eq!(*dst, addr);
             assert_eq!(*got_seq, seq);
             assert_eq!(answer, Some(Answer::Unreachable { code: *code }));

@@ -67,7 +67,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
     }
     let len = parse_frame_header(&header)?;
     let mut payload = Vec::with_capacity((len as usize).min(INITIAL_PAYLOAD_CAPACITY));
-    (&mut *r).take(u64::from(len)).read_to_end(&mut payload).await?;
+    (&mut *r)
+        .take(u64::from(len))
+        .read_to_end(&mut payload)
+        .await?;
     if payload.len() != len as usize {
         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
     }
@@ -157,7 +160,9 @@ mod tests {
             largest_offer: 0,
         };
         let err = read_frame(&mut r).await.unwrap_err();
-        assert!(matches!(err, FrameError::Io(ref e) if e.kind() == std::io::ErrorKind::UnexpectedEof));
+        assert!(
+            matches!(err, FrameError::Io(ref e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+        );
         assert!(
             r.largest_offer <= 1024 * 1024,
             "read buffer of {} bytes for a 5-byte stream",

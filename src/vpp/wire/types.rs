@@ -162,7 +162,11 @@ impl<const N: usize> WireType for FixedString<N> {
     const SHAPE: Shape = Shape::Fixed(N as u32);
     fn encode(&self, buf: &mut Vec<u8>) {
         let bytes = self.0.as_bytes();
-        let n = bytes.len().min(N.saturating_sub(1));
+        // Cut at a character boundary, so what is sent is always valid UTF-8.
+        let mut n = bytes.len().min(N.saturating_sub(1));
+        while !self.0.is_char_boundary(n) {
+            n -= 1;
+        }
         buf.extend_from_slice(&bytes[..n]);
         buf.resize(buf.len() + (N - n), 0);
     }
@@ -314,8 +318,32 @@ mod tests {
         let mut buf = Vec::new();
         decoded.encode(&mut buf);
         assert_eq!(buf, b"abc\0");
-        assert_eq!(FixedString::<4>::decode(&mut Reader::new(&buf)), Ok(decoded));
-        assert_eq!(FixedString::<1>::decode(&mut Reader::new(b"x")).unwrap().as_str(), "");
+        assert_eq!(
+            FixedString::<4>::decode(&mut Reader::new(&buf)),
+            Ok(decoded)
+        );
+        assert_eq!(
+            FixedString::<1>::decode(&mut Reader::new(b"x"))
+                .unwrap()
+                .as_str(),
+            ""
+        );
+    }
+
+    /// Fuzz finding (vpp_frame): truncation to N-1 bytes could split a character, so the
+    /// encoding of a decoded value was not stable (and not UTF-8).
+    #[test]
+    fn fixed_string_truncates_on_a_char_boundary() {
+        let mut buf = Vec::new();
+        FixedString::<4>::new("abé").encode(&mut buf);
+        assert_eq!(buf, b"ab\0\0");
+        let mut buf = Vec::new();
+        FixedString::<5>::new("\u{fffd}\u{fffd}").encode(&mut buf);
+        assert_eq!(buf, "\u{fffd}\0\0".as_bytes());
+        let decoded = FixedString::<5>::decode(&mut Reader::new(&buf)).unwrap();
+        let mut again = Vec::new();
+        decoded.encode(&mut again);
+        assert_eq!(again, buf);
     }
 
     #[test]
