@@ -724,8 +724,11 @@ fn parse_in(tree: &'static [Node], line: &str) -> Result<Command, ParseError> {
     }
     let cursor = walk_in(tree, &tokens)?;
     let Some(action) = cursor.end() else {
+        // Where the missing word would go: one character past the last word (which may be
+        // a multi-byte space), or one past the end of the line.
+        let end = line.trim_end().len();
         return Err(ParseError::Incomplete {
-            pos: line.trim_end().len() + 1,
+            pos: end + line[end..].chars().next().map_or(1, char::len_utf8),
             expected: cursor
                 .candidates()
                 .iter()
@@ -1280,6 +1283,18 @@ mod tests {
             ["<0-100>"]
         );
         assert_eq!(err("   "), ParseError::Empty);
+    }
+
+    /// Fuzz finding (ctl_parse): after a multi-byte space (U+3000) the position of an
+    /// incomplete command fell inside that character.
+    #[test]
+    fn incomplete_position_is_on_a_char_boundary() {
+        let line = "show vpp\u{3000}";
+        let e = err(line);
+        assert!(matches!(e, ParseError::Incomplete { .. }), "{e:?}");
+        assert_eq!(e.pos(), line.len());
+        assert!(line.is_char_boundary(e.pos()));
+        assert_eq!(err("show vpp ").pos(), 9);
     }
 
     #[test]

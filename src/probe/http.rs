@@ -129,6 +129,25 @@ fn build_request(
         .map_err(|e| Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}")))
 }
 
+/// The HTTP exchange of a check over a stream that is already connected (and TLS-wrapped
+/// for https): request, response, verdict. `probe` is connect + TLS + this; fuzzing and the
+/// hostile-response tests feed it in-memory streams.
+pub async fn probe_stream<S>(
+    io: S,
+    params: &HttpParams,
+    addr: IpAddr,
+    port: u16,
+    https: bool,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    match build_request(params, addr, port, https) {
+        Ok(request) => exchange(io, request, params).await,
+        Err(o) => o,
+    }
+}
+
 /// Sends the request and judges the response. The connection is driven here (not spawned),
 /// so dropping this future on timeout closes everything.
 async fn exchange<S>(io: S, request: Request<Empty<Bytes>>, params: &HttpParams) -> Outcome

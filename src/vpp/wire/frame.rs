@@ -46,8 +46,12 @@ pub enum FrameError {
     Wire(#[from] WireError),
 }
 
-/// Reads one frame; `Ok(None)` on a clean EOF before the header. The payload buffer
-/// is allocated only after the length passed the cap.
+/// First allocation for a payload; the buffer then grows with the bytes that arrive.
+const INITIAL_PAYLOAD_CAPACITY: usize = 64 * 1024;
+
+/// Reads one frame; `Ok(None)` on a clean EOF before the header. The length must pass the
+/// cap, and the payload buffer grows with the bytes actually received, so a corrupt header
+/// on a short stream costs no more memory than the stream carried.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>, FrameError> {
     let mut header = [0u8; FRAME_HEADER_LEN];
     let mut filled = 0;
@@ -62,8 +66,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
         filled += n;
     }
     let len = parse_frame_header(&header)?;
-    let mut payload = vec![0u8; len as usize];
-    r.read_exact(&mut payload).await?;
+    let mut payload = Vec::with_capacity((len as usize).min(INITIAL_PAYLOAD_CAPACITY));
+    (&mut *r)
+        .take(u64::from(len))
+        .read_to_end(&mut payload)
+        .await?;
+    if payload.len() != len as usize {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     Ok(Some(payload))
 }
 
@@ -119,6 +129,52 @@ mod tests {
             err,
             FrameError::Wire(WireError::FrameTooLarge { .. })
         ));
+    }
+
+    /// A stream that records the largest read buffer it was offered.
+    struct Recording {
+        data: std::io::Cursor<Vec<u8>>,
+        largest_offer: usize,
+    }
+
+    impl AsyncRead for Recording {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.largest_offer = self.largest_offer.max(buf.remaining());
+            std::pin::Pin::new(&mut self.data).poll_read(cx, buf)
+        }
+    }
+
+    /// Fuzz finding (vpp_frame): a header announcing the 64 MiB cap followed by a few bytes
+    /// made `read_frame` allocate the whole 64 MiB before reading.
+    #[tokio::test]
+    async fn announced_length_is_not_allocated_up_front() {
+        let mut bytes = vec![0u8; FRAME_HEADER_LEN];
+        bytes[8..12].copy_from_slice(&MAX_FRAME_LEN.to_be_bytes());
+        bytes.extend_from_slice(b"short");
+        let mut r = Recording {
+            data: std::io::Cursor::new(bytes),
+            largest_offer: 0,
+        };
+        let err = read_frame(&mut r).await.unwrap_err();
+        assert!(
+            matches!(err, FrameError::Io(ref e) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+        );
+        assert!(
+            r.largest_offer <= 1024 * 1024,
+            "read buffer of {} bytes for a 5-byte stream",
+            r.largest_offer
+        );
+    }
+
+    #[tokio::test]
+    async fn large_frame_arrives_whole() {
+        let payload: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let mut r = std::io::Cursor::new(encode_frame(&payload, 0, 0));
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(payload));
     }
 
     #[tokio::test]

@@ -162,14 +162,21 @@ impl<const N: usize> WireType for FixedString<N> {
     const SHAPE: Shape = Shape::Fixed(N as u32);
     fn encode(&self, buf: &mut Vec<u8>) {
         let bytes = self.0.as_bytes();
-        let n = bytes.len().min(N.saturating_sub(1));
+        // Cut at a character boundary, so what is sent is always valid UTF-8.
+        let mut n = bytes.len().min(N.saturating_sub(1));
+        while !self.0.is_char_boundary(n) {
+            n -= 1;
+        }
         buf.extend_from_slice(&bytes[..n]);
         buf.resize(buf.len() + (N - n), 0);
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, WireError> {
         let raw = r.take(N)?;
-        let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-        Ok(Self(String::from_utf8_lossy(&raw[..end]).into_owned()))
+        // The last byte is the terminator (VPP fills at most N-1); text in it is ignored,
+        // so every decoded value encodes back unchanged.
+        let text = &raw[..N.saturating_sub(1)];
+        let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
+        Ok(Self(String::from_utf8_lossy(&text[..end]).into_owned()))
     }
 }
 
@@ -301,6 +308,43 @@ impl WireType for ModuleVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz finding (vpp_frame): a fixed string with no NUL in its N bytes decoded to N
+    /// characters, which encode to N-1, so decode → encode → decode changed the value.
+    #[test]
+    fn unterminated_fixed_string_keeps_n_minus_one_bytes() {
+        let decoded = FixedString::<4>::decode(&mut Reader::new(b"abcd")).unwrap();
+        assert_eq!(decoded.as_str(), "abc");
+        let mut buf = Vec::new();
+        decoded.encode(&mut buf);
+        assert_eq!(buf, b"abc\0");
+        assert_eq!(
+            FixedString::<4>::decode(&mut Reader::new(&buf)),
+            Ok(decoded)
+        );
+        assert_eq!(
+            FixedString::<1>::decode(&mut Reader::new(b"x"))
+                .unwrap()
+                .as_str(),
+            ""
+        );
+    }
+
+    /// Fuzz finding (vpp_frame): truncation to N-1 bytes could split a character, so the
+    /// encoding of a decoded value was not stable (and not UTF-8).
+    #[test]
+    fn fixed_string_truncates_on_a_char_boundary() {
+        let mut buf = Vec::new();
+        FixedString::<4>::new("abé").encode(&mut buf);
+        assert_eq!(buf, b"ab\0\0");
+        let mut buf = Vec::new();
+        FixedString::<5>::new("\u{fffd}\u{fffd}").encode(&mut buf);
+        assert_eq!(buf, "\u{fffd}\0\0".as_bytes());
+        let decoded = FixedString::<5>::decode(&mut Reader::new(&buf)).unwrap();
+        let mut again = Vec::new();
+        decoded.encode(&mut again);
+        assert_eq!(again, buf);
+    }
 
     #[test]
     fn fixed_string_pads_truncates_and_stops_at_nul() {

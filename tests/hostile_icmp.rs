@@ -1,0 +1,220 @@
+//! Spoofed ICMP echo replies, in a network namespace the test creates (root needed; skipped
+//! otherwise). The kernel of the namespace does not answer pings, so only the forger does;
+//! each forgery gets one thing wrong and must not be credited. tests/probe_netns.rs covers
+//! the wrong token and the faithful control.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use maglev::config::model::CheckType;
+use maglev::health::result::ResultCode;
+use maglev::probe::{ProbeSpec, Prober};
+use pnet_packet::Packet;
+use pnet_packet::icmp::{IcmpPacket, IcmpTypes};
+use pnet_packet::ipv4::Ipv4Packet;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+const TIMEOUT: Duration = Duration::from_millis(1000);
+/// Where the forger claims its wrong-source replies come from (lo owns all of 127/8).
+const OTHER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+
+/// A namespace that exists for the life of the value.
+struct TestNs {
+    name: String,
+}
+
+impl TestNs {
+    /// Creates `maglev-hostile-<pid>-<tag>` with lo up and echo answers off, or says why not.
+    fn create(tag: &str) -> Option<TestNs> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to create network namespaces and raw sockets");
+            return None;
+        }
+        let name = format!("maglev-hostile-{}-{tag}", std::process::id());
+        if !run(&["ip", "netns", "add", &name]) {
+            eprintln!("skipped: `ip netns add` not available or failed");
+            return None;
+        }
+        let ns = TestNs { name };
+        if !run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]) {
+            eprintln!("skipped: cannot bring lo up in the test namespace");
+            return None;
+        }
+        let ignore = "net.ipv4.icmp_echo_ignore_all=1";
+        if !run(&[
+            "ip", "netns", "exec", &ns.name, "sysctl", "-q", "-w", ignore,
+        ]) {
+            eprintln!("skipped: cannot set icmp_echo_ignore_all in the namespace");
+            return None;
+        }
+        Some(ns)
+    }
+
+    /// Runs `f` on a thread inside this namespace.
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> JoinHandle<io::Result<T>> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = File::open(path)?;
+            // SAFETY: plain syscall on an fd we keep open for the call.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            f()
+        })
+    }
+}
+
+impl Drop for TestNs {
+    fn drop(&mut self) {
+        run(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+fn run(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn icmp_spec(netns: &str) -> ProbeSpec {
+    ProbeSpec {
+        kind: CheckType::Icmp,
+        addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: None,
+        timeout: TIMEOUT,
+        source: None,
+        netns: Some(netns.to_string()),
+        http: None,
+    }
+}
+
+/// What the forged reply gets wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forgery {
+    /// Nothing: a faithful copy (the control).
+    Faithful,
+    /// Another identifier; sequence and token copied.
+    WrongIdent,
+    /// Another sequence number; identifier and token copied.
+    WrongSeq,
+    /// Identifier, sequence and token copied, but sent from an address we did not probe.
+    WrongSource,
+}
+
+/// Watches for the probe's echo request inside the namespace and answers it once with the
+/// reply `forgery` describes. Signals readiness before the probe starts.
+fn forge_reply(ns: &TestNs, forgery: Forgery) -> (mpsc::Receiver<()>, JoinHandle<io::Result<()>>) {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let handle = ns.spawn(move || {
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        // A bound raw socket only receives what is addressed to it, so the wrong-source
+        // reply leaves through a second socket.
+        let sender = match forgery {
+            Forgery::WrongSource => {
+                let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+                s.bind(&SockAddr::from(SocketAddr::new(
+                    IpAddr::V4(OTHER_SOURCE),
+                    0,
+                )))?;
+                s
+            }
+            _ => sock.try_clone()?,
+        };
+        sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let _ = ready_tx.send(());
+        let mut buf = [0u8; 1500];
+        loop {
+            let n = (&sock).read(&mut buf)?;
+            let Some(ip) = Ipv4Packet::new(&buf[..n]) else {
+                continue;
+            };
+            let prober = ip.get_source();
+            let mut reply = ip.payload().to_vec();
+            if reply.len() < 16 || reply[0] != IcmpTypes::EchoRequest.0 {
+                continue;
+            }
+            reply[0] = IcmpTypes::EchoReply.0;
+            match forgery {
+                Forgery::Faithful | Forgery::WrongSource => {}
+                Forgery::WrongIdent => reply[4] ^= 0xff,
+                Forgery::WrongSeq => reply[7] ^= 0xff,
+            }
+            reply[2] = 0;
+            reply[3] = 0;
+            let Some(packet) = IcmpPacket::new(&reply) else {
+                continue;
+            };
+            let sum = pnet_packet::icmp::checksum(&packet);
+            reply[2..4].copy_from_slice(&sum.to_be_bytes());
+            let to = SockAddr::from(SocketAddr::new(IpAddr::V4(prober), 0));
+            sender.send_to(&reply, &to)?;
+            return Ok(());
+        }
+    });
+    (ready_rx, handle)
+}
+
+/// Probes once while `forgery` is sent; returns the result code and the growth of the
+/// unmatched-reply counter.
+async fn probe_with(ns: &TestNs, prober: &Prober, forgery: Forgery) -> (ResultCode, u64) {
+    let before = prober.unmatched_replies();
+    let (ready, forger) = forge_reply(ns, forgery);
+    ready.recv().expect("forger ready");
+    let r = prober.probe(&icmp_spec(&ns.name)).await;
+    forger
+        .join()
+        .expect("forger thread")
+        .expect("forger saw the request and answered");
+    (r.code, prober.unmatched_replies() - before)
+}
+
+#[tokio::test]
+async fn reply_with_wrong_identifier_is_not_credited() {
+    let Some(ns) = TestNs::create("ident") else {
+        return;
+    };
+    let prober = Prober::new();
+    let (code, _) = probe_with(&ns, &prober, Forgery::WrongIdent).await;
+    // A raw socket sees it and drops it; a ping socket's kernel filter never delivers it.
+    assert_eq!(code, ResultCode::L4Tout);
+}
+
+#[tokio::test]
+async fn reply_with_wrong_sequence_is_not_credited() {
+    let Some(ns) = TestNs::create("seq") else {
+        return;
+    };
+    let prober = Prober::new();
+    let (code, unmatched) = probe_with(&ns, &prober, Forgery::WrongSeq).await;
+    assert_eq!(code, ResultCode::L4Tout);
+    assert!(unmatched >= 1, "the forged reply was not seen and counted");
+}
+
+#[tokio::test]
+async fn right_reply_from_the_wrong_source_is_not_credited() {
+    let Some(ns) = TestNs::create("src") else {
+        return;
+    };
+    let prober = Prober::new();
+    let (code, unmatched) = probe_with(&ns, &prober, Forgery::WrongSource).await;
+    assert_eq!(code, ResultCode::L4Tout);
+    assert!(unmatched >= 1, "the forged reply was not seen and counted");
+
+    // Control: the same forger, sending from the probed address, is credited.
+    let (code, _) = probe_with(&ns, &prober, Forgery::Faithful).await;
+    assert_eq!(code, ResultCode::L4Ok);
+}
