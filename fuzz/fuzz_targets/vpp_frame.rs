@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use maglev::vpp::messages::all_messages;
+use maglev::vpp::messages::ip::*;
 use maglev::vpp::messages::lb::*;
 use maglev::vpp::messages::memclnt::*;
 use maglev::vpp::messages::vpe::*;
@@ -71,6 +72,8 @@ fn decode_all(payload: &[u8]) -> usize {
         LbAddDelAsV2Reply, LbAsSetWeight, LbAsSetWeightReply, LbFlushVip, LbFlushVipReply,
         LbVipDump, LbVipDetails, LbAsDump, LbAsDetails, LbAsV2Dump, LbAsV2Details,
         LbAddDelIntfNat4, LbAddDelIntfNat4Reply, LbAddDelIntfNat6, LbAddDelIntfNat6Reply,
+        // ip
+        IpRouteLookup, IpRouteLookupReply,
     )
 }
 
