@@ -31,7 +31,9 @@ pub(crate) fn spawn(inner: &Arc<Inner>, st: &mut CheckerState, name: &str, first
         FirstProbe::Now => Duration::ZERO,
     };
     let generation = entry.generation;
-    let handle = tokio::spawn(run(Arc::clone(inner), name.to_string(), generation, delay));
+    let handle = inner
+        .runtime
+        .spawn(run(Arc::clone(inner), name.to_string(), generation, delay));
     if let Some(old) = entry.task.replace(handle.abort_handle()) {
         old.abort();
     }
@@ -54,7 +56,7 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
             };
             match st.backends.get(&name) {
                 Some(e) if e.generation == generation => (
-                    e.spec.clone(),
+                    Arc::clone(&e.spec),
                     e.wake.clone(),
                     e.health.state().is_probing(),
                 ),
