@@ -54,6 +54,10 @@ struct Opts {
     only: Option<String>,
     /// HAProxy is installed (the smoke run goes on without it).
     haproxy: bool,
+    /// `--case N:interval_ms` (repeatable): only these configurations.
+    cases: Vec<(usize, Duration)>,
+    /// `--kinds tcp,http`: only these check types.
+    kinds: Vec<Kind>,
 }
 
 fn main() {
@@ -74,6 +78,8 @@ fn main() {
         out: PathBuf::from("target/perf"),
         maglev: PathBuf::from("target/release/maglev"),
         only: None,
+        cases: Vec::new(),
+        kinds: Vec::new(),
         haproxy: Command::new("haproxy")
             .arg("-v")
             .stdout(Stdio::null())
@@ -88,6 +94,23 @@ fn main() {
             "--out" => opts.out = it.next().map(PathBuf::from).unwrap_or(opts.out),
             "--maglev" => opts.maglev = it.next().map(PathBuf::from).unwrap_or(opts.maglev),
             "--only" => opts.only = it.next(),
+            "--case" => {
+                let v = it.next().unwrap_or_default();
+                if let Some((n, ms)) = v.split_once(':')
+                    && let (Ok(n), Ok(ms)) = (n.parse(), ms.parse())
+                {
+                    opts.cases.push((n, Duration::from_millis(ms)));
+                } else {
+                    eprintln!("scale: --case wants N:interval_ms, got {v:?}");
+                }
+            }
+            "--kinds" => {
+                let v = it.next().unwrap_or_default();
+                opts.kinds = [Kind::Tcp, Kind::Http, Kind::Icmp, Kind::TcpSyn]
+                    .into_iter()
+                    .filter(|k| v.split(',').any(|w| w == k.name()))
+                    .collect();
+            }
             other => eprintln!("scale: ignoring argument {other:?}"),
         }
     }
@@ -394,14 +417,21 @@ fn cases(smoke: bool) -> Vec<(usize, Duration)> {
 }
 
 fn probe_cost(opts: &Opts) -> Res<Vec<Sample>> {
-    let kinds = if opts.smoke {
+    let kinds = if !opts.kinds.is_empty() {
+        opts.kinds.clone()
+    } else if opts.smoke {
         vec![Kind::Tcp, Kind::Http]
     } else {
         vec![Kind::Tcp, Kind::Http, Kind::Icmp, Kind::TcpSyn]
     };
+    let cases = if opts.cases.is_empty() {
+        cases(opts.smoke)
+    } else {
+        opts.cases.clone()
+    };
     let mut samples = Vec::new();
     for rep in 0..opts.reps {
-        for (n, interval) in cases(opts.smoke) {
+        for &(n, interval) in &cases {
             let port = free_port()?;
             let mut be = start_backend(n, port)?;
             for &kind in &kinds {

@@ -72,6 +72,8 @@ pub(crate) struct Inner {
     pub(crate) probe: Arc<dyn Probe>,
     /// Where the backend tasks run (also those started later by a reload or an action).
     pub(crate) runtime: Handle,
+    /// Origin of the grid probe start times are batched on (see `task::batched_deadline`).
+    pub(crate) epoch: tokio::time::Instant,
 }
 
 impl Checker {
@@ -95,6 +97,7 @@ impl Checker {
             bus,
             probe,
             runtime,
+            epoch: tokio::time::Instant::now(),
         });
         let checker = Checker { inner };
         checker.with_state_mut(|st, inner| {

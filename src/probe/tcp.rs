@@ -34,7 +34,8 @@ async fn connect_with(
 ) -> Result<TcpStream, Outcome> {
     let kind = SocketKind {
         domain: Domain::for_address(addr),
-        ty: Type::STREAM,
+        // Non-blocking from the start: saves two fcntl calls per probe.
+        ty: Type::STREAM.nonblocking(),
         protocol: Some(Protocol::TCP),
     };
     let sock = sockets
@@ -44,13 +45,13 @@ async fn connect_with(
     let local = |what: &str, e: std::io::Error| {
         Outcome::new(ResultCode::SockErr, format!("{what}: {}", errno_text(&e)))
     };
-    sock.set_nonblocking(true)
-        .map_err(|e| local("set non-blocking", e))?;
-    sock.set_tcp_nodelay(true)
-        .map_err(|e| local("set nodelay", e))?;
     if delay_ack {
+        // Nothing will be sent, so Nagle does not matter here.
         sock.set_tcp_quickack(false)
             .map_err(|e| local("set quickack", e))?;
+    } else {
+        sock.set_tcp_nodelay(true)
+            .map_err(|e| local("set nodelay", e))?;
     }
     let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
     if let Some(src) = source {
