@@ -725,20 +725,21 @@ fn start_ctl_memory(opts: &Opts) -> Res<String> {
                 into.push(ms);
             }
         }
-        // The long wait for the late RSS only once.
-        let settle = if rep == 0 { settle } else { Duration::ZERO };
-        let left = settle.saturating_sub(t0.elapsed());
-        let c0 = procfs::cpu_time(m.proc.pid()).unwrap_or_default();
-        let w0 = Instant::now();
-        std::thread::sleep(left.max(Duration::from_secs(2)));
-        let c1 = procfs::cpu_time(m.proc.pid()).unwrap_or_default();
-        cpu_late.push((c1 - c0).as_secs_f64() / w0.elapsed().as_secs_f64() * 100.0);
-        rss_late.push(procfs::rss_kib(m.proc.pid()).unwrap_or(0) as f64 / 1024.0);
+        // The long wait for the late RSS and CPU only once.
+        if rep == 0 {
+            let left = settle.saturating_sub(t0.elapsed());
+            let c0 = procfs::cpu_time(m.proc.pid()).unwrap_or_default();
+            let w0 = Instant::now();
+            std::thread::sleep(left.max(Duration::from_secs(2)));
+            let c1 = procfs::cpu_time(m.proc.pid()).unwrap_or_default();
+            cpu_late.push((c1 - c0).as_secs_f64() / w0.elapsed().as_secs_f64() * 100.0);
+            rss_late.push(procfs::rss_kib(m.proc.pid()).unwrap_or(0) as f64 / 1024.0);
+        }
         eprintln!(
-            "scale: rep {rep} start: ready {:.0} ms, all up {:.0} ms, RSS {:.1} MiB at {:?}",
+            "scale: rep {rep} start: ready {:.0} ms, all up {:.0} ms, RSS {:?} MiB at {:?}",
             ready[rep],
             all_up[rep],
-            rss_late[rep],
+            rss_late.last(),
             t0.elapsed()
         );
     }
