@@ -169,11 +169,11 @@ async fn detection(failures: usize) -> Res<Vec<f64>> {
             .find(|a| a.address == backend_addr(f))
             .map(|a| a.weight)
     };
-    wait_for("every AS in the double at 100", Duration::from_secs(30), || {
-        (0..VIPS)
-            .all(|f| weight_of(f) == Some(100))
-            .then_some(())
-    })
+    wait_for(
+        "every AS in the double at 100",
+        Duration::from_secs(30),
+        || (0..VIPS).all(|f| weight_of(f) == Some(100)).then_some(()),
+    )
     .await?;
     wait_for("warmup over", Duration::from_secs(30), || {
         daemon.vpp.get().warmup_done.then_some(())
@@ -303,7 +303,11 @@ async fn per_vip(t: &Table, vips: usize, per_vip: usize, count: usize) -> Res<Ve
     for k in 0..count {
         let f = format!("f{}", k % vips);
         let b = format!("b{}", (k / vips) % per_vip);
-        let weight = if (k / (vips * per_vip)) % 2 == 0 { 50 } else { 100 };
+        let weight = if (k / (vips * per_vip)).is_multiple_of(2) {
+            50
+        } else {
+            100
+        };
         t.checker.set_weight(&f, "primary", &b, weight)?;
         let start = Instant::now();
         let ops = sync(t, |d| d.vip_of(&f).map(|v| Scope::Vip(v.key))).await?;

@@ -61,7 +61,10 @@ struct Opts {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("backend") {
         let n = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(1);
         let port = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(8080);
@@ -469,7 +472,12 @@ fn one_run(
     rep: usize,
 ) -> Res<Vec<Sample>> {
     let dir = tempfile::tempdir()?;
-    let mut m = start_maglev(opts, dir.path(), &maglev_config(kind, n, port, interval), None)?;
+    let mut m = start_maglev(
+        opts,
+        dir.path(),
+        &maglev_config(kind, n, port, interval),
+        None,
+    )?;
     let sock = dir.path().join("haproxy.sock");
     let mut h = if kind.haproxy() && opts.haproxy {
         Some(start_haproxy(
@@ -604,13 +612,19 @@ fn probe_table(samples: &[Sample]) -> String {
             keys.push(k);
         }
     }
-    let order = |k: &Kind| [Kind::Tcp, Kind::Http, Kind::Icmp, Kind::TcpSyn].iter().position(|x| x == k);
+    let order = |k: &Kind| {
+        [Kind::Tcp, Kind::Http, Kind::Icmp, Kind::TcpSyn]
+            .iter()
+            .position(|x| x == k)
+    };
     keys.sort_by_key(|(n, i, k)| (*n, std::cmp::Reverse(*i), order(k)));
     for (n, interval_ms, kind) in keys {
         let pick = |tool: &str, kind: Kind| -> Vec<&Sample> {
             samples
                 .iter()
-                .filter(|s| s.tool == tool && s.n == n && s.interval_ms == interval_ms && s.kind == kind)
+                .filter(|s| {
+                    s.tool == tool && s.n == n && s.interval_ms == interval_ms && s.kind == kind
+                })
                 .collect()
         };
         let mg = pick("maglev", kind);
@@ -696,7 +710,9 @@ fn start_ctl_memory(opts: &Opts) -> Res<String> {
         ready.push(t0.elapsed().as_secs_f64() * 1e3);
         wait_for("every backend up", Duration::from_secs(60), || {
             m.proc.alive()?;
-            Ok(maglev_status(&m).ok().and_then(|(up, _)| (up == n).then_some(())))
+            Ok(maglev_status(&m)
+                .ok()
+                .and_then(|(up, _)| (up == n).then_some(())))
         })?;
         all_up.push(t0.elapsed().as_secs_f64() * 1e3);
         for (json, into) in [(false, &mut ctl_text), (true, &mut ctl_json)] {

@@ -313,7 +313,11 @@ impl CheckerState {
             let enabled_before = entry.config.enabled;
             entry.config = backend.clone();
             entry.healthcheck = hc.clone();
-            entry.spec = Arc::new(ProbeSpec::from_config(hc, backend.address, new.netns_of(hc)));
+            entry.spec = Arc::new(ProbeSpec::from_config(
+                hc,
+                backend.address,
+                new.netns_of(hc),
+            ));
             entry.policy = policy_of(hc);
             let mut transitions = Vec::new();
             if let Some(g) = generation {

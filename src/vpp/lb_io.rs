@@ -242,32 +242,6 @@ pub fn legacy_add_vip_cli(
     Ok(cmd)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::vpp::wire::Prefix;
-
-    fn key(addr: &str, len: u8, protocol: u8, port: u16) -> VipKey {
-        VipKey::new(Prefix::new(addr.parse().unwrap(), len), protocol, port)
-    }
-
-    #[test]
-    fn legacy_cli_commands() {
-        assert_eq!(
-            legacy_add_vip_cli(&key("2001:db8::1", 128, 6, 443), EncapType::GRE6, true).unwrap(),
-            "lb vip 2001:db8::1/128 protocol tcp port 443 encap gre6 new_len 1024 src_ip_sticky"
-        );
-        assert_eq!(
-            legacy_add_vip_cli(&key("192.0.2.1", 32, 17, 0), EncapType::GRE6, false).unwrap(),
-            "lb vip 192.0.2.1/32 encap gre6 new_len 1024"
-        );
-        assert!(
-            legacy_add_vip_cli(&key("192.0.2.1", 32, 255, 80), EncapType::GRE6, false).is_err()
-        );
-        assert!(legacy_add_vip_cli(&key("192.0.2.1", 32, 6, 80), EncapType::NAT4, false).is_err());
-    }
-}
-
 /// How many VIPs [`apply_all`] writes at once on lb API 1.2.0.
 pub const WRITE_WINDOW: usize = 16;
 
@@ -321,12 +295,38 @@ pub async fn apply_all(
         }
         done
     };
-    let mut results =
-        futures_util::stream::iter(chains.into_iter().map(|(_, c)| chain(c))).buffer_unordered(window);
+    let mut results = futures_util::stream::iter(chains.into_iter().map(|(_, c)| chain(c)))
+        .buffer_unordered(window);
     while let Some(done) = results.next().await {
         for (i, r) in done {
             out[i] = Some(r);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vpp::wire::Prefix;
+
+    fn key(addr: &str, len: u8, protocol: u8, port: u16) -> VipKey {
+        VipKey::new(Prefix::new(addr.parse().unwrap(), len), protocol, port)
+    }
+
+    #[test]
+    fn legacy_cli_commands() {
+        assert_eq!(
+            legacy_add_vip_cli(&key("2001:db8::1", 128, 6, 443), EncapType::GRE6, true).unwrap(),
+            "lb vip 2001:db8::1/128 protocol tcp port 443 encap gre6 new_len 1024 src_ip_sticky"
+        );
+        assert_eq!(
+            legacy_add_vip_cli(&key("192.0.2.1", 32, 17, 0), EncapType::GRE6, false).unwrap(),
+            "lb vip 192.0.2.1/32 encap gre6 new_len 1024"
+        );
+        assert!(
+            legacy_add_vip_cli(&key("192.0.2.1", 32, 255, 80), EncapType::GRE6, false).is_err()
+        );
+        assert!(legacy_add_vip_cli(&key("192.0.2.1", 32, 6, 80), EncapType::NAT4, false).is_err());
+    }
 }

@@ -28,10 +28,10 @@ use super::counters::VppCounters;
 use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_state, diff};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
-use coalesce::Coalescer;
 use crate::checker::{Checker, FrontendView, frontend_view};
 use crate::config::Config;
 use crate::events::Event;
+use coalesce::Coalescer;
 
 pub use warmup::{Phase, Warmup};
 
@@ -590,7 +590,8 @@ impl Reconciler {
         epoch: u64,
         report: &mut Report,
     ) -> bool {
-        let results = lb_io::apply_all(client, &self.counters, ops, mode, lb_io::WRITE_WINDOW).await;
+        let results =
+            lb_io::apply_all(client, &self.counters, ops, mode, lb_io::WRITE_WINDOW).await;
         for (op, result) in ops.iter().zip(results) {
             // None: skipped after an earlier failure of its VIP.
             let Some(result) = result else {
