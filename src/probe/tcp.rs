@@ -69,7 +69,10 @@ async fn connect_with(
 /// handshake's last ACK has gone out.
 pub async fn probe(sockets: &SocketFactory, spec: &ProbeSpec, port: u16) -> Outcome {
     let addr = SocketAddr::new(spec.addr, port);
-    match connect_with(sockets, spec.netns.as_deref(), addr, spec.source, true).await {
+    // Half-open (`connect_with(.., true)`, HAProxy's trick) is measured in
+    // docs/performance.md but not on: the backend would no longer see an accepted
+    // connection, which the probe_tcp tests (and operators) rely on.
+    match connect_with(sockets, spec.netns.as_deref(), addr, spec.source, false).await {
         Ok(stream) => {
             drop(stream);
             Outcome::new(ResultCode::L4Ok, "connected")
