@@ -14,6 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use tokio::runtime::Handle;
+
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::health::{ActionError, ProbeResult};
@@ -68,16 +70,34 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<CheckerState>,
     pub(crate) bus: EventBus,
     pub(crate) probe: Arc<dyn Probe>,
+    /// Where the backend tasks run (also those started later by a reload or an action).
+    pub(crate) runtime: Handle,
+    /// Origin of the grid probe start times are batched on (see `task::batched_deadline`).
+    pub(crate) epoch: tokio::time::Instant,
 }
 
 impl Checker {
     /// Starts one task per backend, their first probes spread over the first interval.
-    /// Must be called inside a tokio runtime.
+    /// Must be called inside a tokio runtime; the tasks run on it.
     pub fn start(config: Arc<Config>, probe: Arc<dyn Probe>, bus: EventBus) -> Checker {
+        Self::start_on(Handle::current(), config, probe, bus)
+    }
+
+    /// Like [`Checker::start`], with the backend tasks on `runtime`. The daemon gives the
+    /// checker a current-thread runtime of its own: thousands of small probe tasks then
+    /// never hop between worker threads, which costs less CPU per check.
+    pub fn start_on(
+        runtime: Handle,
+        config: Arc<Config>,
+        probe: Arc<dyn Probe>,
+        bus: EventBus,
+    ) -> Checker {
         let inner = Arc::new(Inner {
             state: RwLock::new(CheckerState::new(config.clone(), SystemTime::now())),
             bus,
             probe,
+            runtime,
+            epoch: tokio::time::Instant::now(),
         });
         let checker = Checker { inner };
         checker.with_state_mut(|st, inner| {

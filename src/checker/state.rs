@@ -26,7 +26,8 @@ pub type OverrideKey = (String, String, String);
 pub struct BackendEntry {
     pub config: config::Backend,
     pub healthcheck: HealthCheck,
-    pub spec: ProbeSpec,
+    /// Shared with the worker: a probe takes a reference count, not a copy.
+    pub spec: Arc<ProbeSpec>,
     pub policy: IntervalPolicy,
     pub health: BackendHealth,
     pub stats: ProbeStats,
@@ -74,7 +75,11 @@ impl CheckerState {
         Some(BackendEntry {
             config: backend.clone(),
             healthcheck: hc.clone(),
-            spec: ProbeSpec::from_config(hc, backend.address, config.netns_of(hc)),
+            spec: Arc::new(ProbeSpec::from_config(
+                hc,
+                backend.address,
+                config.netns_of(hc),
+            )),
             policy: policy_of(hc),
             health: BackendHealth::new(
                 hc.rise,
@@ -308,7 +313,11 @@ impl CheckerState {
             let enabled_before = entry.config.enabled;
             entry.config = backend.clone();
             entry.healthcheck = hc.clone();
-            entry.spec = ProbeSpec::from_config(hc, backend.address, new.netns_of(hc));
+            entry.spec = Arc::new(ProbeSpec::from_config(
+                hc,
+                backend.address,
+                new.netns_of(hc),
+            ));
             entry.policy = policy_of(hc);
             let mut transitions = Vec::new();
             if let Some(g) = generation {

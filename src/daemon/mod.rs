@@ -1,6 +1,7 @@
 //! Wiring of the daemon role: load the config, start the checker, the VPP side, the gRPC
 //! server and the metrics listener, then handle signals until shutdown.
 
+mod checker_runtime;
 pub mod logging;
 pub mod notify;
 mod state;
@@ -90,7 +91,14 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         }
     };
     let prober = Prober::new();
-    let checker = Checker::start(config.clone(), Arc::new(prober), bus.clone());
+    let checker_rt =
+        checker_runtime::CheckerRuntime::start().context("cannot start the checker runtime")?;
+    let checker = Checker::start_on(
+        checker_rt.handle(),
+        config.clone(),
+        Arc::new(prober),
+        bus.clone(),
+    );
     let daemon = Arc::new(Daemon::new(args.clone(), checker, bus, config));
 
     let metrics_task = if args.metrics_addr.is_empty() {
@@ -140,6 +148,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     // Leave VPP exactly as it is: tearing VIPs down on exit would black-hole traffic.
     log_notify("STOPPING=1");
     daemon.checker.stop();
+    drop(checker_rt);
     vpp.stop();
     server.shutdown().await;
     if let Some(t) = metrics_task {

@@ -242,6 +242,69 @@ pub fn legacy_add_vip_cli(
     Ok(cmd)
 }
 
+/// How many VIPs [`apply_all`] writes at once on lb API 1.2.0.
+pub const WRITE_WINDOW: usize = 16;
+
+/// The outcome of each op of [`apply_all`], by index into its `ops`: `None` = skipped
+/// (an earlier op of the same VIP failed).
+pub type Applied = Vec<Option<Result<&'static str, VppError>>>;
+
+/// Sends `ops`: first those without a VIP (the conf), in order; then each VIP's ops in
+/// their order, up to `window` VIPs at a time (several requests in flight, replies matched
+/// by context) instead of one round trip after another. After a failed write the rest of
+/// that VIP's ops are skipped (they would fail too, or act on a half-built VIP). Legacy
+/// mode (lb 1.1.0) always goes one op at a time.
+pub async fn apply_all(
+    client: &Client,
+    counters: &VppCounters,
+    ops: &[LbOp],
+    mode: WeightMode,
+    window: usize,
+) -> Applied {
+    use futures_util::StreamExt;
+
+    let mut out: Applied = (0..ops.len()).map(|_| None).collect();
+    let mut chains: Vec<(VipKey, Vec<usize>)> = Vec::new();
+    let mut index_of: std::collections::HashMap<VipKey, usize> = Default::default();
+    for (i, op) in ops.iter().enumerate() {
+        match op.vip() {
+            None => out[i] = Some(apply(client, counters, op, mode).await),
+            Some(key) => {
+                let c = *index_of.entry(key).or_insert_with(|| {
+                    chains.push((key, Vec::new()));
+                    chains.len() - 1
+                });
+                chains[c].1.push(i);
+            }
+        }
+    }
+    let window = if mode == WeightMode::Legacy {
+        1
+    } else {
+        window.max(1)
+    };
+    let chain = |indices: Vec<usize>| async move {
+        let mut done = Vec::with_capacity(indices.len());
+        for i in indices {
+            let r = apply(client, counters, &ops[i], mode).await;
+            let failed = r.is_err();
+            done.push((i, r));
+            if failed {
+                break;
+            }
+        }
+        done
+    };
+    let mut results = futures_util::stream::iter(chains.into_iter().map(|(_, c)| chain(c)))
+        .buffer_unordered(window);
+    while let Some(done) = results.next().await {
+        for (i, r) in done {
+            out[i] = Some(r);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The reconciler: the only writer to VPP (DESIGN.md §7).
 //!
-//! - Per-VIP sync on every backend/frontend event of a frontend (bursts coalesced).
+//! - Per-VIP sync on every backend/frontend event of a frontend: a lone event at once,
+//!   bursts coalesced (see `coalesce`).
 //! - Full sync every `sync-interval`, after a reload, after every (re)connect, on request.
 //! - Warmup after daemon start: no writes before `startup-min-delay`; then each VIP is
 //!   released as soon as none of its backends is unknown (polled every 250 ms); a full
@@ -10,13 +11,14 @@
 //! - A failed write is logged, its VIP retried a little later; a lost connection needs
 //!   nothing special, the reconnect brings a full sync.
 
+mod coalesce;
 mod warmup;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -29,11 +31,10 @@ use super::status::VppStatus;
 use crate::checker::{Checker, FrontendView, frontend_view};
 use crate::config::Config;
 use crate::events::Event;
+use coalesce::Coalescer;
 
 pub use warmup::{Phase, Warmup};
 
-/// Events closer together than this become one sync.
-const COALESCE: Duration = Duration::from_millis(50);
 /// A failed sync is tried again after this (or the sync interval, if shorter).
 const RETRY: Duration = Duration::from_secs(2);
 /// Warmup: how often to look for VIPs that can be released.
@@ -120,6 +121,7 @@ pub(crate) struct Reconciler {
     warmup: Warmup,
     /// Frontend -> when its VIP is due for a sync.
     pending: BTreeMap<String, Instant>,
+    coalesce: Coalescer,
     /// When the next full sync is due (after the warmup).
     next_full: Instant,
     epoch: Option<u64>,
@@ -153,6 +155,7 @@ impl Reconciler {
             dry_run,
             warmup: Warmup::new(started),
             pending: BTreeMap::new(),
+            coalesce: Coalescer::default(),
             next_full: Instant::now(),
             epoch: None,
             pid: None,
@@ -172,14 +175,30 @@ impl Reconciler {
                     }
                     None => requests_open = false,
                 },
-                ev = events.recv(), if events_open => match ev {
-                    Ok(ev) => me.on_event(&ev),
-                    Err(RecvError::Lagged(n)) => {
-                        warn!(lost = n, "VPP reconciler missed events: full sync");
-                        me.next_full = Instant::now();
+                ev = events.recv(), if events_open => {
+                    // Take the whole burst that is already queued (one transition publishes
+                    // several events at once), so it becomes one sync.
+                    let mut ev = ev;
+                    loop {
+                        match ev {
+                            Ok(ev) => me.on_event(&ev),
+                            Err(RecvError::Lagged(n)) => {
+                                warn!(lost = n, "VPP reconciler missed events: full sync");
+                                me.next_full = Instant::now();
+                            }
+                            Err(RecvError::Closed) => {
+                                events_open = false;
+                                break;
+                            }
+                        }
+                        ev = match events.try_recv() {
+                            Ok(e) => Ok(e),
+                            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                            Err(TryRecvError::Empty) => break,
+                        };
                     }
-                    Err(RecvError::Closed) => events_open = false,
-                },
+                }
                 changed = config.changed(), if config_open => match changed {
                     Ok(()) => me.on_reload(),
                     Err(_) => config_open = false,
@@ -230,7 +249,7 @@ impl Reconciler {
             Event::Log(_) => None,
         };
         if let Some(f) = frontend {
-            let due = Instant::now() + COALESCE;
+            let due = self.coalesce.due(f, Instant::now());
             self.pending.entry(f.to_string()).or_insert(due);
         }
     }
@@ -366,6 +385,7 @@ impl Reconciler {
     /// Per-VIP syncs of `frontends`; failures come back later.
     async fn sync_frontends(&mut self, frontends: Vec<String>, now: Instant) -> BTreeSet<String> {
         let retry_at = now + RETRY.min(self.lb_config().sync_interval);
+        self.coalesce.synced(&frontends, Instant::now());
         match self.sync(&Target::Frontends(frontends.clone())).await {
             Ok(report) => {
                 for f in &report.failed {
@@ -558,9 +578,9 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// Sends `ops` in order. After a failed write the rest of that VIP's ops are skipped
-    /// (they would fail too, or act on a half-built VIP). Returns true when the
-    /// connection is gone (the reconnect brings a full sync).
+    /// Sends `ops` (each VIP's in order, several VIPs at once: `lb_io::apply_all`), then
+    /// logs and counts them in op order. Returns true when the connection is gone (the
+    /// reconnect brings a full sync).
     async fn write(
         &mut self,
         client: &super::client::Client,
@@ -570,16 +590,18 @@ impl Reconciler {
         epoch: u64,
         report: &mut Report,
     ) -> bool {
-        let mut broken = BTreeSet::new();
-        for op in ops {
-            let vip = op.vip();
-            if vip.is_some_and(|k| broken.contains(&k)) {
+        let results =
+            lb_io::apply_all(client, &self.counters, ops, mode, lb_io::WRITE_WINDOW).await;
+        for (op, result) in ops.iter().zip(results) {
+            // None: skipped after an earlier failure of its VIP.
+            let Some(result) = result else {
                 continue;
-            }
-            let frontend = vip
+            };
+            let frontend = op
+                .vip()
                 .and_then(|k| desired.vips.get(&k))
                 .map(|v| v.frontend.clone());
-            match lb_io::apply(client, &self.counters, op, mode).await {
+            match result {
                 Ok(msg) => {
                     info!(
                         kind = op.kind(),
@@ -597,9 +619,6 @@ impl Reconciler {
                     error!(error = %e, kind = op.kind(), "VPP write failed: {op}");
                     report.fail(format!("{op}: {e}"));
                     // Conf and stale VIPs are retried by the next full sync.
-                    if let Some(k) = vip {
-                        broken.insert(k);
-                    }
                     if let Some(f) = frontend {
                         report.failed.insert(f);
                     }
