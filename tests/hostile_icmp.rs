@@ -3,11 +3,8 @@
 //! each forgery gets one thing wrong and must not be credited. tests/probe_netns.rs covers
 //! the wrong token and the faithful control.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,70 +21,18 @@ const TIMEOUT: Duration = Duration::from_millis(1000);
 /// Where the forger claims its wrong-source replies come from (lo owns all of 127/8).
 const OTHER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 
-/// A namespace that exists for the life of the value.
-struct TestNs {
-    name: String,
-}
+#[path = "support/netns.rs"]
+mod netns;
+use netns::TestNs;
 
-impl TestNs {
-    /// Creates `maglev-hostile-<pid>-<tag>` with lo up and echo answers off, or says why not.
-    fn create(tag: &str) -> Option<TestNs> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to create network namespaces and raw sockets");
-            return None;
-        }
-        let name = format!("maglev-hostile-{}-{tag}", std::process::id());
-        if !run(&["ip", "netns", "add", &name]) {
-            eprintln!("skipped: `ip netns add` not available or failed");
-            return None;
-        }
-        let ns = TestNs { name };
-        if !run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]) {
-            eprintln!("skipped: cannot bring lo up in the test namespace");
-            return None;
-        }
-        let ignore = "net.ipv4.icmp_echo_ignore_all=1";
-        if !run(&[
-            "ip", "netns", "exec", &ns.name, "sysctl", "-q", "-w", ignore,
-        ]) {
-            eprintln!("skipped: cannot set icmp_echo_ignore_all in the namespace");
-            return None;
-        }
-        Some(ns)
+/// A test namespace with echo answers off, so every reply the probe sees is a forgery.
+fn hostile_ns(tag: &str) -> Option<TestNs> {
+    let ns = TestNs::create(&format!("hostile-{tag}"))?;
+    if !ns.sysctl("net.ipv4.icmp_echo_ignore_all=1") {
+        eprintln!("skipped: cannot set icmp_echo_ignore_all in the namespace");
+        return None;
     }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> io::Result<T> + Send + 'static,
-    ) -> JoinHandle<io::Result<T>> {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let ns = File::open(path)?;
-            // SAFETY: plain syscall on an fd we keep open for the call.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            f()
-        })
-    }
-}
-
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        run(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-fn run(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    Some(ns)
 }
 
 fn icmp_spec(netns: &str) -> ProbeSpec {
@@ -184,7 +129,7 @@ async fn probe_with(ns: &TestNs, prober: &Prober, forgery: Forgery) -> (ResultCo
 
 #[tokio::test]
 async fn reply_with_wrong_identifier_is_not_credited() {
-    let Some(ns) = TestNs::create("ident") else {
+    let Some(ns) = hostile_ns("ident") else {
         return;
     };
     let prober = Prober::new();
@@ -195,7 +140,7 @@ async fn reply_with_wrong_identifier_is_not_credited() {
 
 #[tokio::test]
 async fn reply_with_wrong_sequence_is_not_credited() {
-    let Some(ns) = TestNs::create("seq") else {
+    let Some(ns) = hostile_ns("seq") else {
         return;
     };
     let prober = Prober::new();
@@ -206,7 +151,7 @@ async fn reply_with_wrong_sequence_is_not_credited() {
 
 #[tokio::test]
 async fn right_reply_from_the_wrong_source_is_not_credited() {
-    let Some(ns) = TestNs::create("src") else {
+    let Some(ns) = hostile_ns("src") else {
         return;
     };
     let prober = Prober::new();

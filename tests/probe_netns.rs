@@ -1,11 +1,8 @@
 //! Probes inside network namespaces the tests create themselves (root and iproute2 needed;
 //! skipped otherwise).
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,70 +17,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// A namespace that exists for the life of the value.
-struct TestNs {
-    name: String,
-}
-
-impl TestNs {
-    /// Creates `maglev-test-<pid>-<tag>` with lo up, or says why it cannot.
-    fn create(tag: &str) -> Option<TestNs> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to create network namespaces");
-            return None;
-        }
-        let name = format!("maglev-test-{}-{tag}", std::process::id());
-        if !run(&["ip", "netns", "add", &name]) {
-            eprintln!("skipped: `ip netns add` not available or failed");
-            return None;
-        }
-        let ns = TestNs { name };
-        if !run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]) {
-            eprintln!("skipped: cannot bring lo up in the test namespace");
-            return None;
-        }
-        Some(ns)
-    }
-
-    fn sysctl(&self, setting: &str) -> bool {
-        run(&[
-            "ip", "netns", "exec", &self.name, "sysctl", "-q", "-w", setting,
-        ])
-    }
-
-    /// Runs `f` on a thread inside this namespace.
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> io::Result<T> + Send + 'static,
-    ) -> JoinHandle<io::Result<T>> {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let ns = File::open(path)?;
-            // SAFETY: plain syscall on an fd we keep open for the call.
-            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            f()
-        })
-    }
-}
-
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        run(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-fn run(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+#[path = "support/netns.rs"]
+mod netns;
+use netns::TestNs;
 
 fn spec(kind: CheckType, port: Option<u16>, netns: &str) -> ProbeSpec {
     ProbeSpec {
