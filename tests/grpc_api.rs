@@ -251,7 +251,13 @@ async fn operator_actions_return_the_new_state_and_refusals_have_codes() {
         .await
         .expect("enable")
         .into_inner();
-    assert_eq!(b.state(), BackendState::Unknown);
+    // Enabling wakes the worker, which probes at once: by the time the reply is built the
+    // closed port may already have made it down.
+    assert!(
+        matches!(b.state(), BackendState::Unknown | BackendState::Down),
+        "{:?}",
+        b.state()
+    );
     assert!(b.enabled);
 
     let (k, m) = code(c.pause_backend(act("ghost")).await);
