@@ -5,12 +5,16 @@
 
 use std::time::Duration;
 
-use maglev::config::model::{BodyMatch, CheckType, HttpParams, StatusRange};
+use maglev::config::model::{BodyMatch, CheckType, HttpParams};
 use maglev::health::result::{ProbeResult, ResultCode};
 use maglev::probe::{ProbeSpec, Prober};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+#[path = "support/http_probe.rs"]
+mod http_probe;
+use http_probe::{http_params, http_spec, read_head};
 
 const TIMEOUT: Duration = Duration::from_millis(2000);
 const GIB: u64 = 1 << 30;
@@ -21,26 +25,13 @@ const RSS_SLACK_KIB: u64 = 64 * 1024;
 
 fn params(expect_body: Option<BodyMatch>) -> HttpParams {
     HttpParams {
-        path: "/healthz".into(),
-        host: None,
-        expect_status: vec![StatusRange { lo: 200, hi: 299 }],
         expect_body,
-        sni: None,
-        verify: true,
-        ca_file: None,
+        ..http_params()
     }
 }
 
 fn spec(port: u16, http: HttpParams) -> ProbeSpec {
-    ProbeSpec {
-        kind: CheckType::Http,
-        addr: "127.0.0.1".parse().unwrap(),
-        port: Some(port),
-        timeout: TIMEOUT,
-        source: None,
-        netns: None,
-        http: Some(http),
-    }
+    http_spec(CheckType::Http, port, TIMEOUT, http)
 }
 
 /// Resident set size of this process in KiB (None where /proc is not Linux's).
@@ -114,17 +105,6 @@ async fn serve(behaviour: Hostile) -> (u16, JoinHandle<u64>) {
         }
     });
     (port, task)
-}
-
-async fn read_head(conn: &mut TcpStream) {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 /// Writes `head`, then up to 1 GiB of pieces made by `fill(piece, index)`, stopping at the

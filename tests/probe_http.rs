@@ -2,37 +2,21 @@
 
 use std::time::Duration;
 
-use maglev::config::model::{BodyMatch, CheckType, HttpParams, StatusRange};
+use maglev::config::model::{BodyMatch, CheckType, HttpParams};
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+#[path = "support/http_probe.rs"]
+mod http_probe;
+use http_probe::{http_params as params, http_spec, read_head};
+
 const TIMEOUT: Duration = Duration::from_millis(1500);
 
-fn params() -> HttpParams {
-    HttpParams {
-        path: "/healthz".into(),
-        host: None,
-        expect_status: vec![StatusRange { lo: 200, hi: 299 }],
-        expect_body: None,
-        sni: None,
-        verify: true,
-        ca_file: None,
-    }
-}
-
 fn spec(port: u16, http: HttpParams) -> ProbeSpec {
-    ProbeSpec {
-        kind: CheckType::Http,
-        addr: "127.0.0.1".parse().unwrap(),
-        port: Some(port),
-        timeout: TIMEOUT,
-        source: None,
-        netns: None,
-        http: Some(http),
-    }
+    http_spec(CheckType::Http, port, TIMEOUT, http)
 }
 
 /// Serves one connection: reads the request head, answers `response` (None = never answer),
@@ -42,14 +26,8 @@ async fn serve_once(response: Option<String>) -> (u16, JoinHandle<String>) {
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
         let (mut conn, _) = listener.accept().await.unwrap();
-        let mut head = Vec::new();
+        let head = read_head(&mut conn).await;
         let mut buf = [0u8; 1024];
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
         match response {
             Some(text) => {
                 let _ = conn.write_all(text.as_bytes()).await;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use maglev::config::model::{CheckType, HttpParams, StatusRange};
+use maglev::config::model::{CheckType, HttpParams};
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -12,6 +12,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+#[path = "support/http_probe.rs"]
+mod http_probe;
+use http_probe::{http_params, http_spec};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 const SERVER_NAME: &str = "backend.test";
@@ -78,26 +82,14 @@ async fn serve_tls_once(config: Arc<rustls::ServerConfig>) -> (u16, JoinHandle<O
 }
 
 fn spec(port: u16, http: HttpParams) -> ProbeSpec {
-    ProbeSpec {
-        kind: CheckType::Https,
-        addr: "127.0.0.1".parse().unwrap(),
-        port: Some(port),
-        timeout: TIMEOUT,
-        source: None,
-        netns: None,
-        http: Some(http),
-    }
+    http_spec(CheckType::Https, port, TIMEOUT, http)
 }
 
 fn params() -> HttpParams {
     HttpParams {
         path: "/".into(),
-        host: None,
-        expect_status: vec![StatusRange { lo: 200, hi: 299 }],
-        expect_body: None,
         sni: Some(SERVER_NAME.into()),
-        verify: true,
-        ca_file: None,
+        ..http_params()
     }
 }
 

@@ -1,6 +1,8 @@
 //! HTTP and HTTPS checks: one HTTP/1.1 GET over our own TCP connection.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -28,6 +30,7 @@ const DEFAULT_STATUS: StatusRange = StatusRange { lo: 200, hi: 399 };
 pub async fn probe(
     sockets: &SocketFactory,
     tls: &TlsConfigs,
+    regexes: &BodyRegexes,
     spec: &ProbeSpec,
     port: u16,
     stage: &Stage,
@@ -53,7 +56,7 @@ pub async fn probe(
     };
     if !https {
         stage.set(ResultCode::L7Tout);
-        return exchange(stream, request, params).await;
+        return exchange(stream, request, params, regexes).await;
     }
     stage.set(ResultCode::L6Tout);
     let config = match tls.get(params.ca_file.as_deref(), params.verify).await {
@@ -72,7 +75,7 @@ pub async fn probe(
         }
     };
     stage.set(ResultCode::L7Tout);
-    exchange(tls_stream, request, params).await
+    exchange(tls_stream, request, params, regexes).await
 }
 
 fn default_params_value() -> HttpParams {
@@ -130,8 +133,9 @@ fn build_request(
 }
 
 /// The HTTP exchange of a check over a stream that is already connected (and TLS-wrapped
-/// for https): request, response, verdict. `probe` is connect + TLS + this; fuzzing and the
-/// hostile-response tests feed it in-memory streams.
+/// for https): request, response, verdict. `probe` is the same request and exchange, with
+/// the request built before connecting (a bad one fails without a connection) and a body
+/// regex compiled once per `Prober`; fuzzing and the unit tests feed this in-memory streams.
 pub async fn probe_stream<S>(
     io: S,
     params: &HttpParams,
@@ -143,14 +147,19 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     match build_request(params, addr, port, https) {
-        Ok(request) => exchange(io, request, params).await,
+        Ok(request) => exchange(io, request, params, &BodyRegexes::default()).await,
         Err(o) => o,
     }
 }
 
 /// Sends the request and judges the response. The connection is driven here (not spawned),
 /// so dropping this future on timeout closes everything.
-async fn exchange<S>(io: S, request: Request<Empty<Bytes>>, params: &HttpParams) -> Outcome
+async fn exchange<S>(
+    io: S,
+    request: Request<Empty<Bytes>>,
+    params: &HttpParams,
+    regexes: &BodyRegexes,
+) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -161,7 +170,7 @@ where
     let mut conn = std::pin::pin!(conn);
     let mut response = std::pin::pin!(async {
         let resp = sender.send_request(request).await?;
-        judge(resp, params).await
+        judge(resp, params, regexes).await
     });
     let result = tokio::select! {
         biased;
@@ -175,7 +184,11 @@ where
     result.unwrap_or_else(|e| hyper_failure(&e))
 }
 
-async fn judge(resp: Response<Incoming>, params: &HttpParams) -> Result<Outcome, hyper::Error> {
+async fn judge(
+    resp: Response<Incoming>,
+    params: &HttpParams,
+    regexes: &BodyRegexes,
+) -> Result<Outcome, hyper::Error> {
     let status = resp.status().as_u16();
     if !status_expected(&params.expect_status, status) {
         return Ok(Outcome::new(ResultCode::L7Sts, format!("HTTP {status}")));
@@ -184,7 +197,7 @@ async fn judge(resp: Response<Incoming>, params: &HttpParams) -> Result<Outcome,
         return Ok(Outcome::new(ResultCode::L7Ok, format!("HTTP {status}")));
     };
     let body = read_capped(resp.into_body(), BODY_CAP).await?;
-    Ok(match body_matches(expect, &body) {
+    Ok(match regexes.body_matches(expect, &body) {
         Ok(true) => Outcome::new(ResultCode::L7Ok, format!("HTTP {status}")),
         Ok(false) => Outcome::new(ResultCode::L7Rsp, "body mismatch"),
         Err(e) => Outcome::new(ResultCode::SockErr, e),
@@ -213,17 +226,43 @@ pub fn status_expected(ranges: &[StatusRange], status: u16) -> bool {
     ranges.iter().any(|r| r.contains(status))
 }
 
-/// Whether `body` satisfies `expect`. Err only for a regex that does not compile (config
-/// validation should have caught it).
-pub fn body_matches(expect: &BodyMatch, body: &[u8]) -> Result<bool, String> {
-    match expect {
-        BodyMatch::Substring(s) => {
-            let needle = s.as_bytes();
-            Ok(needle.is_empty() || body.windows(needle.len()).any(|w| w == needle))
+/// Compiled body regexes by pattern, so a check's regex is compiled on its first probe
+/// rather than on every one.
+#[derive(Default)]
+pub struct BodyRegexes {
+    cache: Mutex<HashMap<String, Arc<regex::bytes::Regex>>>,
+}
+
+impl BodyRegexes {
+    /// Patterns kept at most; past this the cache starts over (reloads can add patterns).
+    const MAX: usize = 256;
+
+    /// Whether `body` satisfies `expect`. Err only for a regex that does not compile
+    /// (config validation should have caught it); such a pattern is not cached.
+    pub fn body_matches(&self, expect: &BodyMatch, body: &[u8]) -> Result<bool, String> {
+        match expect {
+            BodyMatch::Substring(s) => {
+                let needle = s.as_bytes();
+                Ok(needle.is_empty() || body.windows(needle.len()).any(|w| w == needle))
+            }
+            BodyMatch::Regex(src) => Ok(self.compiled(src)?.is_match(body)),
         }
-        BodyMatch::Regex(src) => regex::bytes::Regex::new(src)
-            .map(|re| re.is_match(body))
-            .map_err(|e| format!("invalid body regex: {e}")),
+    }
+
+    fn compiled(&self, src: &str) -> Result<Arc<regex::bytes::Regex>, String> {
+        if let Some(re) = self.cache.lock().ok().and_then(|c| c.get(src).cloned()) {
+            return Ok(re);
+        }
+        let re = regex::bytes::Regex::new(src)
+            .map(Arc::new)
+            .map_err(|e| format!("invalid body regex: {e}"))?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= Self::MAX {
+                cache.clear();
+            }
+            cache.insert(src.to_owned(), Arc::clone(&re));
+        }
+        Ok(re)
     }
 }
 
@@ -306,6 +345,8 @@ mod tests {
 
     #[test]
     fn body_matching() {
+        let regexes = BodyRegexes::default();
+        let body_matches = |expect: &BodyMatch, body: &[u8]| regexes.body_matches(expect, body);
         let sub = BodyMatch::Substring("healthy".into());
         assert_eq!(body_matches(&sub, b"status: healthy\n"), Ok(true));
         assert_eq!(body_matches(&sub, b"status: sick\n"), Ok(false));
@@ -314,6 +355,64 @@ mod tests {
         assert_eq!(body_matches(&re, b"ok 42"), Ok(true));
         assert_eq!(body_matches(&re, b"ok x"), Ok(false));
         assert!(body_matches(&BodyMatch::Regex("(".into()), b"").is_err());
+    }
+
+    #[test]
+    fn a_body_regex_is_compiled_once() {
+        let regexes = BodyRegexes::default();
+        let first = regexes.compiled(r"^ok \d+$").unwrap();
+        let again = regexes.compiled(r"^ok \d+$").unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = regexes.compiled("^ok$").unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(regexes.compiled("(").is_err());
+        assert_eq!(regexes.cache.lock().unwrap().len(), 2);
+    }
+
+    /// The fuzz entry point judges a response fed over an in-memory stream, and sends the
+    /// same request as `probe`.
+    #[tokio::test]
+    async fn probe_stream_judges_an_in_memory_response() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr: IpAddr = "127.0.0.1".parse().unwrap();
+        let cases = [
+            (None, "200 OK", "ok 7", ResultCode::L7Ok),
+            (None, "503 Unavailable", "", ResultCode::L7Sts),
+            (
+                Some(BodyMatch::Regex(r"^ok \d+$".into())),
+                "200 OK",
+                "ok 7",
+                ResultCode::L7Ok,
+            ),
+            (
+                Some(BodyMatch::Regex(r"^ok \d+$".into())),
+                "200 OK",
+                "ok x",
+                ResultCode::L7Rsp,
+            ),
+        ];
+        for (expect_body, status, body, code) in cases {
+            let (client, mut server) = tokio::io::duplex(16 * 1024);
+            let serve = async move {
+                let mut head = [0u8; 1024];
+                let n = server.read(&mut head).await.unwrap_or(0);
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = server.write_all(reply.as_bytes()).await;
+                let _ = server.shutdown().await;
+                String::from_utf8_lossy(&head[..n]).into_owned()
+            };
+            let p = HttpParams {
+                expect_body,
+                ..params()
+            };
+            let (head, outcome) = tokio::join!(serve, probe_stream(client, &p, addr, 8080, false));
+            assert_eq!(outcome.code, code, "{status} {body:?}: {outcome:?}");
+            assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head:?}");
+            assert!(head.contains("host: 127.0.0.1:8080\r\n"), "{head:?}");
+        }
     }
 
     #[test]

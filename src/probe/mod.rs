@@ -114,6 +114,7 @@ struct Inner {
     sockets: netns::SocketFactory,
     icmp: icmp::IcmpPool,
     tls: tls::TlsConfigs,
+    body_regexes: http::BodyRegexes,
     syn: tcp_syn::SynPool,
 }
 
@@ -160,7 +161,17 @@ impl Prober {
                 Err(o) => o,
             },
             CheckType::Http | CheckType::Https => match port_of(spec) {
-                Ok(port) => http::probe(&inner.sockets, &inner.tls, spec, port, stage).await,
+                Ok(port) => {
+                    http::probe(
+                        &inner.sockets,
+                        &inner.tls,
+                        &inner.body_regexes,
+                        spec,
+                        port,
+                        stage,
+                    )
+                    .await
+                }
                 Err(o) => o,
             },
         }
