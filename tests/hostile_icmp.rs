@@ -3,7 +3,7 @@
 //! each forgery gets one thing wrong and must not be credited. tests/probe_netns.rs covers
 //! the wrong token and the faithful control.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -12,9 +12,6 @@ use std::time::Duration;
 use maglev::config::model::CheckType;
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
-use pnet_packet::Packet;
-use pnet_packet::icmp::{IcmpPacket, IcmpTypes};
-use pnet_packet::ipv4::Ipv4Packet;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const TIMEOUT: Duration = Duration::from_millis(1000);
@@ -24,6 +21,10 @@ const OTHER_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 #[path = "support/netns.rs"]
 mod netns;
 use netns::TestNs;
+
+#[path = "support/icmp_forge.rs"]
+mod icmp_forge;
+use icmp_forge::{into_echo_reply, next_echo_request};
 
 /// A test namespace with echo answers off, so every reply the probe sees is a forgery.
 fn hostile_ns(tag: &str) -> Option<TestNs> {
@@ -81,34 +82,16 @@ fn forge_reply(ns: &TestNs, forgery: Forgery) -> (mpsc::Receiver<()>, JoinHandle
         };
         sock.set_read_timeout(Some(Duration::from_secs(3)))?;
         let _ = ready_tx.send(());
-        let mut buf = [0u8; 1500];
-        loop {
-            let n = (&sock).read(&mut buf)?;
-            let Some(ip) = Ipv4Packet::new(&buf[..n]) else {
-                continue;
-            };
-            let prober = ip.get_source();
-            let mut reply = ip.payload().to_vec();
-            if reply.len() < 16 || reply[0] != IcmpTypes::EchoRequest.0 {
-                continue;
-            }
-            reply[0] = IcmpTypes::EchoReply.0;
-            match forgery {
-                Forgery::Faithful | Forgery::WrongSource => {}
-                Forgery::WrongIdent => reply[4] ^= 0xff,
-                Forgery::WrongSeq => reply[7] ^= 0xff,
-            }
-            reply[2] = 0;
-            reply[3] = 0;
-            let Some(packet) = IcmpPacket::new(&reply) else {
-                continue;
-            };
-            let sum = pnet_packet::icmp::checksum(&packet);
-            reply[2..4].copy_from_slice(&sum.to_be_bytes());
-            let to = SockAddr::from(SocketAddr::new(IpAddr::V4(prober), 0));
-            sender.send_to(&reply, &to)?;
-            return Ok(());
+        let (prober, mut reply) = next_echo_request(&sock)?;
+        match forgery {
+            Forgery::Faithful | Forgery::WrongSource => {}
+            Forgery::WrongIdent => reply[4] ^= 0xff,
+            Forgery::WrongSeq => reply[7] ^= 0xff,
         }
+        into_echo_reply(&mut reply);
+        let to = SockAddr::from(SocketAddr::new(IpAddr::V4(prober), 0));
+        sender.send_to(&reply, &to)?;
+        Ok(())
     });
     (ready_rx, handle)
 }

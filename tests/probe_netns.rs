@@ -1,7 +1,7 @@
 //! Probes inside network namespaces the tests create themselves (root and iproute2 needed;
 //! skipped otherwise).
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -10,9 +10,6 @@ use std::time::Duration;
 use maglev::config::model::CheckType;
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
-use pnet_packet::Packet;
-use pnet_packet::icmp::{IcmpPacket, IcmpTypes};
-use pnet_packet::ipv4::Ipv4Packet;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const TIMEOUT: Duration = Duration::from_millis(1000);
@@ -20,6 +17,10 @@ const TIMEOUT: Duration = Duration::from_millis(1000);
 #[path = "support/netns.rs"]
 mod netns;
 use netns::TestNs;
+
+#[path = "support/icmp_forge.rs"]
+mod icmp_forge;
+use icmp_forge::{into_echo_reply, next_echo_request};
 
 fn spec(kind: CheckType, port: Option<u16>, netns: &str) -> ProbeSpec {
     ProbeSpec {
@@ -93,31 +94,16 @@ fn forge_reply(ns: &TestNs, copy_token: bool) -> (mpsc::Receiver<()>, JoinHandle
         let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
         sock.set_read_timeout(Some(Duration::from_secs(3)))?;
         let _ = ready_tx.send(());
-        let mut buf = [0u8; 1500];
-        loop {
-            let n = (&sock).read(&mut buf)?;
-            let Some(ip) = Ipv4Packet::new(&buf[..n]) else {
-                continue;
-            };
-            let icmp = ip.payload().to_vec();
-            if icmp.len() < 16 || icmp[0] != IcmpTypes::EchoRequest.0 {
-                continue;
+        let (_, mut reply) = next_echo_request(&sock)?;
+        if !copy_token {
+            for b in &mut reply[8..] {
+                *b ^= 0xff;
             }
-            let mut reply = icmp;
-            reply[0] = IcmpTypes::EchoReply.0;
-            if !copy_token {
-                for b in &mut reply[8..] {
-                    *b ^= 0xff;
-                }
-            }
-            reply[2] = 0;
-            reply[3] = 0;
-            let sum = pnet_packet::icmp::checksum(&IcmpPacket::new(&reply).unwrap());
-            reply[2..4].copy_from_slice(&sum.to_be_bytes());
-            let to = SockAddr::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
-            sock.send_to(&reply, &to)?;
-            return Ok(());
         }
+        into_echo_reply(&mut reply);
+        let to = SockAddr::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+        sock.send_to(&reply, &to)?;
+        Ok(())
     });
     (ready_rx, handle)
 }
