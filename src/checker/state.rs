@@ -104,12 +104,12 @@ impl CheckerState {
     }
 
     pub(crate) fn backend_mut(&mut self, name: &str) -> Result<&mut BackendEntry, CheckerError> {
-        if !self.backends.contains_key(name) {
-            return Err(not_found("backend", name, self.backends.keys()));
+        // The config's backends are the entries' names (every backend of a validated config
+        // has one); naming them keeps this a single lookup.
+        match self.backends.get_mut(name) {
+            Some(entry) => Ok(entry),
+            None => Err(not_found("backend", name, self.config.backends.keys())),
         }
-        self.backends
-            .get_mut(name)
-            .ok_or_else(|| not_found("backend", name, std::iter::empty::<&String>()))
     }
 
     /// Publishes a backend transition (once per referencing frontend), logs it, and
