@@ -70,8 +70,7 @@ impl CheckerState {
     fn new_entry(&mut self, config: &Config, name: &str, now: SystemTime) -> Option<BackendEntry> {
         let backend = config.backends.get(name)?;
         let hc = config.healthchecks.get(&backend.healthcheck)?;
-        let generation = self.next_generation;
-        self.next_generation += 1;
+        let generation = self.bump_generation();
         Some(BackendEntry {
             config: backend.clone(),
             healthcheck: hc.clone(),
