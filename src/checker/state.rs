@@ -200,7 +200,9 @@ impl CheckerState {
     /// Re-evaluates every frontend; `initial` records states without publishing.
     pub(crate) fn recompute_frontends(&mut self, inner: &Inner, initial: bool) {
         let names: Vec<String> = self.config.frontends.keys().cloned().collect();
-        self.frontend_states.retain(|k, _| names.contains(k));
+        let frontends = &self.config.frontends;
+        self.frontend_states
+            .retain(|k, _| frontends.contains_key(k));
         if initial {
             for name in &names {
                 if let Some(view) = frontend_view(self, name) {
