@@ -30,6 +30,10 @@ pub trait Probe: Send + Sync + 'static {
         &'a self,
         spec: &'a ProbeSpec,
     ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
+
+    /// A new config was applied: drop anything read from files the config names (the
+    /// daemon's prober re-reads CA files on the next HTTPS probe).
+    fn config_reloaded(&self) {}
 }
 
 impl Probe for Prober {
@@ -38,6 +42,10 @@ impl Probe for Prober {
         spec: &'a ProbeSpec,
     ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>> {
         Box::pin(Prober::probe(self, spec))
+    }
+
+    fn config_reloaded(&self) {
+        self.clear_tls_cache();
     }
 }
 
@@ -201,6 +209,7 @@ impl Checker {
     /// become `removed` and stop, a changed probe definition restarts that backend at
     /// `unknown`, everything else keeps counter, state, history and overrides.
     pub fn reload(&self, new: Arc<Config>) -> crate::config::ConfigDiff {
+        self.inner.probe.config_reloaded();
         self.with_state_mut(|st, inner| st.apply_config(inner, new, SystemTime::now()))
     }
 

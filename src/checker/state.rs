@@ -70,8 +70,7 @@ impl CheckerState {
     fn new_entry(&mut self, config: &Config, name: &str, now: SystemTime) -> Option<BackendEntry> {
         let backend = config.backends.get(name)?;
         let hc = config.healthchecks.get(&backend.healthcheck)?;
-        let generation = self.next_generation;
-        self.next_generation += 1;
+        let generation = self.bump_generation();
         Some(BackendEntry {
             config: backend.clone(),
             healthcheck: hc.clone(),
@@ -104,12 +103,12 @@ impl CheckerState {
     }
 
     pub(crate) fn backend_mut(&mut self, name: &str) -> Result<&mut BackendEntry, CheckerError> {
-        if !self.backends.contains_key(name) {
-            return Err(not_found("backend", name, self.backends.keys()));
+        // The config's backends are the entries' names (every backend of a validated config
+        // has one); naming them keeps this a single lookup.
+        match self.backends.get_mut(name) {
+            Some(entry) => Ok(entry),
+            None => Err(not_found("backend", name, self.config.backends.keys())),
         }
-        self.backends
-            .get_mut(name)
-            .ok_or_else(|| not_found("backend", name, std::iter::empty::<&String>()))
     }
 
     /// Publishes a backend transition (once per referencing frontend), logs it, and
@@ -201,7 +200,9 @@ impl CheckerState {
     /// Re-evaluates every frontend; `initial` records states without publishing.
     pub(crate) fn recompute_frontends(&mut self, inner: &Inner, initial: bool) {
         let names: Vec<String> = self.config.frontends.keys().cloned().collect();
-        self.frontend_states.retain(|k, _| names.contains(k));
+        let frontends = &self.config.frontends;
+        self.frontend_states
+            .retain(|k, _| frontends.contains_key(k));
         if initial {
             for name in &names {
                 if let Some(view) = frontend_view(self, name) {

@@ -1,8 +1,6 @@
 //! Per-backend probe statistics kept beside the health state, so that metrics are read from
 //! the same place the gRPC API reads (no second bookkeeping).
 
-use std::time::Duration;
-
 use crate::health::{ProbeResult, ResultCode};
 
 /// Upper bounds (seconds) of the probe duration histogram buckets.
@@ -42,27 +40,12 @@ impl ProbeStats {
             .map(|i| self.by_code[i])
             .unwrap_or(0)
     }
-
-    /// Cumulative bucket counts as Prometheus wants them (`le` buckets, then +Inf).
-    pub fn cumulative_buckets(&self) -> Vec<(f64, u64)> {
-        let mut acc = 0;
-        let mut out = Vec::with_capacity(DURATION_BUCKETS.len() + 1);
-        for (i, le) in DURATION_BUCKETS.iter().enumerate() {
-            acc += self.duration_buckets[i];
-            out.push((*le, acc));
-        }
-        acc += self.duration_buckets[DURATION_BUCKETS.len()];
-        out.push((f64::INFINITY, acc));
-        out
-    }
-
-    pub fn mean(&self) -> Option<Duration> {
-        (self.count > 0).then(|| Duration::from_secs_f64(self.duration_sum / self.count as f64))
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -87,11 +70,11 @@ mod tests {
         assert_eq!(s.count_of(ResultCode::L4Ok), 1);
         assert_eq!(s.count_of(ResultCode::L7Sts), 1);
         assert_eq!(s.count_of(ResultCode::L7Ok), 0);
-        let cum = s.cumulative_buckets();
-        assert_eq!(cum[0], (0.0005, 1)); // 300 µs
-        assert_eq!(cum[5].1, 1); // <= 25 ms: only the first
-        assert_eq!(cum[6].1, 2); // <= 50 ms: the 30 ms one too
-        assert_eq!(cum.last().map(|c| c.1), Some(3)); // +Inf holds all
+        let up_to = |i: usize| s.duration_buckets[..=i].iter().sum::<u64>();
+        assert_eq!((DURATION_BUCKETS[0], up_to(0)), (0.0005, 1)); // 300 µs
+        assert_eq!(up_to(5), 1); // <= 25 ms: only the first
+        assert_eq!(up_to(6), 2); // <= 50 ms: the 30 ms one too
+        assert_eq!(up_to(DURATION_BUCKETS.len()), 3); // +Inf holds all
         assert!((s.duration_sum - 5.0303).abs() < 1e-9);
     }
 }

@@ -18,6 +18,7 @@ use crate::health::{FrontendState, ResultCode, State};
 struct Script {
     pass: Mutex<HashMap<IpAddr, bool>>,
     log: Mutex<Vec<(IpAddr, Instant)>>,
+    reloads: std::sync::atomic::AtomicUsize,
 }
 
 impl Script {
@@ -65,6 +66,11 @@ impl Probe for Script {
                 )
             }
         })
+    }
+
+    fn config_reloaded(&self) {
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -267,7 +273,7 @@ async fn operator_actions_stop_and_restart_probing() {
     assert_eq!(c.enable("a"), Ok(()));
     assert_eq!(state_of(&c, "a"), Some(State::Unknown));
     match c.pause("nope") {
-        Err(CheckerError::NotFound { known, .. }) => assert!(known.contains('a')),
+        Err(CheckerError::NotFound { known, .. }) => assert_eq!(known, "a, b, c, d"),
         other => panic!("expected not found, got {other:?}"),
     }
 }
@@ -328,7 +334,14 @@ async fn reload_keeps_unchanged_backends_and_restarts_changed_ones() {
             "[backends.e]\naddress = \"127.0.0.15\"\nhealthcheck = \"tcp\"\n",
         )
         .replace("d = { weight = 50 }", "e = {}");
+    let reloads = || script.reloads.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(reloads(), 0);
     let diff = c.reload(config(&new));
+    assert_eq!(
+        reloads(),
+        1,
+        "the probe is told (the prober drops cached CA files)"
+    );
     assert_eq!(diff.backends_restart, vec!["b".to_string()]);
     assert_eq!(diff.backends_removed, vec!["d".to_string()]);
     assert_eq!(diff.backends_added, vec!["e".to_string()]);

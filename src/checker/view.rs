@@ -32,12 +32,16 @@ pub fn frontend_view(st: &CheckerState, name: &str) -> Option<FrontendView> {
                         .get(&m.backend)
                         .map(|e| e.health.state())
                         .unwrap_or(State::Unknown);
-                    let mut input = BackendInput::new(m.backend.clone(), m.weight, state);
-                    let key = (name.to_string(), pool.name.clone(), m.backend.clone());
-                    if let Some(w) = st.overrides.get(&key) {
-                        input = input.with_override(*w);
+                    let input = BackendInput::new(m.backend.clone(), m.weight, state);
+                    // Overrides are rare: build the owned lookup key only when there are some.
+                    if st.overrides.is_empty() {
+                        return input;
                     }
-                    input
+                    let key = (name.to_string(), pool.name.clone(), m.backend.clone());
+                    match st.overrides.get(&key) {
+                        Some(w) => input.with_override(*w),
+                        None => input,
+                    }
                 })
                 .collect(),
         })

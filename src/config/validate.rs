@@ -108,20 +108,16 @@ impl Validator<'_> {
         let Some(raw) = raw.map(Spanned::get_ref) else {
             return out;
         };
-        if let Some(th) = &raw.transition_history {
-            let key = "healthchecker.transition-history";
-            match usize::try_from(*th.get_ref()) {
-                // The ring is allocated per backend: bound it like rise/fall.
-                Ok(n) if (1..=MAX_TRANSITION_HISTORY).contains(&n) => out.transition_history = n,
-                _ => self.error(
-                    th.span(),
-                    key,
-                    format!(
-                        "transition-history must be within 1..={MAX_TRANSITION_HISTORY}, got {}",
-                        th.get_ref()
-                    ),
-                ),
-            }
+        if let Some(th) = &raw.transition_history
+            // The ring is allocated per backend: bound it like rise/fall.
+            && let Some(n) = self.int_field(
+                th,
+                "healthchecker.transition-history",
+                |n: &usize| (1..=MAX_TRANSITION_HISTORY).contains(n),
+                &format!("within 1..={MAX_TRANSITION_HISTORY}"),
+            )
+        {
+            out.transition_history = n;
         }
         out.netns = non_empty(raw.netns.as_ref());
         out
@@ -156,16 +152,15 @@ impl Validator<'_> {
         config.ipv6_src_address =
             self.ipv6(raw.ipv6_src_address.as_ref(), &join(p, "ipv6-src-address"));
 
-        if let Some(b) = &raw.sticky_buckets_per_core {
-            let n = *b.get_ref();
-            match u32::try_from(n) {
-                Ok(n) if n.is_power_of_two() => config.sticky_buckets_per_core = n,
-                _ => self.error(
-                    b.span(),
-                    join(p, "sticky-buckets-per-core"),
-                    format!("sticky-buckets-per-core must be a power of two (e.g. 65536), got {n}"),
-                ),
-            }
+        if let Some(b) = &raw.sticky_buckets_per_core
+            && let Some(n) = self.int_field(
+                b,
+                &join(p, "sticky-buckets-per-core"),
+                |n: &u32| n.is_power_of_two(),
+                "a power of two (e.g. 65536)",
+            )
+        {
+            config.sticky_buckets_per_core = n;
         }
 
         if let Some(ft) = &raw.flow_timeout {
@@ -306,8 +301,8 @@ impl Validator<'_> {
             );
         }
 
-        let rise = self.rise_fall(raw.rise.as_ref(), &join(p, "rise"), "rise", DEFAULT_RISE);
-        let fall = self.rise_fall(raw.fall.as_ref(), &join(p, "fall"), "fall", DEFAULT_FALL);
+        let rise = self.rise_fall(raw.rise.as_ref(), &join(p, "rise"), DEFAULT_RISE);
+        let fall = self.rise_fall(raw.fall.as_ref(), &join(p, "fall"), DEFAULT_FALL);
         let probe_ipv4_src = self.ipv4(raw.probe_ipv4_src.as_ref(), &join(p, "probe-ipv4-src"));
         let probe_ipv6_src = self.ipv6(raw.probe_ipv6_src.as_ref(), &join(p, "probe-ipv6-src"));
         let netns = non_empty(raw.netns.as_ref());
@@ -373,17 +368,7 @@ impl Validator<'_> {
                 );
                 None
             }
-            Some(port) => match u16::try_from(*port.get_ref()) {
-                Ok(n) if n >= 1 => Some(n),
-                _ => {
-                    self.error(
-                        port.span(),
-                        join(p, "port"),
-                        format!("port must be 1..65535, got {}", port.get_ref()),
-                    );
-                    None
-                }
-            },
+            Some(port) => self.int_field(port, &join(p, "port"), |n: &u16| *n >= 1, "1..65535"),
         }
     }
 
@@ -721,20 +706,14 @@ impl Validator<'_> {
             for (bname, member) in &raw_pool.backends {
                 let bn = bname.get_ref().as_str();
                 let mp = join(&join(&pp, "backends"), bn);
-                let weight = match &member.get_ref().weight {
-                    None => DEFAULT_WEIGHT,
-                    Some(w) => match u8::try_from(*w.get_ref()) {
-                        Ok(n) if n <= 100 => n,
-                        _ => {
-                            self.error(
-                                w.span(),
-                                join(&mp, "weight"),
-                                format!("weight must be 0..100, got {}", w.get_ref()),
-                            );
-                            DEFAULT_WEIGHT
-                        }
-                    },
-                };
+                let weight = member
+                    .get_ref()
+                    .weight
+                    .as_ref()
+                    .and_then(|w| {
+                        self.int_field(w, &join(&mp, "weight"), |n: &u8| *n <= 100, "0..100")
+                    })
+                    .unwrap_or(DEFAULT_WEIGHT);
                 members.push(PoolMember {
                     backend: bn.to_string(),
                     weight,
@@ -864,8 +843,11 @@ impl Validator<'_> {
         };
         match self.duration(raw, key) {
             Some(d) if d.is_zero() => {
-                let field = key.rsplit('.').next().unwrap_or(key);
-                self.error(raw.span(), key, format!("{field} must be greater than 0"));
+                self.error(
+                    raw.span(),
+                    key,
+                    format!("{} must be greater than 0", field_of(key)),
+                );
                 default
             }
             Some(d) => d,
@@ -873,26 +855,37 @@ impl Validator<'_> {
         }
     }
 
-    fn rise_fall(
+    fn rise_fall(&mut self, raw: Option<&Spanned<i64>>, key: &str, default: u32) -> u32 {
+        raw.and_then(|raw| {
+            self.int_field(
+                raw,
+                key,
+                |n: &u32| (1..=MAX_RISE_FALL).contains(&i64::from(*n)),
+                &format!("1..{MAX_RISE_FALL}"),
+            )
+        })
+        .unwrap_or(default)
+    }
+
+    /// An integer that fits `T` and passes `accept`; else the error
+    /// "<field> must be <expect>, got <n>" is recorded and the result is `None`.
+    fn int_field<T: TryFrom<i64>>(
         &mut self,
-        raw: Option<&Spanned<i64>>,
+        raw: &Spanned<i64>,
         key: &str,
-        field: &str,
-        default: u32,
-    ) -> u32 {
-        let Some(raw) = raw else {
-            return default;
-        };
+        accept: impl FnOnce(&T) -> bool,
+        expect: &str,
+    ) -> Option<T> {
         let n = *raw.get_ref();
-        match u32::try_from(n) {
-            Ok(v) if (1..=MAX_RISE_FALL).contains(&n) => v,
+        match T::try_from(n) {
+            Ok(v) if accept(&v) => Some(v),
             _ => {
                 self.error(
                     raw.span(),
                     key,
-                    format!("{field} must be 1..{MAX_RISE_FALL}, got {n}"),
+                    format!("{} must be {expect}, got {n}", field_of(key)),
                 );
-                default
+                None
             }
         }
     }
@@ -912,35 +905,42 @@ impl Validator<'_> {
     }
 
     fn ipv4(&mut self, raw: Option<&Spanned<String>>, key: &str) -> Option<Ipv4Addr> {
-        let raw = raw?;
-        match self.ip(raw, key)? {
+        match self.ip_of_family(raw, key, true)? {
             IpAddr::V4(a) => Some(a),
-            IpAddr::V6(a) => {
-                let field = key.rsplit('.').next().unwrap_or(key);
-                self.error(
-                    raw.span(),
-                    key,
-                    format!("{field} must be an IPv4 address, got IPv6 {a}"),
-                );
-                None
-            }
+            IpAddr::V6(_) => None,
         }
     }
 
     fn ipv6(&mut self, raw: Option<&Spanned<String>>, key: &str) -> Option<Ipv6Addr> {
-        let raw = raw?;
-        match self.ip(raw, key)? {
+        match self.ip_of_family(raw, key, false)? {
             IpAddr::V6(a) => Some(a),
-            IpAddr::V4(a) => {
-                let field = key.rsplit('.').next().unwrap_or(key);
-                self.error(
-                    raw.span(),
-                    key,
-                    format!("{field} must be an IPv6 address, got IPv4 {a}"),
-                );
-                None
-            }
+            IpAddr::V4(_) => None,
         }
+    }
+
+    /// An address of the family asked for (`is_v4`), else the error is recorded.
+    fn ip_of_family(
+        &mut self,
+        raw: Option<&Spanned<String>>,
+        key: &str,
+        is_v4: bool,
+    ) -> Option<IpAddr> {
+        let raw = raw?;
+        let a = self.ip(raw, key)?;
+        if a.is_ipv4() == is_v4 {
+            return Some(a);
+        }
+        self.error(
+            raw.span(),
+            key,
+            format!(
+                "{} must be an {} address, got {} {a}",
+                field_of(key),
+                family_name(is_v4),
+                family_name(!is_v4)
+            ),
+        );
+        None
     }
 
     fn non_empty_string(
@@ -966,6 +966,11 @@ impl Validator<'_> {
 /// "" means "not set" for optional names such as netns.
 fn non_empty(raw: Option<&Spanned<String>>) -> Option<String> {
     raw.map(|s| s.get_ref().clone()).filter(|s| !s.is_empty())
+}
+
+/// The last segment of a key path: the field name errors speak of.
+fn field_of(key: &str) -> &str {
+    key.rsplit('.').next().unwrap_or(key)
 }
 
 fn family_name(is_v4: bool) -> &'static str {

@@ -110,8 +110,10 @@ impl BackendHealth {
             State::Down
         };
         let at = result.at;
-        self.last_result = Some(result.clone());
-        Ok(self.change(to, at, Some(result), TransitionReason::Probe))
+        // Most probes change nothing: copy the result only for a transition.
+        let cause = (to != self.state).then(|| result.clone());
+        self.last_result = Some(result);
+        Ok(self.change(to, at, cause, TransitionReason::Probe))
     }
 
     /// Stop probing. Refused when disabled or removed; a no-op when already paused.

@@ -20,16 +20,6 @@ pub enum TransitionReason {
 }
 
 impl TransitionReason {
-    pub const ALL: [TransitionReason; 7] = [
-        TransitionReason::Probe,
-        TransitionReason::Pause,
-        TransitionReason::Resume,
-        TransitionReason::Disable,
-        TransitionReason::Enable,
-        TransitionReason::Remove,
-        TransitionReason::Reload,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             TransitionReason::Probe => "probe",
