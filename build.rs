@@ -15,7 +15,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .file_descriptor_set_path(out.join("maglev_descriptor_unused.bin"))
         .compile_fds(fds)?;
 
     // A build outside git (tarball, crates.io) still works: the commit is then "unknown".
