@@ -24,8 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use daemon_support::{DEADLINE, Daemon, DaemonBuilder, UpBackend, basic_config, eventually};
-use maglev::proto::{BackendState, GetBackendRequest};
+use daemon_support::{DEADLINE, Daemon, DaemonBuilder, UpBackend, start_settled};
 
 /// Tall enough that a whole session fits without scrolling, so rows keep their order.
 const ROWS: u16 = 400;
@@ -322,30 +321,8 @@ fn started() -> (Daemon, UpBackend) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(async {
-        let backend = UpBackend::start("127.0.0.2");
-        let d = DaemonBuilder::new(basic_config(backend.port()))
-            .start()
-            .await;
-        let c = d.client().await;
-        eventually("up is up and down is down", || {
-            let mut c = c.clone();
-            async move {
-                let mut state = async |name: &str| {
-                    let b = c
-                        .get_backend(GetBackendRequest { name: name.into() })
-                        .await
-                        .ok()?;
-                    Some(b.into_inner().state())
-                };
-                (state("up").await? == BackendState::Up
-                    && state("down").await? == BackendState::Down)
-                    .then_some(())
-            }
-        })
-        .await;
-        (d, backend)
-    })
+    let (d, backend, _) = runtime.block_on(start_settled(DaemonBuilder::new));
+    (d, backend)
 }
 
 /// A one-shot `maglev ctl` beside the shell.
