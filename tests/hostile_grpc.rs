@@ -289,6 +289,15 @@ async fn malformed_requests_get_the_right_status_and_change_nothing() {
     let h = huge.clone();
     case!("SetWeight 1 MiB pool", Code::NotFound, |c| c
         .set_frontend_pool_backend_weight(weight("web", &h, "up", 10)));
+    let h = huge.clone();
+    case!("SyncVpplbState 1 MiB frontend", Code::NotFound, |c| c
+        .sync_vpplb_state(SyncVpplbStateRequest {
+            frontend: h.clone()
+        }));
+    case!("SyncVpplbState unknown frontend", Code::NotFound, |c| c
+        .sync_vpplb_state(SyncVpplbStateRequest {
+            frontend: "nope".into()
+        }));
 
     // Raw bodies prost would never produce.
     let ch = channel.clone();

@@ -68,7 +68,13 @@ fn non_empty(what: &str, value: &str) -> Result<(), Status> {
     }
 }
 
-fn not_found<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) -> Status {
+/// NOT_FOUND for an unknown `name`, listing the `known` ones; bounded like every message
+/// that quotes a request.
+pub(super) fn not_found<'a>(
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+) -> Status {
     let known: Vec<String> = known.cloned().collect();
     Status::not_found(bounded(format!(
         "unknown {kind} {name:?} (known: {})",
