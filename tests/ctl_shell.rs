@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -325,17 +325,6 @@ fn started() -> (Daemon, UpBackend) {
     (d, backend)
 }
 
-/// A one-shot `maglev ctl` beside the shell.
-fn one_shot(d: &Daemon, words: &[&str]) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("maglev"))
-        .args(["ctl", "--server", &d.grpc_addr, "--timeout", "20s"])
-        .args(words)
-        .env_remove("MAGLEV_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maglev ctl")
-}
-
 fn history_file(state: &Path) -> PathBuf {
     state.join("maglev").join("history")
 }
@@ -595,7 +584,7 @@ fn watch_events_ends_after_its_count_or_a_key_and_the_prompt_returns() {
             sh.text()
         );
         let action = if pause { "pause" } else { "resume" };
-        let o = one_shot(&d, &["set", "backend", "up", action]);
+        let o = d.ctl(&["set", "backend", "up", action]);
         assert!(o.status.success(), "{o:?}");
         pause = !pause;
         let waited = Instant::now();
