@@ -8,20 +8,8 @@ mod daemon_support;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_support::{Daemon, DaemonBuilder, Grpc, UpBackend, basic_config, eventually};
-use maglev::proto::{BackendState, GetBackendRequest};
+use daemon_support::{Daemon, DaemonBuilder, Grpc, UpBackend, basic_config, start_settled};
 use serde_json::Value;
-
-fn ctl(d: &Daemon, words: &[&str]) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("maglev"))
-        .args(["ctl", "--server", &d.grpc_addr, "--timeout", "20s"])
-        .args(words)
-        .env_remove("MAGLEV_SERVER")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maglev ctl")
-}
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -33,7 +21,7 @@ fn err(o: &Output) -> String {
 
 /// Runs a command expecting `code`; returns stdout.
 fn run(d: &Daemon, code: i32, words: &[&str]) -> String {
-    let o = ctl(d, words);
+    let o = d.ctl(words);
     assert_eq!(
         o.status.code(),
         Some(code),
@@ -51,37 +39,9 @@ fn json(d: &Daemon, words: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{words:?}: not JSON ({e}): {out}"))
 }
 
-async fn started() -> (Daemon, UpBackend) {
-    let backend = UpBackend::start("127.0.0.2");
-    let d = DaemonBuilder::new(basic_config(backend.port()))
-        .start()
-        .await;
-    let c = d.client().await;
-    eventually("up is up and down is down", || {
-        let mut c = c.clone();
-        async move {
-            let st = |b: maglev::proto::Backend| b.state();
-            let up = c
-                .get_backend(GetBackendRequest { name: "up".into() })
-                .await
-                .ok()?;
-            let down = c
-                .get_backend(GetBackendRequest {
-                    name: "down".into(),
-                })
-                .await
-                .ok()?;
-            (st(up.into_inner()) == BackendState::Up && st(down.into_inner()) == BackendState::Down)
-                .then_some(())
-        }
-    })
-    .await;
-    (d, backend)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_commands_text_and_json() {
-    let (d, _backend) = started().await;
+    let (d, _backend, _) = start_settled(DaemonBuilder::new).await;
 
     let v = run(&d, 0, &["show", "version"]);
     assert!(
@@ -134,7 +94,7 @@ async fn show_commands_text_and_json() {
     assert_eq!(h["healthchecks"][0]["name"], "tcp", "{h}");
 
     // Unknown names are refusals: exit 1, the daemon's message only.
-    let o = ctl(&d, &["show", "backends", "ghost"]);
+    let o = d.ctl(&["show", "backends", "ghost"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
@@ -148,7 +108,7 @@ async fn show_commands_text_and_json() {
         &["show", "vpp", "lb", "counters"][..],
         &["sync", "vpp", "lb", "state"][..],
     ] {
-        let o = ctl(&d, words);
+        let o = d.ctl(words);
         assert_eq!(o.status.code(), Some(1), "{words:?}");
         assert_eq!(
             err(&o),
@@ -158,13 +118,13 @@ async fn show_commands_text_and_json() {
     }
 
     // Usage error against a live daemon: 2.
-    let o = ctl(&d, &["show", "bogus"]);
+    let o = d.ctl(&["show", "bogus"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_commands_and_config() {
-    let (d, backend) = started().await;
+    let (d, backend, _) = start_settled(DaemonBuilder::new).await;
 
     let out = run(&d, 0, &["set", "backend", "up", "pause"]);
     assert!(out.contains("paused"), "{out}");
@@ -175,7 +135,7 @@ async fn set_commands_and_config() {
     );
     let out = run(&d, 0, &["set", "backend", "down", "disable"]);
     assert!(out.contains("disabled"), "{out}");
-    let o = ctl(&d, &["set", "backend", "down", "pause"]);
+    let o = d.ctl(&["set", "backend", "down", "pause"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("disabled; enable it first"), "{}", err(&o));
     let out = json(&d, &["set", "backend", "down", "enable"]);
@@ -196,12 +156,9 @@ async fn set_commands_and_config() {
         out.contains("30*") && out.contains("runtime weight override"),
         "{out}"
     );
-    let o = ctl(
-        &d,
-        &[
-            "set", "frontend", "web", "pool", "nope", "backend", "up", "weight", "30",
-        ],
-    );
+    let o = d.ctl(&[
+        "set", "frontend", "web", "pool", "nope", "backend", "up", "weight", "30",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("unknown pool \"nope\""), "{}", err(&o));
 
@@ -358,7 +315,7 @@ async fn watch_events_num_n_over_a_unix_socket_and_exit_3_when_gone() {
     // The daemon gone: exit 3.
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(daemon_support::DEADLINE).is_some());
-    let o = ctl(&d, &["show", "version"]);
+    let o = d.ctl(&["show", "version"]);
     assert_eq!(o.status.code(), Some(3), "{}", err(&o));
     assert!(
         err(&o).starts_with("error: cannot reach maglev daemon at unix:"),

@@ -19,13 +19,12 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use daemon_support::{DEADLINE, Daemon, DaemonBuilder, UpBackend, basic_config, eventually};
-use maglev::proto::{BackendState, GetBackendRequest};
+use daemon_support::{DEADLINE, Daemon, DaemonBuilder, UpBackend, start_settled};
 
 /// Tall enough that a whole session fits without scrolling, so rows keep their order.
 const ROWS: u16 = 400;
@@ -322,41 +321,8 @@ fn started() -> (Daemon, UpBackend) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    runtime.block_on(async {
-        let backend = UpBackend::start("127.0.0.2");
-        let d = DaemonBuilder::new(basic_config(backend.port()))
-            .start()
-            .await;
-        let c = d.client().await;
-        eventually("up is up and down is down", || {
-            let mut c = c.clone();
-            async move {
-                let mut state = async |name: &str| {
-                    let b = c
-                        .get_backend(GetBackendRequest { name: name.into() })
-                        .await
-                        .ok()?;
-                    Some(b.into_inner().state())
-                };
-                (state("up").await? == BackendState::Up
-                    && state("down").await? == BackendState::Down)
-                    .then_some(())
-            }
-        })
-        .await;
-        (d, backend)
-    })
-}
-
-/// A one-shot `maglev ctl` beside the shell.
-fn one_shot(d: &Daemon, words: &[&str]) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("maglev"))
-        .args(["ctl", "--server", &d.grpc_addr, "--timeout", "20s"])
-        .args(words)
-        .env_remove("MAGLEV_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maglev ctl")
+    let (d, backend, _) = runtime.block_on(start_settled(DaemonBuilder::new));
+    (d, backend)
 }
 
 fn history_file(state: &Path) -> PathBuf {
@@ -618,7 +584,7 @@ fn watch_events_ends_after_its_count_or_a_key_and_the_prompt_returns() {
             sh.text()
         );
         let action = if pause { "pause" } else { "resume" };
-        let o = one_shot(&d, &["set", "backend", "up", action]);
+        let o = d.ctl(&["set", "backend", "up", action]);
         assert!(o.status.success(), "{o:?}");
         pause = !pause;
         let waited = Instant::now();

@@ -5,7 +5,7 @@
 #[path = "support/daemon.rs"]
 mod daemon_support;
 
-use daemon_support::{Daemon, DaemonBuilder, UpBackend, basic_config, eventually};
+use daemon_support::{DaemonBuilder, UpBackend, basic_config, eventually, start_settled};
 use maglev::proto::maglev_client::MaglevClient;
 use maglev::proto::*;
 use tonic::Code;
@@ -20,25 +20,6 @@ async fn state_of(c: &mut MaglevClient<Channel>, name: &str) -> Option<BackendSt
     Some(b.state())
 }
 
-/// Starts the daemon on the basic config and waits for `up` up and `down` down.
-async fn settled() -> (Daemon, UpBackend, MaglevClient<Channel>) {
-    let backend = UpBackend::start("127.0.0.2");
-    let d = DaemonBuilder::new(basic_config(backend.port()))
-        .start()
-        .await;
-    let c = d.client().await;
-    eventually("up is up and down is down", || {
-        let mut c = c.clone();
-        async move {
-            let up = state_of(&mut c, "up").await?;
-            let down = state_of(&mut c, "down").await?;
-            (up == BackendState::Up && down == BackendState::Down).then_some(())
-        }
-    })
-    .await;
-    (d, backend, c)
-}
-
 fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> (Code, String) {
     match r {
         Ok(v) => panic!("expected an error, got {v:?}"),
@@ -48,7 +29,7 @@ fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> (Co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_show_backends_frontends_healthchecks_and_version() {
-    let (_d, backend, mut c) = settled().await;
+    let (_d, backend, mut c) = start_settled(DaemonBuilder::new).await;
 
     let list = c
         .list_backends(ListBackendsRequest {})
@@ -203,7 +184,7 @@ async fn queries_show_backends_frontends_healthchecks_and_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_actions_return_the_new_state_and_refusals_have_codes() {
-    let (_d, _backend, mut c) = settled().await;
+    let (_d, _backend, mut c) = start_settled(DaemonBuilder::new).await;
     let act = |name: &str| BackendActionRequest { name: name.into() };
 
     let b = c

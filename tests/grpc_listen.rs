@@ -1,12 +1,14 @@
-//! How the real daemon listens: TLS and mutual TLS (test CA made with rcgen), the refusal
-//! of plaintext on a non-loopback address, and the Unix socket (stale file replaced,
-//! mode 0660, removed on shutdown).
+//! How the real daemon listens: TLS and mutual TLS (test CA made with rcgen), reached by a
+//! tonic client and by `maglev ctl --server https://...`, the refusal of plaintext on a
+//! non-loopback address, and the Unix socket (stale file replaced, mode 0660, removed on
+//! shutdown).
 
 #[path = "support/daemon.rs"]
 mod daemon_support;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use daemon_support::{DaemonBuilder, Grpc, UpBackend, basic_config, free_port};
@@ -104,6 +106,37 @@ async fn wait_tcp(d: &mut daemon_support::Daemon) {
     }
 }
 
+/// `maglev ctl --server https://ADDR FLAGS... show backends`.
+fn ctl_show_backends_over_tls(addr: &str, flags: &[&str]) -> Output {
+    Command::new(assert_cmd::cargo::cargo_bin("maglev"))
+        .args([
+            "ctl",
+            "--server",
+            &format!("https://{addr}"),
+            "--timeout",
+            "20s",
+        ])
+        .args(flags)
+        .args(["show", "backends"])
+        .env_remove("MAGLEV_SERVER")
+        .env_remove("MAGLEV_CA")
+        .env_remove("MAGLEV_CERT")
+        .env_remove("MAGLEV_KEY")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run maglev ctl")
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_on_loopback() {
     let pki = make_pki();
@@ -125,6 +158,23 @@ async fn tls_on_loopback() {
         "plaintext is not served on a TLS port"
     );
     assert!(d.log().contains("(TLS)"), "{}", d.log());
+
+    // `maglev ctl` over https: the test CA verifies the daemon...
+    let ca = write(dir.path(), "ca.pem", &pki.ca_pem);
+    let o = ctl_show_backends_over_tls(&d.grpc_addr, &["--ca", &ca]);
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for name in ["up", "down", "off"] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "backend {name} listed: {out}"
+        );
+    }
+    // ...without it the certificate is not trusted: unreachable, exit 3.
+    let o = ctl_show_backends_over_tls(&d.grpc_addr, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", describe(&o));
+    assert!(o.stdout.is_empty(), "{}", describe(&o));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,6 +202,25 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     let stranger = version_over_tls(&d.grpc_addr, &pki.ca_pem, Some(&other.client)).await;
     assert!(stranger.is_err(), "a certificate from another CA: refused");
     assert!(d.log().contains("(mutual TLS)"), "{}", d.log());
+
+    // `maglev ctl` with --cert/--key from the CA gets in; without them it does not.
+    let client_cert = write(dir.path(), "client.pem", &pki.client.0);
+    let client_key = write(dir.path(), "client.key", &pki.client.1);
+    let server_ca = write(dir.path(), "server-ca.pem", &pki.ca_pem);
+    let o = ctl_show_backends_over_tls(
+        &d.grpc_addr,
+        &[
+            "--ca",
+            &server_ca,
+            "--cert",
+            &client_cert,
+            "--key",
+            &client_key,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
+    let o = ctl_show_backends_over_tls(&d.grpc_addr, &["--ca", &server_ca]);
+    assert_ne!(o.status.code(), Some(0), "{}", describe(&o));
 }
 
 #[test]

@@ -7,11 +7,9 @@ mod daemon_support;
 
 use std::time::Duration;
 
-use daemon_support::{Daemon, DaemonBuilder, UpBackend, basic_config, eventually};
-use maglev::proto::maglev_client::MaglevClient;
+use daemon_support::{DaemonBuilder, start_settled};
 use maglev::proto::*;
 use tonic::Streaming;
-use tonic::transport::Channel;
 
 async fn next(s: &mut Streaming<Event>) -> event::Kind {
     match tokio::time::timeout(daemon_support::DEADLINE, s.message()).await {
@@ -35,47 +33,13 @@ async fn until(s: &mut Streaming<Event>, pred: impl Fn(&event::Kind) -> bool) ->
     }
 }
 
-async fn settle(c: &MaglevClient<Channel>) {
-    eventually("up is up and down is down", || {
-        let mut c = c.clone();
-        async move {
-            let list = c
-                .list_backends(ListBackendsRequest {})
-                .await
-                .ok()?
-                .into_inner();
-            let st = |n: &str| {
-                list.backends
-                    .iter()
-                    .find(|b| b.name == n)
-                    .map(|b| b.state())
-            };
-            (st("up") == Some(BackendState::Up) && st("down") == Some(BackendState::Down))
-                .then_some(())
-        }
-    })
-    .await;
-}
-
-/// `basic_config` with `up` listening, run by the daemon `builder` makes of it; returns
-/// once `up` is up and `down` is down.
-async fn start(
-    builder: impl FnOnce(String) -> DaemonBuilder,
-) -> (UpBackend, Daemon, MaglevClient<Channel>) {
-    let backend = UpBackend::start("127.0.0.2");
-    let d = builder(basic_config(backend.port())).start().await;
-    let c = d.client().await;
-    settle(&c).await;
-    (backend, d, c)
-}
-
 fn act(name: &str) -> BackendActionRequest {
     BackendActionRequest { name: name.into() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_then_backend_and_frontend_events() {
-    let (_backend, _d, mut c) = start(DaemonBuilder::new).await;
+    let (_d, _backend, mut c) = start_settled(DaemonBuilder::new).await;
 
     // Selecting nothing: backend and frontend events, starting with the replay.
     let mut s = c
@@ -144,7 +108,7 @@ async fn replay_then_backend_and_frontend_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_select_kinds_and_names() {
-    let (_backend, _d, mut c) = start(DaemonBuilder::new).await;
+    let (_d, _backend, mut c) = start_settled(DaemonBuilder::new).await;
 
     // Backend events of `down` only: no replay (frontends not selected), no `up` events.
     let mut s = c
@@ -209,7 +173,8 @@ async fn filters_select_kinds_and_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_events_have_their_own_minimum_level() {
     // The daemon itself logs errors only; a watcher still gets info lines.
-    let (_backend, d, mut c) = start(|cfg| DaemonBuilder::new(cfg).log_level("error")).await;
+    let (d, _backend, mut c) =
+        start_settled(|cfg| DaemonBuilder::new(cfg).log_level("error")).await;
 
     let mut info = c
         .watch_events(WatchEventsRequest {

@@ -7,7 +7,7 @@
 mod daemon_support;
 
 use bytes::{Buf, BufMut};
-use daemon_support::{Daemon, DaemonBuilder, UpBackend, basic_config, eventually};
+use daemon_support::{Daemon, DaemonBuilder, UpBackend, eventually, start_settled};
 use maglev::proto::maglev_client::MaglevClient;
 use maglev::proto::*;
 use tonic::Code;
@@ -142,13 +142,9 @@ async fn snapshot(c: &mut MaglevClient<Channel>) -> (Vec<Backend>, Vec<Frontend>
 }
 
 async fn settled() -> (Daemon, UpBackend, MaglevClient<Channel>) {
-    let backend = UpBackend::start("127.0.0.2");
-    let d = DaemonBuilder::new(basic_config(backend.port()))
-        .log_level("info")
-        .start()
-        .await;
-    let c = d.client().await;
-    eventually("up is up, down is down, health settled", || {
+    let (d, backend, c) =
+        start_settled(|config| DaemonBuilder::new(config).log_level("info")).await;
+    eventually("health counters at their ends", || {
         let mut c = c.clone();
         async move {
             let list = c
@@ -293,6 +289,15 @@ async fn malformed_requests_get_the_right_status_and_change_nothing() {
     let h = huge.clone();
     case!("SetWeight 1 MiB pool", Code::NotFound, |c| c
         .set_frontend_pool_backend_weight(weight("web", &h, "up", 10)));
+    let h = huge.clone();
+    case!("SyncVpplbState 1 MiB frontend", Code::NotFound, |c| c
+        .sync_vpplb_state(SyncVpplbStateRequest {
+            frontend: h.clone()
+        }));
+    case!("SyncVpplbState unknown frontend", Code::NotFound, |c| c
+        .sync_vpplb_state(SyncVpplbStateRequest {
+            frontend: "nope".into()
+        }));
 
     // Raw bodies prost would never produce.
     let ch = channel.clone();

@@ -18,11 +18,15 @@ use tokio::runtime::Handle;
 
 use crate::config::Config;
 use crate::events::EventBus;
-use crate::health::{ActionError, ProbeResult};
+use crate::health::{ActionError, BackendHealth, ProbeResult, Transition};
 use crate::probe::{ProbeSpec, Prober};
 
 pub use state::{BackendEntry, CheckerState, OverrideKey};
 pub use view::{FrontendView, frontend_view};
+
+/// An operator action on one backend's health: `BackendHealth::pause` and its siblings.
+pub type OperatorAction =
+    fn(&mut BackendHealth, SystemTime) -> Result<Option<Transition>, ActionError>;
 
 /// Runs one probe. The daemon uses [`Prober`]; unit tests script results.
 pub trait Probe: Send + Sync + 'static {
@@ -153,43 +157,46 @@ impl Checker {
     }
 
     pub fn pause(&self, backend: &str) -> Result<(), CheckerError> {
-        self.action(backend, |h, now| h.pause(now))
+        self.act(backend, BackendHealth::pause, |_, _| ())
     }
 
     pub fn resume(&self, backend: &str) -> Result<(), CheckerError> {
-        self.action(backend, |h, now| h.resume(now))
+        self.act(backend, BackendHealth::resume, |_, _| ())
     }
 
     pub fn disable(&self, backend: &str) -> Result<(), CheckerError> {
-        self.action(backend, |h, now| h.disable(now))
+        self.act(backend, BackendHealth::disable, |_, _| ())
     }
 
     pub fn enable(&self, backend: &str) -> Result<(), CheckerError> {
-        self.action(backend, |h, now| h.enable(now))
+        self.act(backend, BackendHealth::enable, |_, _| ())
     }
 
-    fn action(
+    /// Runs the operator `action` on `backend`, then `reply` on the config and the entry it
+    /// left, under one write lock: the woken task cannot probe in between, so the reply shows the action's
+    /// own result.
+    pub fn act<R>(
         &self,
         backend: &str,
-        f: impl FnOnce(
-            &mut crate::health::BackendHealth,
-            SystemTime,
-        ) -> Result<Option<crate::health::Transition>, ActionError>,
-    ) -> Result<(), CheckerError> {
+        action: OperatorAction,
+        reply: impl FnOnce(&Config, &BackendEntry) -> R,
+    ) -> Result<R, CheckerError> {
         self.with_state_mut(|st, inner| {
             let entry = st.backend_mut(backend)?;
-            let transition =
-                f(&mut entry.health, SystemTime::now()).map_err(|source| CheckerError::Action {
+            let transition = action(&mut entry.health, SystemTime::now()).map_err(|source| {
+                CheckerError::Action {
                     name: backend.to_string(),
                     source,
-                })?;
+                }
+            })?;
             // Wake the task: it stops probing when paused/disabled, probes at once when
             // resumed/enabled.
             entry.wake.notify_one();
             if let Some(t) = transition {
                 st.publish_transition(inner, backend, t);
             }
-            Ok(())
+            let config = Arc::clone(&st.config);
+            Ok(reply(&config, st.backend_mut(backend)?))
         })
     }
 

@@ -237,6 +237,28 @@ async fn next_delay_follows_the_state_with_bounded_jitter() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn act_replies_with_what_the_action_left() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    advance(Duration::from_millis(100)).await;
+    let state = |_: &Config, e: &BackendEntry| e.health.state();
+    assert_eq!(
+        c.act("a", BackendHealth::disable, state),
+        Ok(State::Disabled)
+    );
+    match c.act("a", BackendHealth::pause, state) {
+        Err(CheckerError::Action { .. }) => {}
+        other => panic!("pause of a disabled backend must fail, got {other:?}"),
+    }
+    assert_eq!(c.act("a", BackendHealth::enable, state), Ok(State::Unknown));
+    match c.act("nope", BackendHealth::pause, state) {
+        Err(CheckerError::NotFound { .. }) => {}
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn operator_actions_stop_and_restart_probing() {
     let script = Arc::new(Script::default());
     script.set("127.0.0.11", true);

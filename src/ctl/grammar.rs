@@ -739,11 +739,6 @@ fn parse_in(tree: &'static [Node], line: &str) -> Result<Command, ParseError> {
     Ok(build(action, &cursor.path))
 }
 
-/// Parses the words of a one-shot command (`maglev ctl show backends`).
-pub fn parse_words(words: &[String]) -> Result<Command, ParseError> {
-    parse(&words.join(" "))
-}
-
 fn name_of(path: &[Matched], kind: NameKind) -> Option<String> {
     path.iter().find_map(|m| match (&m.node.word, &m.value) {
         (Word::Slot(Slot::Name(k)), Value::Name(name)) if *k == kind => Some(name.clone()),
@@ -1370,15 +1365,6 @@ mod tests {
         }
         .effective();
         assert!(only.backend && !only.log && !only.frontend);
-    }
-
-    #[test]
-    fn one_shot_words_parse_like_a_line() {
-        let words: Vec<String> = ["sh", "ba", "web1"].map(String::from).to_vec();
-        assert_eq!(
-            parse_words(&words),
-            Ok(Command::ShowBackends(Some("web1".into())))
-        );
     }
 
     // ------------------------------------------------------------ completion and help

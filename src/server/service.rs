@@ -9,9 +9,9 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::{convert, vpp, watch as events};
-use crate::checker::{CheckerError, frontend_view};
+use crate::checker::{CheckerError, OperatorAction, frontend_view};
 use crate::daemon::{Daemon, ReloadError};
-use crate::health::ActionError;
+use crate::health::{ActionError, BackendHealth};
 use crate::proto::{self, maglev_server::Maglev};
 
 pub struct MaglevService {
@@ -41,16 +41,22 @@ impl MaglevService {
             })
     }
 
-    /// Runs an operator action and answers with the backend's new state.
+    /// Runs an operator action and answers with the backend's new state, read under the
+    /// same lock.
     fn act(
         &self,
         request: Request<proto::BackendActionRequest>,
-        action: impl FnOnce(&crate::checker::Checker, &str) -> Result<(), CheckerError>,
+        action: OperatorAction,
     ) -> Result<Response<proto::Backend>, Status> {
         let name = request.into_inner().name;
         non_empty("backend name", &name)?;
-        action(&self.daemon.checker, &name).map_err(checker_status)?;
-        self.backend(&name).map(Response::new)
+        self.daemon
+            .checker
+            .act(&name, action, |config, e| {
+                convert::backend(config, &name, e)
+            })
+            .map(Response::new)
+            .map_err(checker_status)
     }
 }
 
@@ -62,7 +68,13 @@ fn non_empty(what: &str, value: &str) -> Result<(), Status> {
     }
 }
 
-fn not_found<'a>(kind: &str, name: &str, known: impl Iterator<Item = &'a String>) -> Status {
+/// NOT_FOUND for an unknown `name`, listing the `known` ones; bounded like every message
+/// that quotes a request.
+pub(super) fn not_found<'a>(
+    kind: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a String>,
+) -> Status {
     let known: Vec<String> = known.cloned().collect();
     Status::not_found(bounded(format!(
         "unknown {kind} {name:?} (known: {})",
@@ -144,28 +156,28 @@ impl Maglev for MaglevService {
         &self,
         request: Request<proto::BackendActionRequest>,
     ) -> Reply<proto::Backend> {
-        self.act(request, |c, n| c.pause(n))
+        self.act(request, BackendHealth::pause)
     }
 
     async fn resume_backend(
         &self,
         request: Request<proto::BackendActionRequest>,
     ) -> Reply<proto::Backend> {
-        self.act(request, |c, n| c.resume(n))
+        self.act(request, BackendHealth::resume)
     }
 
     async fn enable_backend(
         &self,
         request: Request<proto::BackendActionRequest>,
     ) -> Reply<proto::Backend> {
-        self.act(request, |c, n| c.enable(n))
+        self.act(request, BackendHealth::enable)
     }
 
     async fn disable_backend(
         &self,
         request: Request<proto::BackendActionRequest>,
     ) -> Reply<proto::Backend> {
-        self.act(request, |c, n| c.disable(n))
+        self.act(request, BackendHealth::disable)
     }
 
     async fn list_health_checks(

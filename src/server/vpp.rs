@@ -4,6 +4,7 @@
 use tonic::Status;
 
 use super::convert;
+use super::service::not_found;
 use crate::daemon::Daemon;
 use crate::proto;
 use crate::vpp::client::VppError;
@@ -64,11 +65,7 @@ fn service(daemon: &Daemon) -> Result<&VppService, Status> {
 }
 
 fn unknown_frontend(daemon: &Daemon, name: &str) -> Status {
-    let known: Vec<String> = daemon.config().frontends.keys().cloned().collect();
-    Status::not_found(format!(
-        "unknown frontend {name:?} (known: {})",
-        convert::known_list(&known)
-    ))
+    not_found("frontend", name, daemon.config().frontends.keys())
 }
 
 pub async fn lb_state(daemon: &Daemon) -> Result<proto::VpplbState, Status> {

@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use maglev::proto::maglev_client::MaglevClient;
+use maglev::proto::{BackendState, ListBackendsRequest};
 use tonic::transport::{Channel, Endpoint};
 
 /// Generous: the suite runs on a loaded 2-core machine.
@@ -50,6 +51,37 @@ where
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until `up` is up and `down` is down: `basic_config` settled.
+pub async fn wait_up_and_down(c: &MaglevClient<Channel>) {
+    eventually("up is up and down is down", || {
+        let mut c = c.clone();
+        async move {
+            let list = c
+                .list_backends(ListBackendsRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .backends;
+            let state = |n: &str| list.iter().find(|b| b.name == n).map(|b| b.state());
+            (state("up") == Some(BackendState::Up) && state("down") == Some(BackendState::Down))
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// `basic_config` with `up` listening on 127.0.0.2, run by the daemon `builder` makes of it
+/// (`DaemonBuilder::new` for the defaults); returns once `up` is up and `down` is down.
+pub async fn start_settled(
+    builder: impl FnOnce(String) -> DaemonBuilder,
+) -> (Daemon, UpBackend, MaglevClient<Channel>) {
+    let backend = UpBackend::start("127.0.0.2");
+    let d = builder(basic_config(backend.port())).start().await;
+    let c = d.client().await;
+    wait_up_and_down(&c).await;
+    (d, backend, c)
 }
 
 /// A TCP backend that is up: accepts and drops connections on `ip:port` from a thread.
