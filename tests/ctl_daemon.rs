@@ -12,17 +12,6 @@ use daemon_support::{Daemon, DaemonBuilder, Grpc, UpBackend, basic_config, event
 use maglev::proto::{BackendState, GetBackendRequest};
 use serde_json::Value;
 
-fn ctl(d: &Daemon, words: &[&str]) -> Output {
-    Command::new(assert_cmd::cargo::cargo_bin("maglev"))
-        .args(["ctl", "--server", &d.grpc_addr, "--timeout", "20s"])
-        .args(words)
-        .env_remove("MAGLEV_SERVER")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run maglev ctl")
-}
-
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -33,7 +22,7 @@ fn err(o: &Output) -> String {
 
 /// Runs a command expecting `code`; returns stdout.
 fn run(d: &Daemon, code: i32, words: &[&str]) -> String {
-    let o = ctl(d, words);
+    let o = d.ctl(words);
     assert_eq!(
         o.status.code(),
         Some(code),
@@ -134,7 +123,7 @@ async fn show_commands_text_and_json() {
     assert_eq!(h["healthchecks"][0]["name"], "tcp", "{h}");
 
     // Unknown names are refusals: exit 1, the daemon's message only.
-    let o = ctl(&d, &["show", "backends", "ghost"]);
+    let o = d.ctl(&["show", "backends", "ghost"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         err(&o),
@@ -148,7 +137,7 @@ async fn show_commands_text_and_json() {
         &["show", "vpp", "lb", "counters"][..],
         &["sync", "vpp", "lb", "state"][..],
     ] {
-        let o = ctl(&d, words);
+        let o = d.ctl(words);
         assert_eq!(o.status.code(), Some(1), "{words:?}");
         assert_eq!(
             err(&o),
@@ -158,7 +147,7 @@ async fn show_commands_text_and_json() {
     }
 
     // Usage error against a live daemon: 2.
-    let o = ctl(&d, &["show", "bogus"]);
+    let o = d.ctl(&["show", "bogus"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -175,7 +164,7 @@ async fn set_commands_and_config() {
     );
     let out = run(&d, 0, &["set", "backend", "down", "disable"]);
     assert!(out.contains("disabled"), "{out}");
-    let o = ctl(&d, &["set", "backend", "down", "pause"]);
+    let o = d.ctl(&["set", "backend", "down", "pause"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("disabled; enable it first"), "{}", err(&o));
     let out = json(&d, &["set", "backend", "down", "enable"]);
@@ -196,12 +185,9 @@ async fn set_commands_and_config() {
         out.contains("30*") && out.contains("runtime weight override"),
         "{out}"
     );
-    let o = ctl(
-        &d,
-        &[
-            "set", "frontend", "web", "pool", "nope", "backend", "up", "weight", "30",
-        ],
-    );
+    let o = d.ctl(&[
+        "set", "frontend", "web", "pool", "nope", "backend", "up", "weight", "30",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(err(&o).contains("unknown pool \"nope\""), "{}", err(&o));
 
@@ -358,7 +344,7 @@ async fn watch_events_num_n_over_a_unix_socket_and_exit_3_when_gone() {
     // The daemon gone: exit 3.
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(daemon_support::DEADLINE).is_some());
-    let o = ctl(&d, &["show", "version"]);
+    let o = d.ctl(&["show", "version"]);
     assert_eq!(o.status.code(), Some(3), "{}", err(&o));
     assert!(
         err(&o).starts_with("error: cannot reach maglev daemon at unix:"),
