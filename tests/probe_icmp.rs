@@ -23,6 +23,9 @@ fn spec(addr: &str) -> ProbeSpec {
 /// True (after printing why) when this environment cannot send ICMP at all.
 fn not_permitted(r: &ProbeResult) -> bool {
     if r.code == ResultCode::SockErr && r.detail.contains("CAP_NET_RAW") {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(!root, "root, yet ICMP was refused: {}", r.detail);
         eprintln!("skipped: ICMP not permitted here: {}", r.detail);
         return true;
     }

@@ -21,6 +21,9 @@ fn spec(addr: &str, port: u16) -> ProbeSpec {
 
 fn not_permitted(r: &ProbeResult) -> bool {
     if r.code == ResultCode::SockErr && r.detail.contains("CAP_NET_RAW") {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(!root, "root, yet raw TCP was refused: {}", r.detail);
         eprintln!("skipped: raw TCP not permitted here: {}", r.detail);
         return true;
     }

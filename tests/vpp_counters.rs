@@ -2,7 +2,8 @@
 //! segment double, with a real loopback backend. Flows "sent" through the stats double
 //! show up in GetVPPLBCounters (with the previous pass for rates), in `maglev ctl show
 //! vpp lb counters` (text and --json) and in `/metrics`; a stats-only restart remaps the
-//! segment without touching the API connection; a stats failure or stats off is
+//! segment without touching the API connection; a restart of both (VPP restarting) clears
+//! the old run's counters; a stats failure or stats off is
 //! UNAVAILABLE with the reason. Plus `ip_route_lookup` against the API double.
 //!
 //! The daemon reads counters every 5 s; these tests set `MAGLEV_STATS_INTERVAL_MS=200`.
@@ -51,6 +52,39 @@ async fn start(double: &VppDouble, stats: Option<&Path>) -> (Daemon, UpBackend) 
         .start()
         .await;
     (d, up)
+}
+
+/// The daemon against both doubles, with the web VIP programmed and its counters created in
+/// the stats segment (what the lb plugin does on VIP add).
+struct Rig {
+    double: VppDouble,
+    stats: StatsDouble,
+    d: Daemon,
+    /// The web VIP's pool index and its route's stats index.
+    index: u32,
+    route: u32,
+    _up: UpBackend,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn start(mode: ApiMode) -> Rig {
+        let double = VppDouble::start(mode).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stats = StatsDouble::start(dir.path()).expect("stats double");
+        let (d, up) = start(&double, Some(stats.socket_path())).await;
+        let (index, route) = web_vip(&double).await;
+        stats.add_vip(index as usize).expect("add vip counters");
+        Rig {
+            double,
+            stats,
+            d,
+            index,
+            route,
+            _up: up,
+            _dir: dir,
+        }
+    }
 }
 
 /// Waits until the double holds the web VIP; returns its pool index and route index.
@@ -176,25 +210,20 @@ async fn ip_route_lookup_finds_the_vip_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_show_in_grpc_ctl_and_metrics() {
-    let double = VppDouble::start(ApiMode::V1_2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stats = StatsDouble::start(dir.path()).expect("stats double");
-    let (d, _up) = start(&double, Some(stats.socket_path())).await;
-    let (index, route) = web_vip(&double).await;
-    // What the lb plugin does on VIP add.
-    stats.add_vip(index as usize).expect("add vip counters");
-    wait_counters(&d, (0, 0, 0, 0)).await;
+    let rig = Rig::start(ApiMode::V1_2).await;
+    let (d, stats, index) = (&rig.d, &rig.stats, rig.index);
+    wait_counters(d, (0, 0, 0, 0)).await;
 
     // 10 flows of 5 packets of 100 bytes on thread 0, 4 flows of 2 packets of 60 bytes on
     // thread 1, plus 3 packets without a backend.
-    let (i, r) = (index as usize, route as usize);
+    let (i, r) = (index as usize, rig.route as usize);
     stats.send_flows(i, r, 0, 10, 5, 100).expect("flows");
     stats.send_flows(i, r, 1, 4, 2, 60).expect("flows");
     stats
         .count_vip(i, 1, support::stats_double::VipCounter::NoServer, 3)
         .expect("no server");
     let want = (14, 40 + 4, 50 + 8, 5000 + 480);
-    let c = wait_counters(&d, want).await;
+    let c = wait_counters(d, want).await;
     let w = web_of(&c).expect("web");
     assert_eq!(w.no_server, 3);
     assert_eq!(w.untracked_packet, 0);
@@ -299,16 +328,12 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_restart_remaps_without_touching_the_api() {
-    let double = VppDouble::start(ApiMode::V1_2).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stats = StatsDouble::start(dir.path()).expect("stats double");
-    let (d, _up) = start(&double, Some(stats.socket_path())).await;
-    let (index, route) = web_vip(&double).await;
-    stats.add_vip(index as usize).expect("add vip counters");
+    let rig = Rig::start(ApiMode::V1_2).await;
+    let (d, stats, index, route) = (&rig.d, &rig.stats, rig.index, rig.route);
     stats
         .send_flows(index as usize, route as usize, 0, 5, 2, 10)
         .expect("flows");
-    wait_counters(&d, (5, 5, 10, 100)).await;
+    wait_counters(d, (5, 5, 10, 100)).await;
     let served = stats.served();
 
     // A new segment (new boot time, counters from zero) behind the same socket path.
@@ -317,10 +342,10 @@ async fn stats_restart_remaps_without_touching_the_api() {
     stats
         .send_flows(index as usize, route as usize, 0, 1, 1, 10)
         .expect("flows");
-    wait_counters(&d, (1, 0, 1, 10)).await;
+    wait_counters(d, (1, 0, 1, 10)).await;
     assert!(stats.served() > served, "the segment was mapped again");
     // The API answered with the same pid: its connection was kept.
-    assert_api_connection_kept(&d).await;
+    assert_api_connection_kept(d).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,15 +375,68 @@ async fn no_stats_is_unavailable_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_vpp_has_counters_too() {
     // lb API 1.1.0: the pool index comes from the CLI listing there as well.
-    let double = VppDouble::start(ApiMode::V1_1).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let stats = StatsDouble::start(dir.path()).expect("stats double");
-    let (d, _up) = start(&double, Some(stats.socket_path())).await;
-    let (index, route) = web_vip(&double).await;
-    stats.add_vip(index as usize).expect("add vip counters");
+    let rig = Rig::start(ApiMode::V1_1).await;
+    let (d, stats, index, route) = (&rig.d, &rig.stats, rig.index, rig.route);
     stats
         .send_flows(index as usize, route as usize, 1, 3, 4, 50)
         .expect("flows");
-    let c = wait_counters(&d, (3, 9, 12, 600)).await;
+    let c = wait_counters(d, (3, 9, 12, 600)).await;
     assert_eq!(web_of(&c).map(|w| w.pool_index), Some(index));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vpp_restart_clears_the_counters() {
+    // VPP restarts: the API double comes back empty with a new pid, the stats double with a
+    // new segment and boot time. The counters of the old run must not be served any more,
+    // nor be used as the "previous" pass of the new run.
+    let rig = Rig::start(ApiMode::V1_2).await;
+    let (d, stats) = (&rig.d, &rig.stats);
+    let old = (5, 5, 10, 100);
+    stats
+        .send_flows(rig.index as usize, rig.route as usize, 0, 5, 2, 10)
+        .expect("flows");
+    wait_counters(d, old).await;
+
+    rig.double.restart_empty();
+    stats.restart().expect("restart stats");
+    // Before the lb plugin re-creates the VIP counters, nothing of the old run is left.
+    eventually("old counters cleared", || async {
+        let Ok(c) = counters(d).await else {
+            return Some(());
+        };
+        let gone = web_of(&c).is_none_or(|w| w.first_packet == 0 && w.route_packets == 0);
+        gone.then_some(())
+    })
+    .await;
+
+    // The daemon reconnected to the new VPP and programmed the VIP again.
+    let (index, route) = web_vip(&rig.double).await;
+    let info = d
+        .client()
+        .await
+        .get_vpp_info(GetVppInfoRequest {})
+        .await
+        .expect("vpp info")
+        .into_inner();
+    assert_eq!(info.pid, rig.double.pid(), "{info:?}");
+    assert!(info.reconnects >= 1, "{info:?}");
+    stats.add_vip(index as usize).expect("add vip counters");
+    stats
+        .send_flows(index as usize, route as usize, 0, 1, 1, 10)
+        .expect("flows");
+    let new = (1, 0, 1, 10);
+    let c = wait_counters(d, new).await;
+    // The previous pass is one of the new run (web is absent from it when it was read
+    // before the VIP counters existed): no counter ran backwards.
+    let prev = c.previous.as_deref().expect("previous pass");
+    let from_old_run = web_of(prev).is_some_and(|w| {
+        w.first_packet > new.0
+            || w.next_packet > new.1
+            || w.route_packets > new.2
+            || w.route_bytes > new.3
+    });
+    assert!(
+        !from_old_run,
+        "previous pass from before the restart: {prev:?}"
+    );
 }

@@ -169,6 +169,7 @@ async fn lb_state_shows_what_vpp_holds_with_names() {
     // Every VIP of the double, field by field.
     let held = double.vips();
     let live: Vec<&VipView> = held.iter().filter(|v| v.used).collect();
+    assert!(!live.is_empty(), "the double holds no VIP: {held:?}");
     assert_eq!(state.vips.len(), live.len(), "{state:?}");
     for v in live {
         let p = vip_of(&state, &v.prefix.to_string(), u32::from(v.port));

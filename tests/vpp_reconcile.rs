@@ -1,7 +1,7 @@
 //! The real daemon binary against the in-process VPP test double, with real loopback
 //! backends: weights follow health, pool failover, VIP re-creation on reload, stale VIP
-//! removal, warmup after a daemon restart, VPP restarting empty, lb API 1.1.0 (legacy)
-//! and `--dry-run`.
+//! removal (by a full sync, never by a per-VIP one), warmup after a daemon restart, VPP
+//! restarting empty, lb API 1.1.0 (legacy) and `--dry-run`.
 
 mod support;
 
@@ -16,11 +16,14 @@ use std::time::Duration;
 
 use daemon_support::DaemonBuilder;
 use loopback::{TcpBackend, free_port, sock};
+use maglev::proto::SyncVpplbStateRequest;
+use maglev::proto::maglev_client::MaglevClient;
 use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::messages::lb::{LbAddDelAsV2, LbAddDelVipV2};
 use maglev::vpp::wire::{EncapType, Prefix};
 use support::scenario::{ConfigText, Timing, live_ases};
 use support::vpp_double::{ApiMode, VipView, VppDouble, WriteRecord};
+use tonic::transport::Channel;
 
 /// Generous: the test box is a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(25);
@@ -145,6 +148,15 @@ async fn precreate(double: &VppDouble, vip: &str, port: u16, ases: &[(&str, u8)]
     c.disconnect().await;
 }
 
+/// SyncVPPLBState of every frontend (a full sync); returns once it is done.
+async fn sync_all(c: &mut MaglevClient<Channel>) {
+    c.sync_vpplb_state(SyncVpplbStateRequest {
+        frontend: String::new(),
+    })
+    .await
+    .expect("full sync");
+}
+
 // ---------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,6 +277,59 @@ async fn full_sync_removes_stale_vips() {
     .await;
     let stale_as = writes_for(&double, "10.9.0.1").pop().unwrap();
     assert!(stale_as.is_del && stale_as.is_flush, "{stale_as:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_vip_sync_leaves_stale_vips_to_the_full_sync() {
+    let double = VppDouble::start(ApiMode::V1_2).await;
+    let port = free_port();
+    let _a = TcpBackend::start(sock(2, port)).await;
+    let mut b = TcpBackend::start(sock(3, port)).await;
+    // A long sync-interval: no periodic full sync during the test.
+    let cfg = ConfigText::new()
+        .vpp_lb("600s", "0s", "3s")
+        .raw(r#"ipv6-src-address = "2001:db8::fe""#)
+        .check("tcp", "tcp", port, Timing::QUICK_FAST)
+        .backend("a", "127.0.0.2", "tcp")
+        .backend("b", "127.0.0.3", "tcp")
+        .raw(&web(false, ONE_POOL))
+        .build();
+    let d = daemon(&cfg, &double).spawn();
+    let full = want(&[("127.0.0.2", 100), ("127.0.0.3", 100)]);
+    d.wait_for("both ASes at 100", DEADLINE, || {
+        (weights(&double)? == full).then_some(())
+    })
+    .await;
+    d.wait_log("VPP warmup over", DEADLINE).await;
+    // The reconciler handles one thing at a time: once a second full sync has answered,
+    // the warmup's own full sync is over too.
+    let mut c = d.client().await;
+    for _ in 0..2 {
+        sync_all(&mut c).await;
+    }
+
+    // Another writer adds a VIP; then b goes down: a per-VIP sync of web.
+    precreate(&double, "198.51.100.1/32", 443, &[("10.9.0.1", 100)]).await;
+    b.down().await;
+    let drained = want(&[("127.0.0.2", 100), ("127.0.0.3", 0)]);
+    d.wait_for("b at weight 0", DEADLINE, || {
+        (weights(&double)? == drained).then_some(())
+    })
+    .await;
+    assert!(
+        double.vip(pfx("198.51.100.1/32"), 443).is_some(),
+        "a per-VIP sync removed a VIP that is not its own"
+    );
+    assert!(
+        writes_for(&double, "10.9.0.1").iter().all(|w| !w.is_del),
+        "{:?}",
+        double.writes()
+    );
+
+    // The next full sync removes it.
+    sync_all(&mut c).await;
+    assert!(double.vip(pfx("198.51.100.1/32"), 443).is_none());
+    assert_eq!(weights(&double), Some(drained));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! A network namespace made by a test, removed when the value drops. Needs root (CI runs as
-//! root); `create` prints why it skips otherwise.
+//! root); `create` prints why it skips otherwise. As root the tests must run: a namespace
+//! that cannot be set up then fails the test instead of skipping it.
 #![allow(dead_code)]
 
 use std::fs::File;
@@ -14,7 +15,7 @@ pub struct TestNs {
 }
 
 impl TestNs {
-    /// Creates `maglev-test-<pid>-<tag>` with lo up, or says why it cannot.
+    /// Creates `maglev-test-<pid>-<tag>` with lo up; `None` (after saying so) when not root.
     pub fn create(tag: &str) -> Option<TestNs> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -22,22 +23,28 @@ impl TestNs {
             return None;
         }
         let name = format!("maglev-test-{}-{tag}", std::process::id());
-        if !run(&["ip", "netns", "add", &name]) {
-            eprintln!("skipped: `ip netns add` not available or failed");
-            return None;
-        }
+        assert!(
+            run(&["ip", "netns", "add", &name]),
+            "`ip netns add {name}` failed as root"
+        );
         let ns = TestNs { name };
-        if !run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]) {
-            eprintln!("skipped: cannot bring lo up in the test namespace");
-            return None;
-        }
+        assert!(
+            run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]),
+            "cannot bring lo up in {}",
+            ns.name
+        );
         Some(ns)
     }
 
-    pub fn sysctl(&self, setting: &str) -> bool {
-        run(&[
-            "ip", "netns", "exec", &self.name, "sysctl", "-q", "-w", setting,
-        ])
+    /// Sets `setting` (`key=value`) inside the namespace; panics when it cannot (root can).
+    pub fn sysctl(&self, setting: &str) {
+        assert!(
+            run(&[
+                "ip", "netns", "exec", &self.name, "sysctl", "-q", "-w", setting,
+            ]),
+            "sysctl -w {setting} failed in {}",
+            self.name
+        );
     }
 
     /// Runs `f` on a thread inside this namespace.

@@ -667,10 +667,8 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
         "lb_conf" => {
             let m = req!(LbConf);
             let rv = lb_conf(s, &m);
-            s.writes.push(
-                WriteRecord::new("lb_conf", None, 0, None, None, false, false).with_retval(rv),
-            );
-            one(s.reply(ctx, rv, &LbConfReply {}))
+            let rec = WriteRecord::new("lb_conf", None, 0, None, None, false, false);
+            recorded(s, ctx, rec.with_retval(rv), &LbConfReply {})
         }
         "lb_conf_get" => one(s.reply(
             ctx,
@@ -684,15 +682,6 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
         )),
         "lb_add_del_vip" => {
             let m = req!(LbAddDelVip);
-            let rec = WriteRecord::new(
-                "lb_add_del_vip",
-                Some(m.pfx),
-                m.port,
-                None,
-                None,
-                m.is_del,
-                false,
-            );
             let args = VipArgs {
                 pfx: m.pfx,
                 protocol: m.protocol,
@@ -704,25 +693,10 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 is_del: m.is_del,
                 from_cli: false,
             };
-            match add_del_vip(s, args) {
-                Some(rv) => {
-                    s.writes.push(rec.with_retval(rv));
-                    one(s.reply(ctx, rv, &LbAddDelVipReply {}))
-                }
-                None => Outcome::Close(Vec::new()),
-            }
+            vip_write(s, ctx, "lb_add_del_vip", args, &LbAddDelVipReply {})
         }
         "lb_add_del_vip_v2" => {
             let m = req!(LbAddDelVipV2);
-            let rec = WriteRecord::new(
-                "lb_add_del_vip_v2",
-                Some(m.pfx),
-                m.port,
-                None,
-                None,
-                m.is_del,
-                false,
-            );
             let args = VipArgs {
                 pfx: m.pfx,
                 protocol: m.protocol,
@@ -734,13 +708,7 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 is_del: m.is_del,
                 from_cli: false,
             };
-            match add_del_vip(s, args) {
-                Some(rv) => {
-                    s.writes.push(rec.with_retval(rv));
-                    one(s.reply(ctx, rv, &LbAddDelVipV2Reply {}))
-                }
-                None => Outcome::Close(Vec::new()),
-            }
+            vip_write(s, ctx, "lb_add_del_vip_v2", args, &LbAddDelVipV2Reply {})
         }
         "lb_add_del_as" => {
             let m = req!(LbAddDelAs);
@@ -754,8 +722,7 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 m.is_del,
                 m.is_flush,
             );
-            s.writes.push(rec.with_retval(rv));
-            one(s.reply(ctx, rv, &LbAddDelAsReply {}))
+            recorded(s, ctx, rec.with_retval(rv), &LbAddDelAsReply {})
         }
         "lb_add_del_as_v2" => {
             let m = req!(LbAddDelAsV2);
@@ -777,8 +744,7 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 m.is_del,
                 m.is_flush,
             );
-            s.writes.push(rec.with_retval(rv));
-            one(s.reply(ctx, rv, &LbAddDelAsV2Reply {}))
+            recorded(s, ctx, rec.with_retval(rv), &LbAddDelAsV2Reply {})
         }
         "lb_as_set_weight" => {
             let m = req!(LbAsSetWeight);
@@ -792,8 +758,7 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
                 false,
                 m.is_flush,
             );
-            s.writes.push(rec.with_retval(rv));
-            one(s.reply(ctx, rv, &LbAsSetWeightReply {}))
+            recorded(s, ctx, rec.with_retval(rv), &LbAsSetWeightReply {})
         }
         "lb_flush_vip" => {
             let _ = req!(LbFlushVip);
@@ -880,6 +845,31 @@ fn handle_message(s: &mut State, payload: &[u8], handle: &mut Option<u32>) -> Ou
         }
         // Anything else we registered but do not model: no handler, no reply.
         _ => none,
+    }
+}
+
+/// Logs a write and answers it with the write's retval.
+fn recorded<R: Message>(s: &mut State, ctx: u32, rec: WriteRecord, reply: &R) -> Outcome {
+    let rv = rec.retval;
+    s.writes.push(rec);
+    Outcome::Reply(vec![s.reply(ctx, rv, reply)])
+}
+
+/// lb_add_del_vip(_v2): applies `args`, logs the write and answers; a request that
+/// would have crashed VPP drops the connection instead.
+fn vip_write<R: Message>(s: &mut State, ctx: u32, msg: &str, args: VipArgs, reply: &R) -> Outcome {
+    let rec = WriteRecord::new(
+        msg,
+        Some(args.pfx),
+        args.port,
+        None,
+        None,
+        args.is_del,
+        false,
+    );
+    match add_del_vip(s, args) {
+        Some(rv) => recorded(s, ctx, rec.with_retval(rv), reply),
+        None => Outcome::Close(Vec::new()),
     }
 }
 
