@@ -25,7 +25,9 @@ fn not_permitted(r: &ProbeResult) -> bool {
     if r.code == ResultCode::SockErr && r.detail.contains("CAP_NET_RAW") {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
-        assert!(!root, "root, yet ICMP was refused: {}", r.detail);
+        // CI runs as root with every capability: there a refusal is a failure, not a skip.
+        let required = root && std::env::var_os("CI").is_some();
+        assert!(!required, "CI as root, yet ICMP was refused: {}", r.detail);
         eprintln!("skipped: ICMP not permitted here: {}", r.detail);
         return true;
     }

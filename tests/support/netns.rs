@@ -23,10 +23,14 @@ impl TestNs {
             return None;
         }
         let name = format!("maglev-test-{}-{tag}", std::process::id());
-        assert!(
-            run(&["ip", "netns", "add", &name]),
-            "`ip netns add {name}` failed as root"
-        );
+        // CI runs as root with every capability: there a namespace that cannot be made is a
+        // failure. Elsewhere (a root without CAP_SYS_ADMIN, e.g. in a container) it is a skip.
+        let required = std::env::var_os("CI").is_some();
+        if !run(&["ip", "netns", "add", &name]) {
+            assert!(!required, "`ip netns add {name}` failed in CI as root");
+            eprintln!("skipped: `ip netns add` failed (no CAP_SYS_ADMIN or no iproute2?)");
+            return None;
+        }
         let ns = TestNs { name };
         assert!(
             run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]),
