@@ -184,6 +184,8 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
     // What the lb plugin does on VIP add.
     stats.add_vip(index as usize).expect("add vip counters");
     wait_counters(&d, (0, 0, 0, 0)).await;
+    let lookups = double.requests("ip_route_lookup");
+    assert!(lookups > 0);
 
     // 10 flows of 5 packets of 100 bytes on thread 0, 4 flows of 2 packets of 60 bytes on
     // thread 1, plus 3 packets without a backend.
@@ -195,6 +197,8 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
         .expect("no server");
     let want = (14, 40 + 4, 50 + 8, 5000 + 480);
     let c = wait_counters(&d, want).await;
+    // The VIP did not change: its route index was not looked up again pass after pass.
+    assert_eq!(double.requests("ip_route_lookup"), lookups);
     let w = web_of(&c).expect("web");
     assert_eq!(w.no_server, 3);
     assert_eq!(w.untracked_packet, 0);

@@ -25,10 +25,10 @@ use tracing::{error, info, warn};
 
 use super::client::{ConnState, Connection, LbApiGeneration, VppError};
 use super::counters::VppCounters;
-use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_state, diff};
+use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, diff};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
-use crate::checker::{Checker, FrontendView, frontend_view};
+use crate::checker::Checker;
 use crate::config::Config;
 use crate::events::Event;
 use coalesce::Coalescer;
@@ -482,15 +482,7 @@ impl Reconciler {
     }
 
     fn desired(&self) -> DesiredState {
-        self.checker.read(|st| {
-            let views: Vec<FrontendView> = st
-                .config
-                .frontends
-                .keys()
-                .filter_map(|name| frontend_view(st, name))
-                .collect();
-            desired_state(&st.config, &views)
-        })
+        self.checker.read(desired_now)
     }
 
     fn report_problems(&mut self, desired: &DesiredState) {
