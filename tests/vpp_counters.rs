@@ -213,6 +213,8 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
     let rig = Rig::start(ApiMode::V1_2).await;
     let (d, stats, index) = (&rig.d, &rig.stats, rig.index);
     wait_counters(d, (0, 0, 0, 0)).await;
+    let lookups = rig.double.requests("ip_route_lookup");
+    assert!(lookups > 0);
 
     // 10 flows of 5 packets of 100 bytes on thread 0, 4 flows of 2 packets of 60 bytes on
     // thread 1, plus 3 packets without a backend.
@@ -224,6 +226,8 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
         .expect("no server");
     let want = (14, 40 + 4, 50 + 8, 5000 + 480);
     let c = wait_counters(d, want).await;
+    // The VIP did not change: its route index was not looked up again pass after pass.
+    assert_eq!(rig.double.requests("ip_route_lookup"), lookups);
     let w = web_of(&c).expect("web");
     assert_eq!(w.no_server, 3);
     assert_eq!(w.untracked_packet, 0);

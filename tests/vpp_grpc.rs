@@ -230,6 +230,8 @@ async fn lb_state_shows_what_vpp_holds_with_names() {
     let j = ctl_json(&d, &["show", "vpp", "info"]);
     assert_eq!(j["connected"], true, "{j}");
     assert_eq!(j["version"], "26.10-rc0~42-gdouble", "{j}");
+    // From the supervisor's handshake (`show_version` is asked once per connect).
+    assert_eq!(j["build_date"], "2026-08-01T00:00:00", "{j}");
     assert_eq!(j["pid"], double.pid(), "{j}");
     assert_eq!(j["api_generation"], "1.2.0", "{j}");
     assert_eq!(j["legacy"], false, "{j}");

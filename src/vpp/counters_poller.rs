@@ -1,7 +1,8 @@
 //! Per-VIP counters from VPP's stats segment (DESIGN.md §7, issue 7).
 //!
 //! Every `interval` (5 s; `MAGLEV_STATS_INTERVAL_MS` overrides it, for tests) one pass:
-//! the VIP pool indexes come from the lb state read (`show lb vips verbose`), each VIP's
+//! the VIP pool indexes come from `show lb vips verbose` (one `cli_inband`, not the
+//! reconciler's whole state read), each VIP's
 //! `/net/route/to` index from `ip_route_lookup` (VIPs sharing a prefix share one FIB
 //! entry, so their route counters are the same), then one [`StatsPoller::poll`]. The
 //! result, named after the frontends, is published as an immutable [`LbCountersView`]
@@ -19,7 +20,7 @@
 //!   socket not enabled): the next pass retries the stats alone, with a warning on the
 //!   first failure of a streak, so a stats problem never flaps a healthy API connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -29,11 +30,12 @@ use tracing::{info, warn};
 
 use super::client::{Client, ConnState, Connection, VppError};
 use super::counters::VppCounters;
-use super::lb::{ActualState, VipKey, desired_state};
+use super::lb::{VipKey, desired_now};
 use super::lb_io::{self, ReadStateError};
 use super::messages::ip::STATS_INDEX_INVALID;
 use super::stats::{LbCounterSnapshot, NO_ROUTE, PollOutcome, StatsPoller, VipCounters};
-use crate::checker::{Checker, frontend_view};
+use super::wire::Prefix;
+use crate::checker::Checker;
 
 /// How often the counters are read.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -123,18 +125,18 @@ pub struct VipTarget {
     pub frontend: Option<String>,
 }
 
-/// The VIPs with a known pool index (from `show lb vips verbose`), named after the
-/// frontends of `frontends` (VIP key -> frontend), in key order.
-pub fn targets(actual: &ActualState, frontends: &BTreeMap<VipKey, String>) -> Vec<VipTarget> {
-    actual
-        .vips
-        .values()
-        .filter_map(|v| {
-            Some(VipTarget {
-                key: v.key,
-                pool_index: v.index?,
-                frontend: frontends.get(&v.key).cloned(),
-            })
+/// The VIPs of `pool_indexes` (from `show lb vips verbose`), named after the frontends
+/// of `frontends` (VIP key -> frontend), in key order.
+pub fn targets(
+    pool_indexes: &BTreeMap<VipKey, u32>,
+    frontends: &BTreeMap<VipKey, String>,
+) -> Vec<VipTarget> {
+    pool_indexes
+        .iter()
+        .map(|(key, index)| VipTarget {
+            key: *key,
+            pool_index: *index,
+            frontend: frontends.get(key).cloned(),
         })
         .collect()
 }
@@ -230,6 +232,16 @@ pub(crate) struct CountersPoller {
     failing: Option<String>,
     /// `ip_route_lookup` is missing from this VPP (warned once per connection).
     no_route_lookup: bool,
+    routes: RouteCache,
+}
+
+/// The `ip_route_lookup` answers found for the VIPs of the last pass. A VIP's FIB entry
+/// lives as long as the VIP, so they hold while the VIPs (keys and pool indexes) stay
+/// the same; a reconnect or a failed pass drops them.
+#[derive(Default)]
+struct RouteCache {
+    vips: Vec<(VipKey, u32)>,
+    by_prefix: BTreeMap<Prefix, u32>,
 }
 
 impl CountersPoller {
@@ -241,6 +253,7 @@ impl CountersPoller {
             last: None,
             failing: None,
             no_route_lookup: false,
+            routes: RouteCache::default(),
         };
         me.main().await;
     }
@@ -289,6 +302,7 @@ impl CountersPoller {
         self.last = None;
         self.failing = None;
         self.no_route_lookup = false;
+        self.routes = RouteCache::default();
         self.inputs.publish.send_replace(Published::Pending);
     }
 
@@ -323,6 +337,7 @@ impl CountersPoller {
         }
         self.failing = Some(error.clone());
         self.last = None;
+        self.routes = RouteCache::default();
         self.inputs.publish.send_replace(Published::Failed(error));
         if stats_side {
             self.check_api(client, vpe_pid).await;
@@ -341,26 +356,21 @@ impl CountersPoller {
     }
 
     async fn read(&mut self, client: &Client) -> Result<(LbCountersView, PollOutcome), PassError> {
-        let actual = lb_io::read_actual(client, &self.inputs.counters, None)
+        let pool_indexes = lb_io::read_pool_indexes(client, &self.inputs.counters)
             .await
             .map_err(|e| match e {
                 ReadStateError::Vpp(VppError::Disconnected(_)) => PassError::Disconnected,
                 e => PassError::Api(e.to_string()),
             })?;
-        let frontends = self.inputs.checker.read(|st| {
-            let views: Vec<_> = st
-                .config
-                .frontends
-                .keys()
-                .filter_map(|n| frontend_view(st, n))
-                .collect();
-            desired_state(&st.config, &views)
-                .vips
-                .into_iter()
-                .map(|(k, v)| (k, v.frontend))
-                .collect::<BTreeMap<_, _>>()
-        });
-        let targets = targets(&actual, &frontends);
+        let frontends: BTreeMap<VipKey, String> = self
+            .inputs
+            .checker
+            .read(desired_now)
+            .vips
+            .into_iter()
+            .map(|(k, v)| (k, v.frontend))
+            .collect();
+        let targets = targets(&pool_indexes, &frontends);
         let routes = self.routes(client, &targets).await?;
         let indexes: Vec<u32> = targets.iter().map(|t| t.pool_index).collect();
         let outcome = self
@@ -373,28 +383,45 @@ impl CountersPoller {
         Ok((view, outcome))
     }
 
-    /// The `/net/route/to` index of each target's prefix ([`NO_ROUTE`] if none).
+    /// The `/net/route/to` index of each target's prefix ([`NO_ROUTE`] if none), looked
+    /// up only for prefixes not found before (see [`RouteCache`]).
     async fn routes(
         &mut self,
         client: &Client,
         targets: &[VipTarget],
     ) -> Result<Vec<u32>, PassError> {
-        let mut by_prefix = BTreeMap::new();
+        let vips: Vec<(VipKey, u32)> = targets.iter().map(|t| (t.key, t.pool_index)).collect();
+        if self.routes.vips != vips {
+            self.routes = RouteCache {
+                vips,
+                by_prefix: BTreeMap::new(),
+            };
+        }
+        // Prefixes without a route are asked again next pass, once per pass.
+        let mut missing = BTreeSet::new();
         let mut out = Vec::with_capacity(targets.len());
         for t in targets {
-            if self.no_route_lookup {
+            if self.no_route_lookup || missing.contains(&t.key.prefix) {
                 out.push(NO_ROUTE);
                 continue;
             }
-            if let Some(r) = by_prefix.get(&t.key.prefix) {
+            if let Some(r) = self.routes.by_prefix.get(&t.key.prefix) {
                 out.push(*r);
                 continue;
             }
             let found = client.ip_route_lookup(VIP_TABLE, t.key.prefix).await;
             self.inputs.counters.api("ip_route_lookup", found.is_ok());
             let index = match found {
-                Ok(Some(route)) if route.stats_index != STATS_INDEX_INVALID => route.stats_index,
-                Ok(_) => NO_ROUTE,
+                Ok(Some(route)) if route.stats_index != STATS_INDEX_INVALID => {
+                    self.routes
+                        .by_prefix
+                        .insert(t.key.prefix, route.stats_index);
+                    route.stats_index
+                }
+                Ok(_) => {
+                    missing.insert(t.key.prefix);
+                    NO_ROUTE
+                }
                 Err(VppError::Unsupported { .. }) => {
                     warn!("VPP has no ip_route_lookup: VIP route counters stay 0");
                     self.no_route_lookup = true;
@@ -403,7 +430,6 @@ impl CountersPoller {
                 Err(VppError::Disconnected(_)) => return Err(PassError::Disconnected),
                 Err(e) => return Err(PassError::Api(format!("ip_route_lookup: {e}"))),
             };
-            by_prefix.insert(t.key.prefix, index);
             out.push(index);
         }
         Ok(out)
@@ -413,33 +439,10 @@ impl CountersPoller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vpp::lb::ActualVip;
-    use crate::vpp::wire::{EncapType, Prefix};
+    use crate::vpp::wire::Prefix;
 
     fn key(addr: &str, port: u16) -> VipKey {
         VipKey::new(Prefix::new(addr.parse().unwrap(), 32), 6, port)
-    }
-
-    fn actual(vips: &[(VipKey, Option<u32>)]) -> ActualState {
-        ActualState {
-            conf: None,
-            vips: vips
-                .iter()
-                .map(|(k, index)| {
-                    (
-                        *k,
-                        ActualVip {
-                            key: *k,
-                            encap: EncapType::GRE4,
-                            src_ip_sticky: Some(false),
-                            index: *index,
-                            flow_table_length: Some(1024),
-                            ases: BTreeMap::new(),
-                        },
-                    )
-                })
-                .collect(),
-        }
     }
 
     fn snapshot(at: u64, vips: &[(u32, u64)]) -> LbCounterSnapshot {
@@ -481,15 +484,15 @@ mod tests {
     }
 
     #[test]
-    fn targets_skip_vips_without_index_and_name_frontends() {
+    fn targets_are_in_key_order_and_name_frontends() {
         let (a, b, c) = (
             key("192.0.2.1", 80),
             key("192.0.2.1", 443),
             key("192.0.2.9", 80),
         );
-        let st = actual(&[(a, Some(2)), (b, None), (c, Some(1))]);
+        let indexes = BTreeMap::from([(c, 1), (a, 2)]);
         let frontends = BTreeMap::from([(a, "web".to_string()), (b, "tls".to_string())]);
-        let t = targets(&st, &frontends);
+        let t = targets(&indexes, &frontends);
         assert_eq!(
             t,
             vec![

@@ -2,6 +2,7 @@
 //! [`LbOp`]s, choosing per lb API generation the call that works (VPP-WIRE §3.5), and
 //! counting every call.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use tracing::warn;
@@ -87,6 +88,22 @@ pub async fn read_actual(
             Ok(ActualState::from_legacy(known_conf, &vips, &cli)?)
         }
     }
+}
+
+/// The pool index of every live VIP, from `show lb vips verbose` alone: the only place
+/// VPP tells it, so the counters need neither the conf nor the dumps.
+pub async fn read_pool_indexes(
+    client: &Client,
+    counters: &VppCounters,
+) -> Result<BTreeMap<VipKey, u32>, ReadStateError> {
+    weight_mode(client)?;
+    let text = counted(counters, "cli_inband", client.cli_inband(SHOW_VIPS)).await?;
+    let cli = parse_show_lb_vips_verbose(&text).map_err(ReadError::from)?;
+    Ok(cli
+        .iter()
+        .filter(|c| !c.removed)
+        .map(|c| (c.key(), c.index))
+        .collect())
 }
 
 /// Sends one op. Returns the VPP message used.

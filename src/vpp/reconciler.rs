@@ -25,10 +25,10 @@ use tracing::{error, info, warn};
 
 use super::client::{ConnState, Connection, LbApiGeneration, VppError};
 use super::counters::VppCounters;
-use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_state, diff};
+use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, diff};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
-use crate::checker::{Checker, FrontendView, frontend_view};
+use crate::checker::Checker;
 use crate::config::Config;
 use crate::events::Event;
 use coalesce::Coalescer;
@@ -367,19 +367,24 @@ impl Reconciler {
             }
             return;
         }
-        let due: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(f, _)| f.clone())
-            .collect();
+        let due = self.take_due(now);
         if due.is_empty() {
             return;
         }
-        for f in &due {
-            self.pending.remove(f);
-        }
         self.sync_frontends(due, now).await;
+    }
+
+    /// Removes and returns the frontends whose sync is due.
+    fn take_due(&mut self, now: Instant) -> Vec<String> {
+        let mut due = Vec::new();
+        self.pending.retain(|f, t| {
+            let keep = *t > now;
+            if !keep {
+                due.push(f.clone());
+            }
+            keep
+        });
+        due
     }
 
     /// Per-VIP syncs of `frontends`; failures come back later.
@@ -413,19 +418,11 @@ impl Reconciler {
     async fn warmup_step(&mut self, now: Instant) {
         // Due events of released VIPs are synced; those of the others are dropped (the
         // poll below releases them once their backends are known).
-        let due: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(f, _)| f.clone())
+        let mut targets: BTreeSet<String> = self
+            .take_due(now)
+            .into_iter()
+            .filter(|f| self.warmup.is_released(f))
             .collect();
-        let mut targets = BTreeSet::new();
-        for f in due {
-            self.pending.remove(&f);
-            if self.warmup.is_released(&f) {
-                targets.insert(f);
-            }
-        }
         let desired = self.desired();
         if now >= self.warmup.next_poll() {
             self.warmup.polled(now + WARMUP_POLL);
@@ -482,15 +479,7 @@ impl Reconciler {
     }
 
     fn desired(&self) -> DesiredState {
-        self.checker.read(|st| {
-            let views: Vec<FrontendView> = st
-                .config
-                .frontends
-                .keys()
-                .filter_map(|name| frontend_view(st, name))
-                .collect();
-            desired_state(&st.config, &views)
-        })
+        self.checker.read(desired_now)
     }
 
     fn report_problems(&mut self, desired: &DesiredState) {

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -18,12 +18,12 @@ use super::counters::{CountersSnapshot, VppCounters};
 use super::counters_poller::{
     self, CountersPoller, CountersUnavailable, LbCountersView, Published,
 };
-use super::lb::{LbConfValues, VipKey, desired_state};
+use super::lb::{LbConfValues, VipKey, desired_now};
 use super::lb_io::{self, ReadStateError};
 use super::reconciler::{Inputs, Reconciler, SyncError, SyncRequest};
 use super::status::VppStatus;
 use super::wire::EncapType;
-use crate::checker::{Checker, frontend_view};
+use crate::checker::Checker;
 use crate::daemon::Daemon;
 
 /// One AS of [`LbStateView`].
@@ -237,15 +237,7 @@ impl VppService {
                 },
                 ReadStateError::Parse(e) => VppError::Invalid(format!("reading lb state: {e}")),
             })?;
-        let desired = self.checker.read(|st| {
-            let views: Vec<_> = st
-                .config
-                .frontends
-                .keys()
-                .filter_map(|n| frontend_view(st, n))
-                .collect();
-            desired_state(&st.config, &views)
-        });
+        let desired = self.checker.read(desired_now);
         let vips = actual
             .vips
             .values()
@@ -292,18 +284,10 @@ async fn track_status(status: Arc<VppStatus>, conn: Arc<Connection>) {
                 generation,
                 vpe_pid,
                 version,
+                build_date,
                 connected_since,
                 epoch,
             } => {
-                let build_date = match conn.client() {
-                    Some(c) => tokio::time::timeout(Duration::from_secs(5), c.show_version())
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .map(|v| v.build_date)
-                        .unwrap_or_default(),
-                    None => String::new(),
-                };
                 status.update(|i| {
                     i.connected = true;
                     i.version = version;

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use super::api::VersionInfo;
 use super::conn::{Client, ClientConfig};
 use super::error::VppError;
 use super::table::LbApiGeneration;
@@ -42,6 +43,8 @@ pub enum ConnState {
         vpe_pid: u32,
         /// `show_version_reply.version`.
         version: String,
+        /// `show_version_reply.build_date` (read once, in the handshake).
+        build_date: String,
         connected_since: SystemTime,
         /// Increments on every successful (re)connect, starting at 1.
         epoch: u64,
@@ -123,10 +126,10 @@ impl Drop for Connection {
     }
 }
 
-async fn establish(config: &ClientConfig) -> Result<(Client, String, u32), VppError> {
+async fn establish(config: &ClientConfig) -> Result<(Client, VersionInfo, u32), VppError> {
     let client = Client::connect(config.clone()).await?;
     let setup = async {
-        let version = client.show_version().await?.version;
+        let version = client.show_version().await?;
         let pid = client.control_ping().await?;
         Ok::<_, VppError>((version, pid))
     };
@@ -149,7 +152,15 @@ async fn supervise(
     let mut last_pid = None;
     loop {
         match establish(&config.client).await {
-            Ok((client, version, vpe_pid)) => {
+            Ok((
+                client,
+                VersionInfo {
+                    version,
+                    build_date,
+                    ..
+                },
+                vpe_pid,
+            )) => {
                 epoch += 1;
                 delay = config.retry_interval;
                 let generation = client.generation();
@@ -171,6 +182,7 @@ async fn supervise(
                     generation,
                     vpe_pid,
                     version,
+                    build_date,
                     connected_since: SystemTime::now(),
                     epoch,
                 });

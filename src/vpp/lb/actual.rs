@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::cli_text::{CliParseError, CliVip};
 use super::{LbConfValues, VipKey, encap_name};
 use crate::vpp::client::LbAsEntry;
-use crate::vpp::messages::lb::{LbConfGetReply, LbVipDetails, PROTOCOL_ANY};
+use crate::vpp::messages::lb::{LbConfGetReply, LbVipDetails};
 use crate::vpp::wire::{EncapType, Prefix};
 
 /// One AS as VPP has it.
@@ -76,7 +76,7 @@ impl ActualState {
             .unwrap_or_default()
             .iter()
             .filter(|c| !c.removed)
-            .map(|c| (cli_key(c), c))
+            .map(|c| (c.key(), c))
             .collect();
         let mut out = ActualState {
             conf: Some(conf),
@@ -164,7 +164,7 @@ impl ActualState {
             if block.removed {
                 continue;
             }
-            let key = cli_key(block);
+            let key = block.key();
             let mut ases = BTreeMap::new();
             for a in &block.ases {
                 insert_as(
@@ -207,14 +207,6 @@ fn insert_as(ases: &mut BTreeMap<IpAddr, ActualAs>, address: IpAddr, a: ActualAs
             ases.insert(address, a);
         }
     }
-}
-
-fn cli_key(c: &CliVip) -> VipKey {
-    VipKey::new(
-        c.prefix,
-        c.protocol.unwrap_or(PROTOCOL_ANY),
-        c.port.unwrap_or(0),
-    )
 }
 
 /// What a 1.1.0 VPP puts in `lb_vip_details.encap`: the internal `lb_vip_type`

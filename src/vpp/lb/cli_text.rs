@@ -17,6 +17,8 @@
 
 use std::net::IpAddr;
 
+use super::VipKey;
+use crate::vpp::messages::lb::PROTOCOL_ANY;
 use crate::vpp::wire::{EncapType, Prefix};
 
 /// One AS line.
@@ -50,6 +52,15 @@ pub struct CliVip {
 }
 
 impl CliVip {
+    /// The VIP this block lists (a block without `protocol:` is an all-port VIP).
+    pub fn key(&self) -> VipKey {
+        VipKey::new(
+            self.prefix,
+            self.protocol.unwrap_or(PROTOCOL_ANY),
+            self.port.unwrap_or(0),
+        )
+    }
+
     /// The encap, from the type name's tunnel part (`ip4-gre6` -> gre6).
     pub fn encap(&self) -> Option<EncapType> {
         let (_, tunnel) = self.vip_type.split_once('-')?;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{LbConfValues, VipKey, is_unusable_as_address};
-use crate::checker::FrontendView;
+use crate::checker::{CheckerState, FrontendView, frontend_view};
 use crate::config::{Config, VppLbConfig};
 use crate::health::weight::MAX_WEIGHT;
 use crate::health::{AsAction, State};
@@ -61,6 +61,17 @@ pub fn desired_conf(lb: &VppLbConfig) -> LbConfValues {
         sticky_buckets_per_core: lb.sticky_buckets_per_core,
         flow_timeout: u32::try_from(lb.flow_timeout.as_secs()).unwrap_or(u32::MAX),
     }
+}
+
+/// What maglev wants now: [`desired_state`] of every frontend's current view.
+pub fn desired_now(st: &CheckerState) -> DesiredState {
+    let views: Vec<FrontendView> = st
+        .config
+        .frontends
+        .keys()
+        .filter_map(|name| frontend_view(st, name))
+        .collect();
+    desired_state(&st.config, &views)
 }
 
 /// The desired state for `config`, from one view per frontend (views of frontends not in

@@ -579,6 +579,11 @@ fn desired(vips: Vec<DesiredVip>) -> DesiredState {
     }
 }
 
+/// Only the gre4 VIP `web` is wanted.
+fn desired_web(sticky: bool, ases: &[(&str, u8, bool)]) -> DesiredState {
+    desired(vec![dvip("web", web(), EncapType::GRE4, sticky, ases)])
+}
+
 fn actual(vips: Vec<ActualVip>) -> ActualState {
     ActualState {
         conf: Some(conf()),
@@ -698,17 +703,14 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "missing VIP: added with ASes in numeric order",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
+            desired: desired_web(
                 false,
                 &[
                     ("10.0.0.100", 0, false),
                     ("10.0.0.9", 100, false),
                     ("10.0.0.10", 70, false),
                 ],
-            )]),
+            ),
             actual: actual(vec![]),
             scope: Scope::All,
             mode: Weighted,
@@ -747,13 +749,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "backend down: weight 0 with flush; weight change without flush",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                false,
-                &[("10.0.0.9", 0, true), ("10.0.0.10", 100, false)],
-            )]),
+            desired: desired_web(false, &[("10.0.0.9", 0, true), ("10.0.0.10", 100, false)]),
             actual: actual(vec![live_web()]),
             scope: Scope::All,
             mode: Weighted,
@@ -764,13 +760,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "unknown/paused: weight 0, never flush",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                false,
-                &[("10.0.0.9", 0, false), ("10.0.0.10", 70, false)],
-            )]),
+            desired: desired_web(false, &[("10.0.0.9", 0, false), ("10.0.0.10", 70, false)]),
             actual: actual(vec![live_web()]),
             scope: Scope::All,
             mode: Weighted,
@@ -794,13 +784,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "removed backend: AS deleted with flush; a dead AS is left to GC",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                false,
-                &[("10.0.0.10", 70, false)],
-            )]),
+            desired: desired_web(false, &[("10.0.0.10", 70, false)]),
             actual: actual(vec![avip(
                 web(),
                 gre4,
@@ -843,13 +827,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "per-VIP sync never removes other VIPs; pushes a differing conf",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                false,
-                &[("10.0.0.9", 0, true), ("10.0.0.10", 70, false)],
-            )]),
+            desired: desired_web(false, &[("10.0.0.9", 0, true), ("10.0.0.10", 70, false)]),
             actual: ActualState {
                 conf: None,
                 ..actual(vec![
@@ -863,13 +841,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "per-VIP sync of another VIP touches nothing here",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                false,
-                &[("10.0.0.9", 0, true)],
-            )]),
+            desired: desired_web(false, &[("10.0.0.9", 0, true)]),
             actual: actual(vec![live_web()]),
             scope: Scope::Vip(web6()),
             mode: Weighted,
@@ -877,13 +849,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "src-ip-sticky flip re-creates the VIP",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                true,
-                &[("10.0.0.9", 100, false), ("10.0.0.10", 70, false)],
-            )]),
+            desired: desired_web(true, &[("10.0.0.9", 100, false), ("10.0.0.10", 70, false)]),
             actual: actual(vec![live_web()]),
             scope: Scope::Vip(web()),
             mode: Weighted,
@@ -898,13 +864,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "unknown stickiness never re-creates",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                true,
-                &[("10.0.0.9", 100, false), ("10.0.0.10", 70, false)],
-            )]),
+            desired: desired_web(true, &[("10.0.0.9", 100, false), ("10.0.0.10", 70, false)]),
             actual: actual(vec![avip(
                 web(),
                 gre4,
@@ -946,10 +906,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "legacy: weight 0 deletes (flush per policy), > 0 adds, weights otherwise ignored",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
+            desired: desired_web(
                 false,
                 &[
                     ("10.0.0.1", 0, true),
@@ -958,7 +915,7 @@ fn cases() -> Vec<Case> {
                     ("10.0.0.4", 0, false),
                     ("10.0.0.5", 100, false),
                 ],
-            )]),
+            ),
             actual: ActualState {
                 conf: None,
                 ..actual(vec![avip(
@@ -984,13 +941,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "legacy: new VIP gets only the ASes with weight",
-            desired: desired(vec![dvip(
-                "web",
-                web(),
-                gre4,
-                false,
-                &[("10.0.0.1", 0, false), ("10.0.0.2", 100, false)],
-            )]),
+            desired: desired_web(false, &[("10.0.0.1", 0, false), ("10.0.0.2", 100, false)]),
             actual: ActualState {
                 conf: Some(conf()),
                 vips: BTreeMap::new(),
