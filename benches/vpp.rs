@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use maglev::checker::{Checker, Probe, frontend_view};
+use maglev::checker::{Checker, Probe};
 use maglev::cli::{Cli, Command};
 use maglev::config::{self, Config};
 use maglev::daemon::Daemon;
@@ -34,7 +34,7 @@ use maglev::health::{ProbeResult, ResultCode, State};
 use maglev::probe::ProbeSpec;
 use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::counters::VppCounters;
-use maglev::vpp::lb::{DesiredState, Scope, desired_state, diff};
+use maglev::vpp::lb::{DesiredState, Scope, desired_now, diff};
 use maglev::vpp::lb_io;
 use support::vpp_double::{ApiMode, VppDouble};
 
@@ -233,15 +233,7 @@ struct Table {
 }
 
 fn desired(checker: &Checker) -> DesiredState {
-    checker.read(|st| {
-        let views: Vec<_> = st
-            .config
-            .frontends
-            .keys()
-            .filter_map(|n| frontend_view(st, n))
-            .collect();
-        desired_state(&st.config, &views)
-    })
+    checker.read(desired_now)
 }
 
 /// One sync as the reconciler does it: desired state, read VPP, diff, write
