@@ -1,5 +1,6 @@
 //! The ctl command grammar on arbitrary lines: `parse`, `help_at` and `complete` never
-//! panic, and every byte position they report is inside the line on a char boundary.
+//! panic, a complete line never lacks a slot value, and every byte position they report is
+//! inside the line on a char boundary.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -45,6 +46,8 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     if let Err(e) = parse(line) {
+        // A line the tree accepts always carries every value its action needs.
+        assert!(!matches!(e, ParseError::Internal { .. }), "{e:?} for {line:?}");
         // An incomplete command points where the missing word would go, which may be one
         // past the end of the line; every other position is inside it.
         if e.pos() > line.len() {

@@ -57,24 +57,42 @@ impl Slot {
     }
 }
 
-/// What a complete command does; `build` turns it and the matched words into a `Command`.
+/// What a complete command does: one variant per place the command may end, so building
+/// the `Command` needs no guess about which words were given (`build`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     ShowVersion,
-    ShowFrontends,
-    ShowBackends,
-    ShowHealthChecks,
+    ListFrontends,
+    FrontendDetail,
+    ListBackends,
+    BackendDetail,
+    ListHealthChecks,
+    HealthCheckDetail,
     ShowVppInfo,
     ShowVppLbState,
     ShowVppLbCounters,
-    SyncVppLbState,
-    SetBackend,
+    SyncAllFrontends,
+    SyncFrontend,
+    SetBackend(BackendAction),
     SetWeight,
-    WatchEvents,
+    /// `watch events` and each of its options: the spec is the union of the options given.
+    WatchEvents(WatchOption),
     ConfigCheck,
     ConfigReload,
     Help,
     Quit,
+}
+
+/// What one word (or value) of `watch events` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchOption {
+    /// `watch events` itself: adds nothing.
+    Events,
+    Num,
+    Log,
+    LogLevel,
+    Backend,
+    Frontend,
 }
 
 /// One node of the command tree.
@@ -153,22 +171,22 @@ pub static TREE: &[Node] = &[
             key(
                 "frontends",
                 "frontends (VIPs), or one in detail",
-                &[slot(FRONTEND, "a frontend: pools and weights", &[]).ends(A::ShowFrontends)],
+                &[slot(FRONTEND, "a frontend: pools and weights", &[]).ends(A::FrontendDetail)],
             )
-            .ends(A::ShowFrontends),
+            .ends(A::ListFrontends),
             key(
                 "backends",
                 "backends and their health, or one in detail",
                 &[slot(BACKEND, "a backend: last probe and transitions", &[])
-                    .ends(A::ShowBackends)],
+                    .ends(A::BackendDetail)],
             )
-            .ends(A::ShowBackends),
+            .ends(A::ListBackends),
             key(
                 "healthchecks",
                 "health checks, or one in detail",
-                &[slot(HEALTHCHECK, "a health check", &[]).ends(A::ShowHealthChecks)],
+                &[slot(HEALTHCHECK, "a health check", &[]).ends(A::HealthCheckDetail)],
             )
-            .ends(A::ShowHealthChecks),
+            .ends(A::ListHealthChecks),
             key(
                 "vpp",
                 "VPP connection and lb plugin state",
@@ -200,9 +218,9 @@ pub static TREE: &[Node] = &[
                 &[key(
                     "state",
                     "sync all frontends, or one",
-                    &[slot(FRONTEND, "sync only this frontend", &[]).ends(A::SyncVppLbState)],
+                    &[slot(FRONTEND, "sync only this frontend", &[]).ends(A::SyncFrontend)],
                 )
-                .ends(A::SyncVppLbState)],
+                .ends(A::SyncAllFrontends)],
             )],
         )],
     ),
@@ -217,10 +235,14 @@ pub static TREE: &[Node] = &[
                     BACKEND,
                     "the backend",
                     &[
-                        key("pause", "stop probing, keep the weight at 0", &[]).ends(A::SetBackend),
-                        key("resume", "probe again (state unknown)", &[]).ends(A::SetBackend),
-                        key("enable", "re-enable a disabled backend", &[]).ends(A::SetBackend),
-                        key("disable", "weight 0 with flush, no probes", &[]).ends(A::SetBackend),
+                        key("pause", "stop probing, keep the weight at 0", &[])
+                            .ends(A::SetBackend(BackendAction::Pause)),
+                        key("resume", "probe again (state unknown)", &[])
+                            .ends(A::SetBackend(BackendAction::Resume)),
+                        key("enable", "re-enable a disabled backend", &[])
+                            .ends(A::SetBackend(BackendAction::Enable)),
+                        key("disable", "weight 0 with flush, no probes", &[])
+                            .ends(A::SetBackend(BackendAction::Disable)),
                     ],
                 )],
             ),
@@ -266,7 +288,8 @@ pub static TREE: &[Node] = &[
                 key(
                     "num",
                     "stop after N events",
-                    &[slot(Slot::Count, "number of events", &[]).ends(A::WatchEvents)],
+                    &[slot(Slot::Count, "number of events", &[])
+                        .ends(A::WatchEvents(WatchOption::Num))],
                 ),
                 key(
                     "log",
@@ -275,16 +298,18 @@ pub static TREE: &[Node] = &[
                         "level",
                         "minimum log level (default info)",
                         &[slot(Slot::Level, "trace, debug, info, warn or error", &[])
-                            .ends(A::WatchEvents)],
+                            .ends(A::WatchEvents(WatchOption::LogLevel))],
                     )],
                 )
-                .ends(A::WatchEvents),
-                key("backend", "include backend transitions", &[]).ends(A::WatchEvents),
-                key("frontend", "include frontend state changes", &[]).ends(A::WatchEvents),
+                .ends(A::WatchEvents(WatchOption::Log)),
+                key("backend", "include backend transitions", &[])
+                    .ends(A::WatchEvents(WatchOption::Backend)),
+                key("frontend", "include frontend state changes", &[])
+                    .ends(A::WatchEvents(WatchOption::Frontend)),
             ],
         )
         .with_options()
-        .ends(A::WatchEvents)],
+        .ends(A::WatchEvents(WatchOption::Events))],
     ),
     key(
         "config",
@@ -423,6 +448,9 @@ pub enum ParseError {
         pos: usize,
         reason: String,
     },
+    /// The line was complete by the tree but the action lacks a value: a bug, not a typo.
+    #[error("{missing}")]
+    Internal { pos: usize, missing: MissingSlot },
 }
 
 fn unknown(word: &str, expected: &[String]) -> String {
@@ -449,7 +477,8 @@ impl ParseError {
             ParseError::Unknown { pos, .. }
             | ParseError::Ambiguous { pos, .. }
             | ParseError::Incomplete { pos, .. }
-            | ParseError::BadValue { pos, .. } => *pos,
+            | ParseError::BadValue { pos, .. }
+            | ParseError::Internal { pos, .. } => *pos,
         }
     }
 
@@ -460,7 +489,7 @@ impl ParseError {
                 expected
             }
             ParseError::Ambiguous { candidates, .. } => candidates,
-            ParseError::Empty | ParseError::BadValue { .. } => &[],
+            ParseError::Empty | ParseError::BadValue { .. } | ParseError::Internal { .. } => &[],
         }
     }
 
@@ -515,19 +544,76 @@ pub fn tokenize(line: &str) -> Vec<Token<'_>> {
 
 // ---------------------------------------------------------------- the walk
 
-/// A matched word's value.
+/// A matched slot's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Value {
-    Keyword,
     Name(String),
-    Number(u64),
+    Weight(u32),
+    Count(u64),
     Level(LogLevel),
 }
 
-#[derive(Debug, Clone)]
-struct Matched {
-    node: &'static Node,
-    value: Value,
+/// The values given for the slots of one line. A command has at most one slot of each kind
+/// (the tree test checks), so each kind has one place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Slots {
+    frontend: Option<String>,
+    pool: Option<String>,
+    backend: Option<String>,
+    healthcheck: Option<String>,
+    weight: Option<u32>,
+    count: Option<u64>,
+    level: Option<LogLevel>,
+}
+
+impl Slots {
+    /// Stores `value` for `slot`; false when that slot was filled already.
+    fn put(&mut self, slot: Slot, value: Value) -> bool {
+        fn fill<T>(place: &mut Option<T>, value: T) -> bool {
+            let empty = place.is_none();
+            if empty {
+                *place = Some(value);
+            }
+            empty
+        }
+        match (slot, value) {
+            (Slot::Name(NameKind::Frontend), Value::Name(n)) => fill(&mut self.frontend, n),
+            (Slot::Name(NameKind::Pool), Value::Name(n)) => fill(&mut self.pool, n),
+            (Slot::Name(NameKind::Backend), Value::Name(n)) => fill(&mut self.backend, n),
+            (Slot::Name(NameKind::HealthCheck), Value::Name(n)) => fill(&mut self.healthcheck, n),
+            (Slot::Weight, Value::Weight(w)) => fill(&mut self.weight, w),
+            (Slot::Count, Value::Count(n)) => fill(&mut self.count, n),
+            (Slot::Level, Value::Level(l)) => fill(&mut self.level, l),
+            // `slot_value` makes the value from the slot, so the kinds always agree.
+            _ => false,
+        }
+    }
+
+    fn name(&self, kind: NameKind, action: Action) -> Result<String, MissingSlot> {
+        let name = match kind {
+            NameKind::Frontend => &self.frontend,
+            NameKind::Pool => &self.pool,
+            NameKind::Backend => &self.backend,
+            NameKind::HealthCheck => &self.healthcheck,
+        };
+        name.clone().ok_or(MissingSlot {
+            action,
+            slot: Slot::Name(kind),
+        })
+    }
+
+    fn value<T: Copy>(place: Option<T>, slot: Slot, action: Action) -> Result<T, MissingSlot> {
+        place.ok_or(MissingSlot { action, slot })
+    }
+}
+
+/// The tree let a command end without a value its action needs: a bug in `TREE`, refused
+/// rather than filled with a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{action:?} needs a value for {} (a bug in the command tree)", slot.placeholder())]
+pub struct MissingSlot {
+    pub action: Action,
+    pub slot: Slot,
 }
 
 /// Where the walk stands after some words.
@@ -539,7 +625,9 @@ struct Cursor {
     node: Option<&'static Node>,
     /// The innermost option group entered, with the options already used.
     group: Option<(&'static Node, Vec<usize>)>,
-    path: Vec<Matched>,
+    slots: Slots,
+    /// The `watch events` options given so far.
+    watch: Vec<WatchOption>,
 }
 
 const LEVELS: [LogLevel; 5] = [
@@ -556,7 +644,8 @@ impl Cursor {
             tree,
             node: None,
             group: None,
-            path: Vec::new(),
+            slots: Slots::default(),
+            watch: Vec::new(),
         }
     }
 
@@ -595,20 +684,13 @@ impl Cursor {
 
     /// The frontend and pool named so far (for name completion).
     fn scope(&self) -> Scope<'_> {
-        let mut scope = Scope::default();
-        for m in &self.path {
-            if let Value::Name(name) = &m.value {
-                match m.node.word {
-                    Word::Slot(Slot::Name(NameKind::Frontend)) => scope.frontend = Some(name),
-                    Word::Slot(Slot::Name(NameKind::Pool)) => scope.pool = Some(name),
-                    _ => {}
-                }
-            }
+        Scope {
+            frontend: self.slots.frontend.as_deref(),
+            pool: self.slots.pool.as_deref(),
         }
-        scope
     }
 
-    fn advance(&mut self, node: &'static Node, value: Value) {
+    fn advance(&mut self, node: &'static Node) {
         if let Some((group, used)) = &mut self.group
             && let Some(i) = group.children.iter().position(|c| std::ptr::eq(c, node))
         {
@@ -617,8 +699,10 @@ impl Cursor {
         if node.options {
             self.group = Some((node, Vec::new()));
         }
+        if let Some(Action::WatchEvents(option)) = node.end {
+            self.watch.push(option);
+        }
         self.node = Some(node);
-        self.path.push(Matched { node, value });
     }
 
     /// Matches one word against the candidates and moves on.
@@ -627,7 +711,7 @@ impl Cursor {
         let word = token.text;
         let expected = || candidates.iter().map(|n| n.label().to_string()).collect();
         if let Some(exact) = candidates.iter().find(|n| n.keyword() == Some(word)) {
-            self.advance(exact, Value::Keyword);
+            self.advance(exact);
             return Ok(());
         }
         let prefixed: Vec<&'static Node> = candidates
@@ -637,7 +721,7 @@ impl Cursor {
             .collect();
         match prefixed.as_slice() {
             [one] => {
-                self.advance(one, Value::Keyword);
+                self.advance(one);
                 return Ok(());
             }
             [] => {}
@@ -649,22 +733,25 @@ impl Cursor {
                 });
             }
         }
-        let Some(slot_node) = candidates
-            .iter()
-            .copied()
-            .find(|n| matches!(n.word, Word::Slot(_)))
-        else {
+        let Some((slot_node, slot)) = candidates.iter().find_map(|n| match n.word {
+            Word::Slot(s) => Some((*n, s)),
+            Word::Key(_) => None,
+        }) else {
             return Err(ParseError::Unknown {
                 word: word.to_string(),
                 pos: token.pos,
                 expected: expected(),
             });
         };
-        let Word::Slot(slot) = slot_node.word else {
-            unreachable!("filtered on slots above");
-        };
         let value = slot_value(slot, token)?;
-        self.advance(slot_node, value);
+        if !self.slots.put(slot, value) {
+            return Err(ParseError::BadValue {
+                word: word.to_string(),
+                pos: token.pos,
+                reason: format!("{} was given already", slot.placeholder()),
+            });
+        }
+        self.advance(slot_node);
         Ok(())
     }
 }
@@ -677,12 +764,12 @@ fn slot_value(slot: Slot, token: Token<'_>) -> Result<Value, ParseError> {
     };
     match slot {
         Slot::Name(_) => Ok(Value::Name(token.text.to_string())),
-        Slot::Weight => match token.text.parse::<u64>() {
-            Ok(w) if w <= 100 => Ok(Value::Number(w)),
+        Slot::Weight => match token.text.parse::<u32>() {
+            Ok(w) if w <= 100 => Ok(Value::Weight(w)),
             _ => Err(bad("the weight is a whole number from 0 to 100")),
         },
         Slot::Count => match token.text.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(Value::Number(n)),
+            Ok(n) if n > 0 => Ok(Value::Count(n)),
             _ => Err(bad("the count is a whole number above 0")),
         },
         Slot::Level => {
@@ -723,12 +810,13 @@ fn parse_in(tree: &'static [Node], line: &str) -> Result<Command, ParseError> {
         return Err(ParseError::Empty);
     }
     let cursor = walk_in(tree, &tokens)?;
+    // Where a missing word would go: one character past the last word (which may be a
+    // multi-byte space), or one past the end of the line.
+    let end = line.trim_end().len();
+    let missing_at = end + line[end..].chars().next().map_or(1, char::len_utf8);
     let Some(action) = cursor.end() else {
-        // Where the missing word would go: one character past the last word (which may be
-        // a multi-byte space), or one past the end of the line.
-        let end = line.trim_end().len();
         return Err(ParseError::Incomplete {
-            pos: end + line[end..].chars().next().map_or(1, char::len_utf8),
+            pos: missing_at,
             expected: cursor
                 .candidates()
                 .iter()
@@ -736,88 +824,63 @@ fn parse_in(tree: &'static [Node], line: &str) -> Result<Command, ParseError> {
                 .collect(),
         });
     };
-    Ok(build(action, &cursor.path))
-}
-
-fn name_of(path: &[Matched], kind: NameKind) -> Option<String> {
-    path.iter().find_map(|m| match (&m.node.word, &m.value) {
-        (Word::Slot(Slot::Name(k)), Value::Name(name)) if *k == kind => Some(name.clone()),
-        _ => None,
+    build(action, &cursor.watch, &cursor.slots).map_err(|missing| ParseError::Internal {
+        pos: missing_at,
+        missing,
     })
 }
 
-/// The name of `kind` matched after keyword `after` (for commands with two backend slots).
-fn name_after(path: &[Matched], after: &str, kind: NameKind) -> Option<String> {
-    let start = path.iter().position(|m| m.node.keyword() == Some(after))?;
-    name_of(&path[start..], kind)
-}
-
-fn number_of(path: &[Matched], slot: Slot) -> Option<u64> {
-    path.iter().find_map(|m| match (&m.node.word, &m.value) {
-        (Word::Slot(s), Value::Number(n)) if *s == slot => Some(*n),
-        _ => None,
-    })
-}
-
-fn has_key(path: &[Matched], from: usize, keyword: &str) -> bool {
-    path.iter()
-        .skip(from)
-        .any(|m| m.node.keyword() == Some(keyword))
-}
-
-fn build(action: Action, path: &[Matched]) -> Command {
-    // The walk only reaches an action through its slots, so the lookups below find their
-    // values; an empty name would be refused by the daemon rather than crash here.
-    let name = |kind| name_of(path, kind).unwrap_or_default();
-    match action {
+/// The command for `action` from the slot values given; `watch` lists the `watch events`
+/// options given (only `WatchEvents` reads it). A value the action needs but the line did
+/// not give is an error, never a default.
+fn build(action: Action, watch: &[WatchOption], slots: &Slots) -> Result<Command, MissingSlot> {
+    let name = |kind| slots.name(kind, action);
+    Ok(match action {
         A::ShowVersion => Command::ShowVersion,
-        A::ShowFrontends => Command::ShowFrontends(name_of(path, NameKind::Frontend)),
-        A::ShowBackends => Command::ShowBackends(name_of(path, NameKind::Backend)),
-        A::ShowHealthChecks => Command::ShowHealthChecks(name_of(path, NameKind::HealthCheck)),
+        A::ListFrontends => Command::ShowFrontends(None),
+        A::FrontendDetail => Command::ShowFrontends(Some(name(NameKind::Frontend)?)),
+        A::ListBackends => Command::ShowBackends(None),
+        A::BackendDetail => Command::ShowBackends(Some(name(NameKind::Backend)?)),
+        A::ListHealthChecks => Command::ShowHealthChecks(None),
+        A::HealthCheckDetail => Command::ShowHealthChecks(Some(name(NameKind::HealthCheck)?)),
         A::ShowVppInfo => Command::ShowVppInfo,
         A::ShowVppLbState => Command::ShowVppLbState,
         A::ShowVppLbCounters => Command::ShowVppLbCounters,
-        A::SyncVppLbState => Command::SyncVppLbState(name_of(path, NameKind::Frontend)),
-        A::SetBackend => {
-            let action = match path.last().and_then(|m| m.node.keyword()) {
-                Some("pause") => BackendAction::Pause,
-                Some("resume") => BackendAction::Resume,
-                Some("enable") => BackendAction::Enable,
-                _ => BackendAction::Disable,
-            };
-            Command::SetBackend {
-                name: name(NameKind::Backend),
-                action,
-            }
-        }
-        A::SetWeight => Command::SetWeight {
-            frontend: name(NameKind::Frontend),
-            pool: name(NameKind::Pool),
-            backend: name_after(path, "pool", NameKind::Backend).unwrap_or_default(),
-            weight: number_of(path, Slot::Weight).map_or(0, |w| w.min(100) as u32),
+        A::SyncAllFrontends => Command::SyncVppLbState(None),
+        A::SyncFrontend => Command::SyncVppLbState(Some(name(NameKind::Frontend)?)),
+        A::SetBackend(backend_action) => Command::SetBackend {
+            name: name(NameKind::Backend)?,
+            action: backend_action,
         },
-        A::WatchEvents => {
-            // Keywords after `events` only: `watch` and `events` themselves are not options.
-            let from = path
-                .iter()
-                .position(|m| m.node.keyword() == Some("events"))
-                .map_or(0, |i| i + 1);
-            Command::WatchEvents(WatchSpec {
-                num: number_of(path, Slot::Count),
-                log: has_key(path, from, "log"),
-                log_level: path.iter().find_map(|m| match m.value {
-                    Value::Level(l) => Some(l),
-                    _ => None,
-                }),
-                backend: has_key(path, from, "backend"),
-                frontend: has_key(path, from, "frontend"),
-            })
+        A::SetWeight => Command::SetWeight {
+            frontend: name(NameKind::Frontend)?,
+            pool: name(NameKind::Pool)?,
+            backend: name(NameKind::Backend)?,
+            weight: Slots::value(slots.weight, Slot::Weight, action)?,
+        },
+        A::WatchEvents(_) => {
+            let mut spec = WatchSpec::default();
+            for option in watch {
+                match option {
+                    WatchOption::Events => {}
+                    WatchOption::Num => {
+                        spec.num = Some(Slots::value(slots.count, Slot::Count, action)?);
+                    }
+                    WatchOption::Log => spec.log = true,
+                    WatchOption::LogLevel => {
+                        spec.log_level = Some(Slots::value(slots.level, Slot::Level, action)?);
+                    }
+                    WatchOption::Backend => spec.backend = true,
+                    WatchOption::Frontend => spec.frontend = true,
+                }
+            }
+            Command::WatchEvents(spec)
         }
         A::ConfigCheck => Command::ConfigCheck,
         A::ConfigReload => Command::ConfigReload,
         A::Help => Command::Help,
         A::Quit => Command::Quit,
-    }
+    })
 }
 
 // ---------------------------------------------------------------- help and completion
@@ -1009,7 +1072,7 @@ mod tests {
                 problems.push(format!("{here}: option group nested in a group"));
             }
             if let (Some(g), Some(end)) = (group, node.end)
-                && g.end != Some(end)
+                && g.end.as_ref().map(std::mem::discriminant) != Some(std::mem::discriminant(&end))
             {
                 problems.push(format!(
                     "{here}: option ends with another action than its group"
@@ -1365,6 +1428,291 @@ mod tests {
         }
         .effective();
         assert!(only.backend && !only.log && !only.frontend);
+    }
+
+    // ------------------------------------------------------------ every leaf, typed
+
+    /// Every node where a command may end, with the nodes leading to it. The options of a
+    /// group appear one at a time here; `watch_option_combinations` mixes them.
+    fn leaves() -> Vec<Vec<&'static Node>> {
+        fn visit(
+            nodes: &'static [Node],
+            path: &mut Vec<&'static Node>,
+            out: &mut Vec<Vec<&'static Node>>,
+        ) {
+            for node in nodes {
+                path.push(node);
+                if node.end.is_some() {
+                    out.push(path.clone());
+                }
+                visit(node.children, path, out);
+                path.pop();
+            }
+        }
+        let mut out = Vec::new();
+        visit(TREE, &mut Vec::new(), &mut out);
+        out
+    }
+
+    /// Values for every slot kind.
+    #[derive(Debug, Clone)]
+    struct Sample {
+        frontend: String,
+        pool: String,
+        backend: String,
+        healthcheck: String,
+        weight: u32,
+        count: u64,
+        level: LogLevel,
+        /// How many letters of the level name are typed (any unique prefix works).
+        level_typed: usize,
+    }
+
+    impl Sample {
+        fn word(&self, node: &Node) -> String {
+            match node.word {
+                Word::Key(k) => k.to_string(),
+                Word::Slot(Slot::Name(NameKind::Frontend)) => self.frontend.clone(),
+                Word::Slot(Slot::Name(NameKind::Pool)) => self.pool.clone(),
+                Word::Slot(Slot::Name(NameKind::Backend)) => self.backend.clone(),
+                Word::Slot(Slot::Name(NameKind::HealthCheck)) => self.healthcheck.clone(),
+                Word::Slot(Slot::Weight) => self.weight.to_string(),
+                Word::Slot(Slot::Count) => self.count.to_string(),
+                Word::Slot(Slot::Level) => {
+                    let name = self.level.as_str();
+                    name[..self.level_typed.clamp(1, name.len())].to_string()
+                }
+            }
+        }
+
+        fn slots(&self, path: &[&'static Node]) -> Slots {
+            let mut slots = Slots::default();
+            for node in path {
+                let Word::Slot(slot) = node.word else {
+                    continue;
+                };
+                let value = match slot {
+                    Slot::Name(_) => Value::Name(self.word(node)),
+                    Slot::Weight => Value::Weight(self.weight),
+                    Slot::Count => Value::Count(self.count),
+                    Slot::Level => Value::Level(self.level),
+                };
+                assert!(slots.put(slot, value), "{slot:?} twice on one path");
+            }
+            slots
+        }
+    }
+
+    /// What each leaf must build, written from the command reference rather than from
+    /// `build`.
+    fn expected(action: Action, v: &Sample) -> Command {
+        match action {
+            A::ShowVersion => Command::ShowVersion,
+            A::ListFrontends => Command::ShowFrontends(None),
+            A::FrontendDetail => Command::ShowFrontends(Some(v.frontend.clone())),
+            A::ListBackends => Command::ShowBackends(None),
+            A::BackendDetail => Command::ShowBackends(Some(v.backend.clone())),
+            A::ListHealthChecks => Command::ShowHealthChecks(None),
+            A::HealthCheckDetail => Command::ShowHealthChecks(Some(v.healthcheck.clone())),
+            A::ShowVppInfo => Command::ShowVppInfo,
+            A::ShowVppLbState => Command::ShowVppLbState,
+            A::ShowVppLbCounters => Command::ShowVppLbCounters,
+            A::SyncAllFrontends => Command::SyncVppLbState(None),
+            A::SyncFrontend => Command::SyncVppLbState(Some(v.frontend.clone())),
+            A::SetBackend(action) => Command::SetBackend {
+                name: v.backend.clone(),
+                action,
+            },
+            A::SetWeight => Command::SetWeight {
+                frontend: v.frontend.clone(),
+                pool: v.pool.clone(),
+                backend: v.backend.clone(),
+                weight: v.weight,
+            },
+            A::WatchEvents(option) => Command::WatchEvents(watch_spec(&[option], v)),
+            A::ConfigCheck => Command::ConfigCheck,
+            A::ConfigReload => Command::ConfigReload,
+            A::Help => Command::Help,
+            A::Quit => Command::Quit,
+        }
+    }
+
+    fn watch_spec(options: &[WatchOption], v: &Sample) -> WatchSpec {
+        let mut spec = WatchSpec::default();
+        for option in options {
+            match option {
+                WatchOption::Events => {}
+                WatchOption::Num => spec.num = Some(v.count),
+                WatchOption::Log => spec.log = true,
+                WatchOption::LogLevel => {
+                    spec.log = true;
+                    spec.log_level = Some(v.level);
+                }
+                WatchOption::Backend => spec.backend = true,
+                WatchOption::Frontend => spec.frontend = true,
+            }
+        }
+        spec
+    }
+
+    fn sample(name: &'static str) -> impl Strategy<Value = Sample> {
+        (
+            (name, name, name, name),
+            0u32..=100,
+            1u64..=u64::MAX,
+            proptest::sample::select(LEVELS.to_vec()),
+            1usize..6,
+        )
+            .prop_map(
+                |((frontend, pool, backend, healthcheck), weight, count, level, level_typed)| {
+                    Sample {
+                        frontend,
+                        pool,
+                        backend,
+                        healthcheck,
+                        weight,
+                        count,
+                        level,
+                        level_typed,
+                    }
+                },
+            )
+    }
+
+    fn line_of(path: &[&'static Node], v: &Sample) -> String {
+        path.iter().map(|n| v.word(n)).collect::<Vec<_>>().join(" ")
+    }
+
+    /// The watch options as the walk records them for this path.
+    fn watch_of(path: &[&'static Node]) -> Vec<WatchOption> {
+        path.iter()
+            .filter_map(|n| match n.end {
+                Some(A::WatchEvents(o)) => Some(o),
+                _ => None,
+            })
+            .collect()
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A complete line for any leaf builds exactly that leaf's command, with the values
+        /// typed in its slots (names verbatim, whatever they look like).
+        #[test]
+        fn every_leaf_builds_its_own_command(
+            path in proptest::sample::select(leaves()),
+            v in sample("[^\\s]{1,12}"),
+        ) {
+            let action = path.last().and_then(|n| n.end);
+            prop_assert!(action.is_some());
+            let action = action.unwrap_or(A::Help);
+            let line = line_of(&path, &v);
+            prop_assert_eq!(parse(&line), Ok(expected(action, &v)), "{}", line);
+        }
+
+        /// Any slot left out of a leaf's line: the line is refused, or (when the slot was an
+        /// optional last word) it is the shorter command; never the leaf's command with a
+        /// default. Building the leaf's action without that slot's value is an error.
+        #[test]
+        fn a_missing_slot_is_refused(
+            path in proptest::sample::select(leaves()),
+            v in sample("[a-z]{1,6}[0-9]{1,3}"),
+        ) {
+            let action = path.last().and_then(|n| n.end).unwrap_or(A::Help);
+            let full = v.slots(&path);
+            prop_assert_eq!(build(action, &watch_of(&path), &full), Ok(expected(action, &v)));
+            for (i, node) in path.iter().enumerate() {
+                let Word::Slot(slot) = node.word else { continue };
+                let mut short = path.clone();
+                short.remove(i);
+                let line = line_of(&short, &v);
+                let parent_ends = path[i - 1].end.filter(|_| i == path.len() - 1);
+                match parent_ends {
+                    Some(shorter) => {
+                        prop_assert_eq!(parse(&line), Ok(expected(shorter, &v)), "{}", line);
+                    }
+                    None => prop_assert!(parse(&line).is_err(), "{} parsed", line),
+                }
+                let mut partial = full.clone();
+                match slot {
+                    Slot::Name(NameKind::Frontend) => partial.frontend = None,
+                    Slot::Name(NameKind::Pool) => partial.pool = None,
+                    Slot::Name(NameKind::Backend) => partial.backend = None,
+                    Slot::Name(NameKind::HealthCheck) => partial.healthcheck = None,
+                    Slot::Weight => partial.weight = None,
+                    Slot::Count => partial.count = None,
+                    Slot::Level => partial.level = None,
+                }
+                prop_assert_eq!(
+                    build(action, &watch_of(&path), &partial),
+                    Err(MissingSlot { action, slot })
+                );
+            }
+        }
+
+        /// The options of `watch events` in any order and any subset add up.
+        #[test]
+        fn watch_option_combinations(
+            chosen in proptest::sample::subsequence(
+                vec![
+                    WatchOption::Num,
+                    WatchOption::Log,
+                    WatchOption::Backend,
+                    WatchOption::Frontend,
+                ],
+                0..=4,
+            ).prop_shuffle(),
+            with_level in any::<bool>(),
+            v in sample("[a-z]{1,6}"),
+        ) {
+            let mut options = vec![WatchOption::Events];
+            let mut line = "watch events".to_string();
+            for option in &chosen {
+                options.push(*option);
+                match option {
+                    WatchOption::Num => line.push_str(&format!(" num {}", v.count)),
+                    WatchOption::Log if with_level => {
+                        options.push(WatchOption::LogLevel);
+                        line.push_str(&format!(" log level {}", v.level.as_str()));
+                    }
+                    WatchOption::Log => line.push_str(" log"),
+                    WatchOption::Backend => line.push_str(" backend"),
+                    WatchOption::Frontend => line.push_str(" frontend"),
+                    WatchOption::Events | WatchOption::LogLevel => {}
+                }
+            }
+            prop_assert_eq!(
+                parse(&line),
+                Ok(Command::WatchEvents(watch_spec(&options, &v))),
+                "{}",
+                line
+            );
+        }
+    }
+
+    #[test]
+    fn leaves_cover_every_action_once_per_place() {
+        let all = leaves();
+        let actions: Vec<Action> = all.iter().filter_map(|p| p.last()?.end).collect();
+        assert!(actions.contains(&A::SetBackend(BackendAction::Disable)));
+        assert!(actions.contains(&A::WatchEvents(WatchOption::LogLevel)));
+        // No two leaves share an action except `quit`/`exit`.
+        let mut seen: Vec<Action> = Vec::new();
+        for a in actions {
+            assert!(a == A::Quit || !seen.contains(&a), "{a:?} on two leaves");
+            seen.push(a);
+        }
+    }
+
+    #[test]
+    fn a_slot_given_twice_is_refused_not_overwritten() {
+        let mut slots = Slots::default();
+        assert!(slots.put(BACKEND, Value::Name("a".into())));
+        assert!(!slots.put(BACKEND, Value::Name("b".into())));
+        assert_eq!(slots.backend.as_deref(), Some("a"));
+        // A value of another kind than the slot's is never stored.
+        assert!(!slots.put(Slot::Weight, Value::Count(3)));
+        assert_eq!(slots.weight, None);
     }
 
     // ------------------------------------------------------------ completion and help
