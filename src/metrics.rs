@@ -179,13 +179,15 @@ impl Snapshot {
                     ));
                 }
             }
-            let bounds = DURATION_BUCKETS.iter().copied().chain([f64::INFINITY]);
             s.probe_duration.push((
                 vec![b(), ("type", kind)],
                 Histogram {
                     sum: e.stats.duration_sum,
                     count: e.stats.count,
-                    buckets: bounds.zip(e.stats.duration_buckets).collect(),
+                    buckets: DURATION_BUCKETS
+                        .into_iter()
+                        .zip(e.stats.duration_buckets)
+                        .collect(),
                 },
             ));
             for ((from, to), n) in &e.transitions {

@@ -3,17 +3,31 @@
 
 use crate::health::{ProbeResult, ResultCode};
 
-/// Upper bounds (seconds) of the probe duration histogram buckets.
-pub const DURATION_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+/// Upper bounds (seconds) of the probe duration histogram buckets; the last, +Inf, takes
+/// every slower probe. The recorder (`observe`) and the exporter (`le` labels) both read
+/// this array, so the counts and their labels cannot drift apart.
+pub const DURATION_BUCKETS: [f64; 13] = [
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    f64::INFINITY,
 ];
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProbeStats {
     /// Probes per result code, indexed like `ResultCode::ALL`.
-    pub by_code: [u64; 11],
-    /// Non-cumulative counts per bucket of `DURATION_BUCKETS`, plus one overflow bucket.
-    pub duration_buckets: [u64; 13],
+    pub by_code: [u64; ResultCode::ALL.len()],
+    /// Non-cumulative counts per bucket of `DURATION_BUCKETS`.
+    pub duration_buckets: [u64; DURATION_BUCKETS.len()],
     pub duration_sum: f64,
     pub count: u64,
 }
@@ -24,10 +38,11 @@ impl ProbeStats {
             self.by_code[i] += 1;
         }
         let secs = result.duration.as_secs_f64();
+        // Only a NaN could miss the +Inf bucket; a Duration never is one.
         let bucket = DURATION_BUCKETS
             .iter()
             .position(|b| secs <= *b)
-            .unwrap_or(DURATION_BUCKETS.len());
+            .unwrap_or(DURATION_BUCKETS.len() - 1);
         self.duration_buckets[bucket] += 1;
         self.duration_sum += secs;
         self.count += 1;
@@ -74,7 +89,8 @@ mod tests {
         assert_eq!((DURATION_BUCKETS[0], up_to(0)), (0.0005, 1)); // 300 µs
         assert_eq!(up_to(5), 1); // <= 25 ms: only the first
         assert_eq!(up_to(6), 2); // <= 50 ms: the 30 ms one too
-        assert_eq!(up_to(DURATION_BUCKETS.len()), 3); // +Inf holds all
+        assert_eq!(up_to(DURATION_BUCKETS.len() - 1), 3); // +Inf holds all
+        assert_eq!(DURATION_BUCKETS.last(), Some(&f64::INFINITY));
         assert!((s.duration_sum - 5.0303).abs() < 1e-9);
     }
 }
