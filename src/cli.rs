@@ -103,6 +103,14 @@ pub struct DaemonArgs {
         default_value = "/run/vpp/stats.sock"
     )]
     pub vpp_stats_addr: String,
+    /// How often the per-VIP counters are read from the stats segment (50ms..10m).
+    #[arg(
+        long,
+        env = "MAGLEV_STATS_INTERVAL",
+        default_value = "5s",
+        value_parser = crate::vpp::counters_poller::parse_interval
+    )]
+    pub stats_interval: std::time::Duration,
     /// Connect to VPP and read, but log each write instead of sending it.
     #[arg(long, env = "MAGLEV_DRY_RUN")]
     pub dry_run: bool,
@@ -242,6 +250,32 @@ mod tests {
             "show".into(),
         ]);
         assert_eq!(v, vec!["--color=never", "--server=x:1", "show"]);
+    }
+
+    #[test]
+    fn stats_interval_flag_defaults_to_the_pollers_default() {
+        use clap::Parser;
+        let interval = |extra: &[&str]| match Cli::try_parse_from(
+            ["maglev", "daemon"].iter().chain(extra).copied(),
+        ) {
+            Ok(Cli {
+                command: Command::Daemon(a),
+            }) => Ok(a.stats_interval),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        assert_eq!(
+            interval(&[]),
+            Ok(crate::vpp::counters_poller::DEFAULT_INTERVAL)
+        );
+        assert_eq!(
+            interval(&["--stats-interval", "200ms"]),
+            Ok(std::time::Duration::from_millis(200))
+        );
+        assert_eq!(
+            interval(&["--stats-interval", "1ms"]),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! the old run's counters; a stats failure or stats off is
 //! UNAVAILABLE with the reason. Plus `ip_route_lookup` against the API double.
 //!
-//! The daemon reads counters every 5 s; these tests set `MAGLEV_STATS_INTERVAL_MS=200`.
+//! The daemon reads counters every 5 s; these tests pass `--stats-interval 200ms`.
 
 #[path = "support/daemon.rs"]
 mod daemon_support;
@@ -47,7 +47,8 @@ async fn start(double: &VppDouble, stats: Option<&Path>) -> (Daemon, UpBackend) 
     let up = UpBackend::start_on("127.0.0.2", free_port("127.0.0.2"));
     let d = DaemonBuilder::new(config(up.port()))
         .vpp(double.socket_path(), stats)
-        .env("MAGLEV_STATS_INTERVAL_MS", "200")
+        .arg("--stats-interval")
+        .arg("200ms")
         .log_level("info")
         .start()
         .await;

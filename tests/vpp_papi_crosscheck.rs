@@ -4,6 +4,9 @@
 //! packed by vpp-papi from the same values and decoded by us (bytes and values must match).
 //! Outside CI it skips (with a printed reason) when `python3 -c "import vpp_papi"` fails.
 
+#[path = "support/papi_json.rs"]
+mod papi_json;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;
@@ -13,12 +16,12 @@ use maglev::vpp::messages::ip::*;
 use maglev::vpp::messages::lb::*;
 use maglev::vpp::messages::memclnt::*;
 use maglev::vpp::messages::vpe::*;
-use maglev::vpp::wire::schema::papi_json;
 use maglev::vpp::wire::{
     EncapType, FixedString, Header, HeaderKind, InterfaceIndex, IpDscp, IpProto, LbVip, Message,
     MessageTableEntry, ModuleVersion, Prefix, PrefixMatcher, SrvType, VlaString, decode_message,
     encode_message,
 };
+use papi_json::papi_json;
 use serde::Serialize;
 use serde_json::{Value, json};
 

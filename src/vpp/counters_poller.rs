@@ -1,6 +1,6 @@
 //! Per-VIP counters from VPP's stats segment (DESIGN.md §7, issue 7).
 //!
-//! Every `interval` (5 s; `MAGLEV_STATS_INTERVAL_MS` overrides it, for tests) one pass:
+//! Every `interval` (`--stats-interval`, 5 s by default) one pass:
 //! the VIP pool indexes come from `show lb vips verbose` (one `cli_inband`, not the
 //! reconciler's whole state read), each VIP's
 //! `/net/route/to` index from `ip_route_lookup` (VIPs sharing a prefix share one FIB
@@ -37,22 +37,32 @@ use super::stats::{LbCounterSnapshot, NO_ROUTE, PollOutcome, StatsPoller, VipCou
 use super::wire::Prefix;
 use crate::checker::Checker;
 
-/// How often the counters are read.
+/// How often the counters are read unless `--stats-interval` says otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
-/// Hidden override of [`DEFAULT_INTERVAL`] in milliseconds (tests keep short this way).
-pub const INTERVAL_ENV: &str = "MAGLEV_STATS_INTERVAL_MS";
+/// The shortest `--stats-interval`: each pass costs VPP API calls.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+/// The longest `--stats-interval`: rates over longer spans say little.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(600);
 /// The FIB table of the VIP routes (the lb plugin adds them to the default VRF).
 const VIP_TABLE: u32 = 0;
 
-/// The pass interval: [`INTERVAL_ENV`] if set to a sane number of milliseconds.
-pub fn interval_from_env() -> Duration {
-    parse_interval(std::env::var(INTERVAL_ENV).ok().as_deref())
+/// A `--stats-interval` that is not a duration from [`MIN_INTERVAL`] to [`MAX_INTERVAL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntervalError {
+    #[error(transparent)]
+    Syntax(#[from] crate::config::duration::DurationError),
+    #[error("{0:?} is outside 50ms..10m")]
+    OutOfRange(Duration),
 }
 
-fn parse_interval(v: Option<&str>) -> Duration {
-    v.and_then(|s| s.trim().parse::<u64>().ok())
-        .filter(|ms| (50..=600_000).contains(ms))
-        .map_or(DEFAULT_INTERVAL, Duration::from_millis)
+/// Parses `--stats-interval` ("5s", "200ms", "1m").
+pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    let interval = crate::config::duration::parse_duration(text)?;
+    if (MIN_INTERVAL..=MAX_INTERVAL).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err(IntervalError::OutOfRange(interval))
+    }
 }
 
 /// One VIP's counters, named.
@@ -474,13 +484,31 @@ mod tests {
     }
 
     #[test]
-    fn interval_default_and_override() {
-        assert_eq!(parse_interval(None), DEFAULT_INTERVAL);
-        assert_eq!(parse_interval(Some("250")), Duration::from_millis(250));
-        // Nonsense and extremes fall back to the default.
-        assert_eq!(parse_interval(Some("fast")), DEFAULT_INTERVAL);
-        assert_eq!(parse_interval(Some("0")), DEFAULT_INTERVAL);
-        assert_eq!(parse_interval(Some("99999999")), DEFAULT_INTERVAL);
+    fn interval_flag_values() {
+        assert_eq!(parse_interval("5s"), Ok(DEFAULT_INTERVAL));
+        assert_eq!(parse_interval("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_interval("10m"), Ok(MAX_INTERVAL));
+        // Nonsense and extremes are refused, not replaced by the default.
+        assert!(matches!(
+            parse_interval("fast"),
+            Err(IntervalError::Syntax(_))
+        ));
+        assert!(matches!(
+            parse_interval("250"),
+            Err(IntervalError::Syntax(_))
+        ));
+        assert_eq!(
+            parse_interval("0"),
+            Err(IntervalError::OutOfRange(Duration::ZERO))
+        );
+        assert_eq!(
+            parse_interval("49ms"),
+            Err(IntervalError::OutOfRange(Duration::from_millis(49)))
+        );
+        assert!(matches!(
+            parse_interval("11m"),
+            Err(IntervalError::OutOfRange(_))
+        ));
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             info!("VPP stats off (--vpp-stats-addr is empty): no per-VIP counters");
             None
         } else {
-            let interval = counters_poller::interval_from_env();
+            let interval = args.stats_interval;
             info!(vpp_stats_addr = %args.vpp_stats_addr, ?interval, "VPP per-VIP counters on");
             let (publish, rx) = watch::channel(Published::Pending);
             tasks.push(tokio::spawn(CountersPoller::run(counters_poller::Inputs {

@@ -1,8 +1,6 @@
 //! Field lists of messages and types as declared in VPP's `.api` files. They are the
 //! source of the CRC check (vppapigen's algorithm, VPP-WIRE §2.1) and of the vpp-papi
-//! JSON definitions used by the cross-check tests (VPP-WIRE §6).
-
-use serde_json::{Value, json};
+//! JSON definitions the cross-check test builds (`tests/support/papi_json.rs`, VPP-WIRE §6).
 
 use super::message::{HeaderKind, Message};
 
@@ -49,15 +47,6 @@ impl FieldDef {
             Shape::Fixed(n) => format!("['{}', '{}', {}, None]", self.ty, self.name, n),
             Shape::Vla(None) => format!("['{}', '{}', 0, None]", self.ty, self.name),
             Shape::Vla(Some(lf)) => format!("['{}', '{}', 0, '{}']", self.ty, self.name, lf),
-        }
-    }
-
-    fn json(&self) -> Value {
-        match self.shape {
-            Shape::Scalar => json!([self.ty, self.name]),
-            Shape::Fixed(n) => json!([self.ty, self.name, n]),
-            Shape::Vla(None) => json!([self.ty, self.name, 0]),
-            Shape::Vla(Some(lf)) => json!([self.ty, self.name, 0, lf]),
         }
     }
 }
@@ -432,95 +421,6 @@ pub fn compute_crc(def: &MessageDef) -> Result<u32, UnknownType> {
     let fields = def.all_fields();
     let crc = crc32(py_block(&fields).as_bytes(), 0);
     fold_types(&fields, crc)
-}
-
-fn collect_types(fields: &[FieldDef], out: &mut Vec<&'static TypeDef>) -> Result<(), UnknownType> {
-    for field in fields {
-        collect_type_name(field.ty, out)?;
-    }
-    Ok(())
-}
-
-fn collect_type_name(ty: &str, out: &mut Vec<&'static TypeDef>) -> Result<(), UnknownType> {
-    if !ty.starts_with("vl_api_") {
-        return Ok(());
-    }
-    let t = lookup_type(ty).ok_or_else(|| UnknownType(ty.to_string()))?;
-    if out.iter().any(|seen| seen.name() == t.name()) {
-        return Ok(());
-    }
-    out.push(t);
-    match t {
-        TypeDef::Typedef { fields, .. } | TypeDef::Union { fields, .. } => {
-            collect_types(fields, out)
-        }
-        TypeDef::Alias { target, .. } => collect_type_name(target, out),
-        TypeDef::Enum { .. } => Ok(()),
-    }
-}
-
-/// vpp-papi's `.api.json` format for `messages` and every type they reference.
-pub fn papi_json(messages: &[MessageDef]) -> Result<Value, UnknownType> {
-    let mut used = Vec::new();
-    let mut msgs = Vec::new();
-    for m in messages {
-        let fields = m.all_fields();
-        collect_types(&fields, &mut used)?;
-        let mut entry = vec![json!(m.name), json!(["u16", "_vl_msg_id"])];
-        entry.extend(fields.iter().map(FieldDef::json));
-        entry.push(json!({ "crc": format!("0x{}", m.crc), "options": {} }));
-        msgs.push(Value::Array(entry));
-    }
-    let (mut types, mut unions, mut enums) = (Vec::new(), Vec::new(), Vec::new());
-    let mut aliases = serde_json::Map::new();
-    for t in used {
-        match t {
-            TypeDef::Typedef { name, fields } | TypeDef::Union { name, fields } => {
-                let mut entry = vec![json!(name)];
-                entry.extend(fields.iter().map(FieldDef::json));
-                if matches!(t, TypeDef::Union { .. }) {
-                    unions.push(Value::Array(entry));
-                } else {
-                    types.push(Value::Array(entry));
-                }
-            }
-            TypeDef::Enum {
-                name,
-                width,
-                values,
-            } => {
-                let mut entry = vec![json!(name)];
-                entry.extend(values.iter().map(|(n, v)| json!([n, v])));
-                entry.push(json!({ "enumtype": width }));
-                enums.push(Value::Array(entry));
-            }
-            TypeDef::Alias {
-                name,
-                target,
-                length,
-            } => {
-                let v = match length {
-                    Some(n) => json!({ "type": target, "length": n }),
-                    None => json!({ "type": target }),
-                };
-                aliases.insert((*name).to_string(), v);
-            }
-        }
-    }
-    Ok(json!({
-        "types": types,
-        "messages": msgs,
-        "unions": unions,
-        "enums": enums,
-        "enumflags": [],
-        "services": {},
-        "options": { "version": "1.0.0" },
-        "aliases": aliases,
-        "vl_api_version": "0x00000000",
-        "imports": [],
-        "counters": [],
-        "paths": [],
-    }))
 }
 
 #[cfg(test)]
