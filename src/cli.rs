@@ -43,24 +43,23 @@ pub enum LogFormat {
     Text,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
+/// The one log level type (`--log-level`, log events, `watch events log level`).
+pub use crate::events::LogLevel;
 
-impl LogLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
+/// `--log-level` values, listed from the quietest as the help has always shown them.
+impl ValueEnum for LogLevel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Trace,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 
@@ -276,6 +275,20 @@ mod tests {
             interval(&["--stats-interval", "1ms"]),
             Err(clap::error::ErrorKind::ValueValidation)
         );
+    }
+
+    #[test]
+    fn log_level_flag_uses_the_one_log_level() {
+        let names: Vec<String> = LogLevel::value_variants()
+            .iter()
+            .filter_map(|l| l.to_possible_value())
+            .map(|v| v.get_name().to_string())
+            .collect();
+        assert_eq!(names, ["error", "warn", "info", "debug", "trace"]);
+        assert_eq!(LogLevel::from_str("warn", false), Ok(LogLevel::Warn));
+        assert!(LogLevel::from_str("loud", false).is_err());
+        // The same type orders by verbosity for the event filter.
+        assert!(LogLevel::Trace < LogLevel::Error);
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// Every level, from most to least verbose.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Trace => "trace",

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::cli::LogLevel;
+use crate::events::LogLevel;
 
 /// What one grammar node matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -630,14 +630,6 @@ struct Cursor {
     watch: Vec<WatchOption>,
 }
 
-const LEVELS: [LogLevel; 5] = [
-    LogLevel::Trace,
-    LogLevel::Debug,
-    LogLevel::Info,
-    LogLevel::Warn,
-    LogLevel::Error,
-];
-
 impl Cursor {
     fn root(tree: &'static [Node]) -> Cursor {
         Cursor {
@@ -773,7 +765,7 @@ fn slot_value(slot: Slot, token: Token<'_>) -> Result<Value, ParseError> {
             _ => Err(bad("the count is a whole number above 0")),
         },
         Slot::Level => {
-            let matches: Vec<LogLevel> = LEVELS
+            let matches: Vec<LogLevel> = LogLevel::ALL
                 .into_iter()
                 .filter(|l| l.as_str().starts_with(token.text))
                 .collect();
@@ -968,7 +960,7 @@ pub fn complete(line: &str, pos: usize, names: &dyn NameSource) -> (usize, Vec<C
                         help: node.help.to_string(),
                     }),
             ),
-            Word::Slot(Slot::Level) => out.extend(LEVELS.iter().map(|l| Candidate {
+            Word::Slot(Slot::Level) => out.extend(LogLevel::ALL.iter().map(|l| Candidate {
                 text: l.as_str().to_string(),
                 help: node.help.to_string(),
             })),
@@ -1560,7 +1552,7 @@ mod tests {
             (name, name, name, name),
             0u32..=100,
             1u64..=u64::MAX,
-            proptest::sample::select(LEVELS.to_vec()),
+            proptest::sample::select(LogLevel::ALL.to_vec()),
             1usize..6,
         )
             .prop_map(

@@ -281,14 +281,7 @@ impl Session {
 }
 
 fn watch_level(spec: &WatchSpec) -> ProtoLevel {
-    use crate::cli::LogLevel as L;
-    match spec.log_level.unwrap_or(L::Info) {
-        L::Trace => ProtoLevel::Trace,
-        L::Debug => ProtoLevel::Debug,
-        L::Info => ProtoLevel::Info,
-        L::Warn => ProtoLevel::Warn,
-        L::Error => ProtoLevel::Error,
-    }
+    crate::server::convert::log_level(spec.log_level.unwrap_or(crate::events::LogLevel::Info))
 }
 
 /// A closed pipe (`maglev ctl show backends | head -1`) is not worth a message.
@@ -323,7 +316,7 @@ mod tests {
     fn watch_level_defaults_to_info() {
         assert_eq!(watch_level(&WatchSpec::default()), ProtoLevel::Info);
         let spec = WatchSpec {
-            log_level: Some(crate::cli::LogLevel::Trace),
+            log_level: Some(crate::events::LogLevel::Trace),
             ..WatchSpec::default()
         };
         assert_eq!(watch_level(&spec), ProtoLevel::Trace);
