@@ -318,7 +318,10 @@ mod tests {
         assert_eq!(refused.exit_code(), 1);
         assert_eq!(refused.to_string(), "no backend \"web9\"");
         // UNAVAILABLE from the server itself (VPP is off) is a refusal, not unreachability.
-        let vpp_off = CtlError::from_status("x", &tonic::Status::unavailable("VPP is disabled"));
+        let vpp_off = CtlError::from_status(
+            "x",
+            &tonic::Status::unavailable(crate::vpp::VppDisabled.to_string()),
+        );
         assert_eq!(vpp_off.exit_code(), 1);
         let late = CtlError::from_status("x", &tonic::Status::deadline_exceeded("late"));
         assert_eq!(late.exit_code(), 3);

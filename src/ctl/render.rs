@@ -518,7 +518,7 @@ pub fn healthcheck_detail(h: &HealthCheck, look: &Look) -> String {
 
 pub fn vpp_info(v: &VppInfo, look: &Look) -> String {
     if !v.enabled {
-        return "VPP is disabled (--vpp-api-addr is empty): health checking only\n".to_string();
+        return format!("{}: health checking only\n", crate::vpp::VppDisabled);
     }
     let connection = if v.connected {
         look.paint("connected", Style::new().green())

@@ -9,16 +9,14 @@ use crate::daemon::Daemon;
 use crate::proto;
 use crate::vpp::client::VppError;
 use crate::vpp::lb_io::ReadStateError;
-use crate::vpp::{CountersUnavailable, SyncError, VppInfo, VppService};
-
-pub const DISABLED: &str = "VPP is disabled (--vpp-api-addr is empty)";
+use crate::vpp::{CountersUnavailable, SyncError, VppDisabled, VppInfo, VppService};
 
 /// UNAVAILABLE unless VPP is enabled.
 pub fn require_enabled(info: &VppInfo) -> Result<(), Status> {
     if info.enabled {
         Ok(())
     } else {
-        Err(Status::unavailable(DISABLED))
+        Err(Status::unavailable(VppDisabled.to_string()))
     }
 }
 
@@ -117,7 +115,7 @@ pub fn counters(daemon: &Daemon) -> Result<proto::VpplbCounters, Status> {
 /// them), an unreadable state INTERNAL.
 fn sync_error(daemon: &Daemon, e: &SyncError) -> Status {
     match e {
-        SyncError::Disabled => Status::unavailable(DISABLED),
+        SyncError::Disabled => Status::unavailable(VppDisabled.to_string()),
         SyncError::NotFound(name) => unknown_frontend(daemon, name),
         SyncError::Disconnected => {
             Status::unavailable(not_connected(&daemon.vpp.get(), &daemon.args.vpp_api_addr))
@@ -166,7 +164,7 @@ mod tests {
         let off = VppInfo::default();
         let e = require_connected(&off, "");
         assert!(
-            matches!(&e, Err(s) if s.code() == tonic::Code::Unavailable && s.message() == DISABLED)
+            matches!(&e, Err(s) if s.code() == tonic::Code::Unavailable && s.message() == VppDisabled.to_string())
         );
 
         let down = VppInfo {

@@ -96,7 +96,7 @@ pub struct LbCountersView {
 /// Why there are no counters to show.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CountersUnavailable {
-    #[error("VPP is disabled (--vpp-api-addr is empty)")]
+    #[error("{}", super::VppDisabled)]
     VppDisabled,
     #[error("VPP stats are off (--vpp-stats-addr is empty)")]
     StatsDisabled,

@@ -43,7 +43,7 @@ const WARMUP_POLL: Duration = Duration::from_millis(250);
 /// Why a requested sync did not (fully) happen.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SyncError {
-    #[error("VPP is disabled (--vpp-api-addr is empty)")]
+    #[error("{}", super::VppDisabled)]
     Disabled,
     #[error("unknown frontend {0:?}")]
     NotFound(String),

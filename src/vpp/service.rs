@@ -221,9 +221,10 @@ impl VppService {
 
     /// Reads VPP's lb state now (reads only) and names what maglev knows.
     pub async fn lb_state(&self) -> Result<LbStateView, VppError> {
-        let conn = self.conn.as_ref().ok_or_else(|| {
-            VppError::Disconnected("VPP is disabled (--vpp-api-addr is empty)".into())
-        })?;
+        let conn = self
+            .conn
+            .as_ref()
+            .ok_or_else(|| VppError::Disconnected(super::VppDisabled.to_string()))?;
         let client = conn
             .client()
             .ok_or_else(|| VppError::Disconnected("not connected to VPP".into()))?;
