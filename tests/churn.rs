@@ -10,6 +10,8 @@ mod daemon_support;
 mod loopback;
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use daemon_support::{Daemon, DaemonBuilder};
@@ -139,7 +141,16 @@ async fn reload_storm_keeps_unchanged_backends_and_writes_only_what_changed() {
         (vip_weights(&double, "192.0.2.11", 80)? == base_churn).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No write may be still on its way: the reconciler is VPP's only writer and answers a
+    // full sync only after a pass over the running (base) config, so once it has answered
+    // every write the storm caused is in the double's log.
+    let settle = c
+        .sync_vpplb_state(SyncVpplbStateRequest {
+            frontend: String::new(),
+        })
+        .await
+        .expect("sync after the storm")
+        .into_inner();
 
     for (name, old) in ["a", "b", "c"].iter().zip(&before) {
         let now = history(&mut c, name).await;
@@ -167,10 +178,12 @@ async fn reload_storm_keeps_unchanged_backends_and_writes_only_what_changed() {
     println!(
         "reload storm: 100 reloads ({rpc_ok} by RPC, {} by SIGHUP) in {:.1} s; {} VPP writes \
          (stable VIP {stable_writes}, unchanged ASes {unchanged_as_writes}, conf {conf_writes}, \
-         VIP add/del {vip_writes}); fds {fds0} -> {fds1}, VmRSS {rss0} -> {rss1} KiB",
+         VIP add/del {vip_writes}); fds {fds0} -> {fds1}, VmRSS {rss0} -> {rss1} KiB; \
+         the sync after it wrote {:?}",
         100 - rpc_ok,
         storm.as_secs_f64(),
-        writes.len()
+        writes.len(),
+        settle.operations
     );
     assert_eq!(stable_writes, 0, "{writes:?}");
     assert_eq!(unchanged_as_writes, 0, "{writes:?}");
@@ -256,6 +269,9 @@ async fn flapping_backend_transitions_bounded_by_rise_fall_and_writes_by_transit
         .await
         .expect("watch")
         .into_inner();
+    // Transitions seen so far, shared so the test can wait on the count.
+    let seen_so_far = Arc::new(AtomicUsize::new(0));
+    let counted = seen_so_far.clone();
     let counter = tokio::spawn(async move {
         let mut n = 0usize;
         while let Some(Ok(e)) = events.next().await {
@@ -268,6 +284,7 @@ async fn flapping_backend_transitions_bounded_by_rise_fall_and_writes_by_transit
                     n += 1;
                 }
                 n += 1;
+                counted.store(n, Ordering::SeqCst);
             }
         }
         n
@@ -276,7 +293,15 @@ async fn flapping_backend_transitions_bounded_by_rise_fall_and_writes_by_transit
         (backend.probes().len() > 85).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Instead of sleeping for the last events: wait until the stream has delivered as many
+    // transitions as the probes so far call for. Past the script every probe passes, so
+    // that count is final; an extra transition arriving later still fails `seen == model`.
+    d.wait_for("the transitions of the probes so far", LONG, || {
+        let results: Vec<bool> = backend.probes().iter().map(|p| p.1).collect();
+        let due = haproxy_transitions(&results, rise, fall);
+        (seen_so_far.load(Ordering::SeqCst) >= due).then_some(())
+    })
+    .await;
     let probes: Vec<bool> = backend.probes().iter().map(|p| p.1).collect();
     let b = c
         .get_backend(GetBackendRequest {
@@ -387,9 +412,10 @@ port = 80
     d.wait_grpc().await;
     let addr = d.grpc_addr.clone();
 
-    // Baseline timing, nobody watching.
+    // Baseline timing, nobody watching: the gaps this box gives without load, against
+    // which the gaps under load are judged.
     let base_from = Instant::now();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let base = stats(&gaps(&steady.arrivals(), base_from, Instant::now()));
 
     // 900 silent watchers (never read) on 18 connections, 100 readers on 4 others.
@@ -522,17 +548,20 @@ port = 80
     // The readers were kept up to date: each saw the toggler's transitions.
     assert!(min_toggles >= 6, "{reader_events:?}");
     assert!(drained > 0, "the silent watcher's stream was dead");
-    // Timing unaffected: the mean stays inside the ±10% jitter band (plus scheduling
-    // slack on this shared box) and no gap is far outside it.
-    let slack = 60.0;
+    // Timing unaffected, judged against the baseline measured just before on this same
+    // (shared, noisy) box: the mean gap moves by less than the ±10% jitter allows plus
+    // scheduling slack, and the p95 by less than twice that.
+    let allowed = INTERVAL_MS * 0.1 + 60.0;
     assert!(
-        load.0 > INTERVAL_MS * 0.9 - slack && load.0 < INTERVAL_MS * 1.1 + slack,
-        "mean gap {:.0} ms",
-        load.0
+        (load.0 - base.0).abs() < allowed,
+        "mean gap {:.0} ms under load, {:.0} ms at baseline",
+        load.0,
+        base.0
     );
     assert!(
-        load.1 < INTERVAL_MS * 1.1 + 4.0 * slack,
-        "p95 gap {:.0} ms",
-        load.1
+        load.1 < base.1 + 2.0 * allowed,
+        "p95 gap {:.0} ms under load, {:.0} ms at baseline",
+        load.1,
+        base.1
     );
 }
