@@ -1,0 +1,235 @@
+//! The probe tasks (one per VIP, never two probes of a VIP at once) and the loop that feeds
+//! their results to the figures and the chosen output until the run ends.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+use super::probe::Prober;
+use super::report;
+use super::screen::{Key, Screen};
+use super::stats::{ErrorEvent, Probe, VipStats};
+use super::target::Target;
+use super::{Settings, TesterError};
+
+/// Failures and spikes the error panel keeps (newest first).
+const PANEL_KEEP: usize = 200;
+
+/// One finished probe of VIP number `vip`.
+#[derive(Debug)]
+pub struct ProbeReport {
+    pub vip: usize,
+    pub probe: Probe,
+}
+
+/// A line of the error panel.
+#[derive(Debug, Clone)]
+pub struct PanelError {
+    pub vip: usize,
+    pub event: ErrorEvent,
+}
+
+/// Everything the outputs show.
+pub struct Board {
+    pub settings: Settings,
+    pub targets: Vec<Target>,
+    pub stats: Vec<VipStats>,
+    pub errors: VecDeque<PanelError>,
+    pub start: Instant,
+    pub start_wall: SystemTime,
+    pub paused: bool,
+    pub host: String,
+}
+
+impl Board {
+    pub fn new(settings: Settings, targets: Vec<Target>, start: Instant) -> Board {
+        let stats = targets
+            .iter()
+            .map(|_| VipStats::new(settings.window))
+            .collect();
+        Board {
+            settings,
+            targets,
+            stats,
+            errors: VecDeque::new(),
+            start,
+            start_wall: SystemTime::now(),
+            paused: false,
+            host: super::hostname::fqdn(),
+        }
+    }
+
+    pub fn record(&mut self, report: ProbeReport) {
+        let Some(stats) = self.stats.get_mut(report.vip) else {
+            return;
+        };
+        if let Some(event) = stats.record(report.probe) {
+            self.errors.push_front(PanelError {
+                vip: report.vip,
+                event,
+            });
+            self.errors.truncate(PANEL_KEEP);
+        }
+    }
+
+    /// The `r` key: every figure starts over.
+    pub fn reset(&mut self) {
+        self.stats.iter_mut().for_each(VipStats::reset);
+        self.errors.clear();
+    }
+
+    /// Time since the start of the run.
+    pub fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The wall-clock time of an offset into the run.
+    pub fn wall(&self, at: Duration) -> SystemTime {
+        self.start_wall + at
+    }
+}
+
+/// Probes `target` every `interval` (a slow probe delays the next; they never overlap),
+/// unless paused, until the receiver is gone.
+async fn probe_loop(
+    vip: usize,
+    target: Target,
+    prober: Arc<Prober>,
+    interval: Duration,
+    start: Instant,
+    paused: watch::Receiver<bool>,
+    results: mpsc::Sender<ProbeReport>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if *paused.borrow() {
+            continue;
+        }
+        let sent = start.elapsed();
+        let (latency, outcome) = prober.probe(&target).await;
+        let probe = Probe {
+            sent,
+            latency,
+            outcome,
+        };
+        if results.send(ProbeReport { vip, probe }).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The live output: the screen, or JSON lines.
+enum Output {
+    Screen(Box<Screen>),
+    Json,
+}
+
+/// Runs until `--duration` is up, `q`, or SIGINT/SIGTERM; prints the summary; returns the
+/// exit code.
+pub async fn run(
+    settings: Settings,
+    targets: Vec<Target>,
+    prober: Arc<Prober>,
+) -> Result<u8, TesterError> {
+    let mut output = if settings.json {
+        Output::Json
+    } else {
+        Output::Screen(Box::new(Screen::start()?))
+    };
+    let start = Instant::now();
+    let mut board = Board::new(settings.clone(), targets.clone(), start);
+    let (pause_tx, pause_rx) = watch::channel(false);
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut tasks = JoinSet::new();
+    for (vip, target) in targets.iter().enumerate() {
+        tasks.spawn(probe_loop(
+            vip,
+            target.clone(),
+            Arc::clone(&prober),
+            settings.interval,
+            start,
+            pause_rx.clone(),
+            tx.clone(),
+        ));
+    }
+    drop(tx);
+    let period = match output {
+        Output::Json => Duration::from_secs(1),
+        // Redraw and look at the keys ten times a second.
+        Output::Screen(_) => Duration::from_millis(100),
+    };
+    let mut tick = tokio::time::interval_at((start + period).into(), period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = settings.duration.map(|d| start + d);
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| TesterError::Local(format!("SIGTERM handler: {e}")))?;
+    let ended = loop {
+        tokio::select! {
+            Some(r) = rx.recv() => board.record(r),
+            _ = tick.tick() => {
+                if step(&mut output, &mut board)? {
+                    break board.now();
+                }
+                pause_tx.send_replace(board.paused);
+            }
+            () = sleep_until(deadline) => break settings.duration.unwrap_or_default(),
+            _ = tokio::signal::ctrl_c() => break board.now(),
+            _ = sigterm.recv() => break board.now(),
+        }
+    };
+    tasks.abort_all();
+    drop(output);
+    let summary = report::summarize(&board, ended);
+    let mut out = std::io::stdout().lock();
+    let written = if settings.json {
+        writeln!(out, "{}", report::summary_json(&board, ended, &summary))
+    } else {
+        write!(out, "{}", report::summary_text(&board, ended, &summary))
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|e| TesterError::Local(format!("output: {e}")))?;
+    Ok(report::exit_code(&summary, settings.max_outage))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One tick of the output; true = quit.
+fn step(output: &mut Output, board: &mut Board) -> Result<bool, TesterError> {
+    match output {
+        Output::Json => {
+            let now = board.now();
+            let mut out = std::io::stdout().lock();
+            for vip in 0..board.targets.len() {
+                writeln!(out, "{}", report::record(board, vip, now))
+                    .map_err(|e| TesterError::Local(format!("output: {e}")))?;
+            }
+            out.flush()
+                .map_err(|e| TesterError::Local(format!("output: {e}")))?;
+            Ok(false)
+        }
+        Output::Screen(screen) => {
+            for key in screen.keys()? {
+                match key {
+                    Key::Quit => return Ok(true),
+                    Key::Reset => board.reset(),
+                    Key::Pause => board.paused = !board.paused,
+                }
+            }
+            screen.draw(board)?;
+            Ok(false)
+        }
+    }
+}
