@@ -53,6 +53,7 @@ pub struct TesterArgs {
     #[arg(long, value_name = "NAME", default_value = "X-IPng-Frontend")]
     pub header: String,
     /// No screen: one JSON line per VIP per second, and the summary as the last line.
+    /// (Without a terminal and without --json, only the summary is printed.)
     #[arg(long)]
     pub json: bool,
     /// Run this long, print the drill summary and exit.

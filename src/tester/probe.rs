@@ -187,11 +187,14 @@ fn fail(class: ErrorClass, detail: String) -> Outcome {
     Outcome::Fail { class, detail }
 }
 
-/// A malformed or cut-short answer is the server's fault (`http-err`); a reset or other
-/// transport error is the network's (`net-err`).
+/// A malformed answer is `http-err`; a connection closed or reset before the answer was
+/// complete (a backend going away mid-request) is `net-err`, like a refused connect.
 fn hyper_failure(e: &hyper::Error) -> Outcome {
-    if e.is_parse() || e.is_incomplete_message() || e.is_parse_status() {
+    if e.is_parse() || e.is_parse_status() {
         return fail(ErrorClass::HttpErr, format!("bad answer: {e}"));
+    }
+    if e.is_incomplete_message() {
+        return fail(ErrorClass::NetErr, "closed before answering".to_string());
     }
     let mut last: &dyn std::error::Error = e;
     while let Some(next) = last.source() {

@@ -2,7 +2,7 @@
 //! their results to the figures and the chosen output until the run ends.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -125,10 +125,11 @@ async fn probe_loop(
     }
 }
 
-/// The live output: the screen, or JSON lines.
+/// The live output: the screen, JSON lines, or nothing (no terminal: only the summary).
 enum Output {
     Screen(Box<Screen>),
     Json,
+    Quiet,
 }
 
 /// Runs until `--duration` is up, `q`, or SIGINT/SIGTERM; prints the summary; returns the
@@ -140,8 +141,10 @@ pub async fn run(
 ) -> Result<u8, TesterError> {
     let mut output = if settings.json {
         Output::Json
-    } else {
+    } else if std::io::stdout().is_terminal() {
         Output::Screen(Box::new(Screen::start()?))
+    } else {
+        Output::Quiet
     };
     let start = Instant::now();
     let mut board = Board::new(settings.clone(), targets.clone(), start);
@@ -161,7 +164,7 @@ pub async fn run(
     }
     drop(tx);
     let period = match output {
-        Output::Json => Duration::from_secs(1),
+        Output::Json | Output::Quiet => Duration::from_secs(1),
         // Redraw and look at the keys ten times a second.
         Output::Screen(_) => Duration::from_millis(100),
     };
@@ -220,6 +223,7 @@ fn step(output: &mut Output, board: &mut Board) -> Result<bool, TesterError> {
                 .map_err(|e| TesterError::Local(format!("output: {e}")))?;
             Ok(false)
         }
+        Output::Quiet => Ok(false),
         Output::Screen(screen) => {
             for key in screen.keys()? {
                 match key {

@@ -200,6 +200,7 @@ impl VipStats {
                 });
                 if let Some(mut outage) = self.open.take() {
                     outage.end = probe.sent;
+                    outage.open = false;
                     self.outages.push(outage);
                 }
                 if let Some(name) = backend {
@@ -383,6 +384,7 @@ mod tests {
         assert_eq!(o.length(), ms(2200));
         assert_eq!(o.class, ErrorClass::NetErr, "the first failure names it");
         assert_eq!(o.failed_probes, 2);
+        assert!(!o.open);
         assert_eq!((s.sent, s.ok, s.failed), (4, 2, 2));
         assert!((s.ok_pct() - 50.0).abs() < 1e-9);
     }
