@@ -29,6 +29,9 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+        /// The command it completes: maglev, or maglevt (the tester's own name).
+        #[arg(default_value = "maglev")]
+        command: String,
     },
     /// Print the man page (roff) of maglev, or of one role.
     Man {
@@ -229,6 +232,32 @@ pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<(
         "8"
     };
     clap_mangen::Man::new(cmd).section(section).render(out)
+}
+
+/// Writes the completion script of `maglev`, or of `maglevt` (the tester role's flags under
+/// its own name).
+pub fn render_completions(
+    shell: clap_complete::Shell,
+    command: &str,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = match command {
+        "maglev" => Cli::command(),
+        "maglevt" => Cli::command()
+            .find_subcommand("tester")
+            .cloned()
+            .map(|c| c.name("maglevt"))
+            .ok_or_else(|| std::io::Error::other("no tester subcommand"))?,
+        other => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("unknown command {other:?} (known: maglev, maglevt)"),
+            ));
+        }
+    };
+    clap_complete::generate(shell, &mut cmd, command, out);
+    Ok(())
 }
 
 #[cfg(test)]

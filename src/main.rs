@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use maglev::cli::{Cli, Command, Role, normalize_go_flags, role_from_argv0};
 
 fn main() -> ExitCode {
@@ -23,10 +23,14 @@ fn main() -> ExitCode {
         Command::Daemon(a) => maglev::daemon::main(a),
         Command::Ctl(a) => maglev::ctl::main(a),
         Command::Tester(a) => maglev::tester::main(a),
-        Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "maglev", &mut std::io::stdout());
-            ExitCode::SUCCESS
+        Command::Completions { shell, command } => {
+            match maglev::cli::render_completions(shell, &command, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("maglev completions: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Man { page } => match maglev::cli::render_man(&page, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,

@@ -289,7 +289,7 @@ async fn a_one_second_stop_is_one_outage_of_about_a_second_and_the_verdict_follo
     assert!(above.records.is_empty(), "{}", above.stdout);
     let text = &above.stdout;
     assert!(
-        text.starts_with("drill summary: 1 VIP(s) from targets"),
+        text.starts_with("drill summary: 1 VIP(s) from command line"),
         "{text}"
     );
     assert!(text.contains(&name2), "{text}");

@@ -59,7 +59,7 @@ pub struct Settings {
     pub duration: Option<Duration>,
     pub max_outage: Option<Duration>,
     pub json: bool,
-    /// "config /etc/vpp-maglev/maglev.toml", "server 127.0.0.1:9090", "targets".
+    /// "config /etc/vpp-maglev/maglev.toml", "server 127.0.0.1:9090", "command line".
     pub source_label: String,
 }
 
@@ -104,7 +104,7 @@ pub fn settings(args: &TesterArgs) -> Result<Settings, TesterError> {
     let source_label = match (&args.config, &args.server) {
         (Some(path), _) => format!("config {}", path.display()),
         (None, Some(server)) => format!("server {server}"),
-        (None, None) if !args.targets.is_empty() => "targets".to_string(),
+        (None, None) if !args.targets.is_empty() => "command line".to_string(),
         (None, None) => {
             return Err(TesterError::Usage(
                 "no targets: give --config FILE, --server ADDR or --target URL".to_string(),
