@@ -2,6 +2,7 @@
 //! their figures (tally, OK %, latency percentiles against a server that sleeps a known
 //! time, error classes), a drill with a server stopped for about a second (one outage of
 //! about that length, and the `--max-outage` verdict both ways), HEAD over IPv6, `--source`,
+//! https VIPs (`--probe-ca`, `--insecure`, an untrusted certificate),
 //! probes that never overlap, and bad targets refused before any probe.
 
 #[path = "support/tester_vip.rs"]
@@ -452,4 +453,76 @@ async fn bad_targets_exit_2_before_any_probe() {
     let run = tester(&args(&["--target", &good, "--method", "POST"])).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(vip.seen().is_empty(), "a probe went out: {:?}", vip.seen());
+}
+
+/// A CA (PEM file) and a server config with a certificate for 127.0.0.1 signed by it.
+fn pki() -> (
+    tempfile::NamedTempFile,
+    std::sync::Arc<rustls::ServerConfig>,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use std::io::Write;
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("cert");
+    let mut ca_file = tempfile::NamedTempFile::new().expect("temp file");
+    ca_file
+        .write_all(ca_cert.pem().as_bytes())
+        .expect("write CA");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let server = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .expect("server config");
+    (ca_file, std::sync::Arc::new(server))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_vips_verify_against_the_probe_ca_or_not_at_all() {
+    let (ca_file, server) = pki();
+    let (other_ca, _) = pki();
+    let vip = Vip::start(
+        "127.0.0.1:0",
+        Answer {
+            tls: Some(server),
+            ..Answer::from(&["tls0"])
+        },
+    )
+    .await
+    .expect("bind");
+    let name = format!("https://{}/", vip.addr);
+    let ca = ca_file.path().display().to_string();
+    let other = other_ca.path().display().to_string();
+    let base = ["--target", name.as_str(), "--json", "--duration", "500ms"];
+    let with = |extra: &[&str]| args(&[&base[..], extra].concat());
+    let (a, b, c) = (
+        with(&["--probe-ca", &ca]),
+        with(&["--insecure"]),
+        with(&["--probe-ca", &other]),
+    );
+    let (trusted, insecure, untrusted) = tokio::join!(tester(&a), tester(&b), tester(&c));
+    for (what, run) in [("--probe-ca", &trusted), ("--insecure", &insecure)] {
+        assert_eq!(run.code, 0, "{what}: {}", run.stderr);
+        let s = vip_summary(&run.summary, &name);
+        assert_eq!(f(&s["ok_pct"]), 100.0, "{what}: {s}");
+        assert!(u(&s["sent"]) >= 2, "{what}: {s}");
+        assert_eq!(s["backends"][0]["name"], "tls0", "{what}: {s}");
+    }
+    let s = vip_summary(&untrusted.summary, &name);
+    assert_eq!(f(&s["ok_pct"]), 0.0, "another CA: {s}");
+    assert_eq!(s["outages"][0]["class"], "net-err", "{s}");
+    let last = untrusted.records.last().map(|r| r["last"].clone());
+    assert!(last.is_none() || last == Some("net-err".into()), "{last:?}");
 }

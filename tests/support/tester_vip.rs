@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// How a VIP answers.
@@ -21,6 +21,8 @@ pub struct Answer {
     pub status: u16,
     /// Accept, then never answer.
     pub hang: bool,
+    /// Speak TLS with this server config (an https VIP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Answer {
@@ -30,6 +32,7 @@ impl Answer {
             delay: Duration::ZERO,
             status: 200,
             hang: false,
+            tls: None,
         }
     }
 }
@@ -79,7 +82,17 @@ impl Vip {
                 };
                 let (answer, next, seen) =
                     (Arc::clone(&answer), Arc::clone(&next), Arc::clone(&seen));
-                conns.spawn(handle(stream, peer, answer, next, seen));
+                conns.spawn(async move {
+                    match answer.tls.clone() {
+                        None => handle(stream, peer, answer, next, seen).await,
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            if let Ok(tls) = acceptor.accept(stream).await {
+                                handle(tls, peer, answer, next, seen).await;
+                            }
+                        }
+                    }
+                });
                 while conns.try_join_next().is_some() {}
             }
         }));
@@ -113,8 +126,8 @@ impl Drop for Vip {
     }
 }
 
-async fn handle(
-    mut stream: TcpStream,
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     answer: Arc<Answer>,
     next: Arc<AtomicUsize>,
