@@ -53,6 +53,7 @@ fn man_page_and_completions_of_maglevt() {
     let page = String::from_utf8_lossy(&out.stdout);
     assert!(page.contains(".TH maglevt 1"), "{page:.200}");
     assert!(page.contains("max\\-outage"), "{page:.2000}");
+    assert!(page.contains("Exit codes: 0 done"), "{page}");
     for shell in ["bash", "zsh", "fish"] {
         let out = Command::new(maglev())
             .args(["completions", shell, "maglevt"])

@@ -5,6 +5,22 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+const AFTER_HELP: &str = "\
+Outage: from the send time of the first failed probe to the send time of the next successful \
+one; accurate to one --interval plus the duration of the probe in flight on each edge.
+
+Error classes: timeout (no complete answer within --timeout), http-err (status >= 500 or not \
+HTTP), net-err (refused, reset, unreachable, closed, TLS), spike (a success slower than 5x \
+the rolling p50).
+
+Keys on the screen: q quit, r reset the figures, p pause probing.
+
+Exit codes: 0 done; 1 a VIP's longest outage exceeded --max-outage; 2 bad usage (flags, \
+targets, config, --server), always before the first probe.
+
+See tester.md in the package documentation (docs/tester.md in the source) for drills and \
+ the JSON formats.";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum HttpMethod {
     Get,
@@ -13,7 +29,7 @@ pub enum HttpMethod {
 
 /// Probe the VIPs from outside and measure what clients see (also: argv[0] = maglevt).
 #[derive(Debug, Clone, Args)]
-#[command(name = "maglevt", version = crate::version::VERSION)]
+#[command(name = "maglevt", version = crate::version::VERSION, after_long_help = AFTER_HELP)]
 pub struct TesterArgs {
     /// Targets: every frontend of this daemon config (TOML).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["server", "targets"])]
