@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::signal::unix::SignalKind;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
@@ -171,8 +172,13 @@ pub async fn run(
     let mut tick = tokio::time::interval_at((start + period).into(), period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = settings.duration.map(|d| start + d);
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| TesterError::Local(format!("SIGTERM handler: {e}")))?;
+    // Made once, before the loop: a signal between two turns of the loop is not lost.
+    let signal = |kind: SignalKind| {
+        tokio::signal::unix::signal(kind)
+            .map_err(|e| TesterError::Local(format!("signal handler: {e}")))
+    };
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
     let ended = loop {
         tokio::select! {
             Some(r) = rx.recv() => board.record(r),
@@ -183,7 +189,7 @@ pub async fn run(
                 pause_tx.send_replace(board.paused);
             }
             () = sleep_until(deadline) => break settings.duration.unwrap_or_default(),
-            _ = tokio::signal::ctrl_c() => break board.now(),
+            _ = sigint.recv() => break board.now(),
             _ = sigterm.recv() => break board.now(),
         }
     };
