@@ -110,7 +110,7 @@ pub struct VipSummary {
 
 impl VipSummary {
     pub fn longest(&self) -> Option<&Outage> {
-        self.outages.iter().max_by_key(|o| o.length())
+        self.outages.iter().max_by_key(|o| o.length_ms())
     }
 }
 
@@ -152,7 +152,7 @@ pub fn exit_code(summary: &[VipSummary], max_outage: Option<Duration>) -> u8 {
     };
     let over = summary
         .iter()
-        .any(|v| v.longest().is_some_and(|o| o.length() > limit));
+        .any(|v| v.longest().is_some_and(|o| o.length_ms() > millis(limit)));
     u8::from(over)
 }
 
@@ -162,7 +162,7 @@ fn outage_json(board: &Board, o: &Outage) -> Value {
         "end": rfc3339(board.wall(o.end)),
         "start_ms": millis(o.start),
         "end_ms": millis(o.end),
-        "length_ms": millis(o.length()),
+        "length_ms": o.length_ms(),
         "class": o.class.as_str(),
         "failed_probes": o.failed_probes,
         "open": o.open,
@@ -241,7 +241,7 @@ pub fn summary_text(board: &Board, ended: Duration, summary: &[VipSummary]) -> S
                     out,
                     "  outages {}  longest {} ms",
                     v.outages.len(),
-                    millis(l.length())
+                    l.length_ms()
                 );
             }
         }
@@ -251,7 +251,7 @@ pub fn summary_text(board: &Board, ended: Duration, summary: &[VipSummary]) -> S
                 "    {} .. {}  {:>6} ms  {:<8}  {} failed probe(s){}",
                 time_of_day(board.wall(o.start)),
                 time_of_day(board.wall(o.end)),
-                millis(o.length()),
+                o.length_ms(),
                 o.class.as_str(),
                 o.failed_probes,
                 if o.open {
@@ -273,19 +273,16 @@ pub fn summary_text(board: &Board, ended: Duration, summary: &[VipSummary]) -> S
     if let Some(limit) = s.max_outage {
         let worst = summary
             .iter()
-            .filter_map(|v| v.longest().map(|o| (v.name.as_str(), o.length())))
+            .filter_map(|v| v.longest().map(|o| (v.name.as_str(), o.length_ms())))
             .max_by_key(|&(_, l)| l);
+        let limit_ms = millis(limit);
         let verdict = match worst {
-            Some((name, l)) if l > limit => format!(
-                "FAIL: {name} was out {} ms, more than --max-outage {} ms",
-                millis(l),
-                millis(limit)
-            ),
-            Some((name, l)) => format!(
-                "PASS: longest outage {} ms ({name}), within --max-outage {} ms",
-                millis(l),
-                millis(limit)
-            ),
+            Some((name, l)) if l > limit_ms => {
+                format!("FAIL: {name} was out {l} ms, more than --max-outage {limit_ms} ms")
+            }
+            Some((name, l)) => {
+                format!("PASS: longest outage {l} ms ({name}), within --max-outage {limit_ms} ms")
+            }
             None => format!("PASS: no outage (--max-outage {} ms)", millis(limit)),
         };
         let _ = writeln!(out, "\n{verdict}");

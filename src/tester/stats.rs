@@ -94,6 +94,12 @@ impl Outage {
     pub fn length(&self) -> Duration {
         self.end.saturating_sub(self.start)
     }
+
+    /// The length in whole milliseconds as reported: the difference of the rounded start and
+    /// end, so that `end_ms - start_ms == length_ms` always holds in the output.
+    pub fn length_ms(&self) -> u64 {
+        millis(self.end).saturating_sub(millis(self.start))
+    }
 }
 
 /// One backend seen in the answer header.
@@ -404,6 +410,19 @@ mod tests {
         assert!(!o.open);
         assert_eq!((s.sent, s.ok, s.failed), (4, 2, 2));
         assert!((s.ok_pct() - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reported_length_is_the_difference_of_the_reported_ends() {
+        let o = Outage {
+            start: Duration::from_micros(100_400),
+            end: Duration::from_micros(1_106_600),
+            class: ErrorClass::NetErr,
+            failed_probes: 1,
+            open: false,
+        };
+        assert_eq!((millis(o.start), millis(o.end)), (100, 1107));
+        assert_eq!(o.length_ms(), 1007);
     }
 
     #[test]
