@@ -279,6 +279,7 @@ async fn a_one_second_stop_is_one_outage_of_about_a_second_and_the_verdict_follo
     assert_eq!(o["open"], false, "it came back: {o}");
     let length = Duration::from_millis(u(&o["length_ms"]));
     let diff = length.abs_diff(down1);
+    eprintln!("drill (json): outage {length:?}, server down {down1:?}");
     assert!(diff <= EDGE, "outage {length:?} vs down {down1:?}: {o}");
     assert_eq!(u(&o["end_ms"]) - u(&o["start_ms"]), u(&o["length_ms"]));
     assert_eq!(s["longest_outage"], *o);
@@ -313,6 +314,7 @@ async fn a_one_second_stop_is_one_outage_of_about_a_second_and_the_verdict_follo
         "one outage: {outage_line}"
     );
     let diff = Duration::from_millis(longest).abs_diff(down2);
+    eprintln!("drill (text): outage {longest} ms, server down {down2:?}");
     assert!(
         diff <= EDGE,
         "outage {longest} ms vs down {down2:?}: {text}"
