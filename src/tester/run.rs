@@ -48,7 +48,8 @@ pub struct Board {
 }
 
 impl Board {
-    pub fn new(settings: Settings, targets: Vec<Target>, start: Instant) -> Board {
+    /// `host` is this host's name for the screen header.
+    pub fn new(settings: Settings, targets: Vec<Target>, start: Instant, host: String) -> Board {
         let stats = targets
             .iter()
             .map(|_| VipStats::new(settings.window))
@@ -61,7 +62,7 @@ impl Board {
             start,
             start_wall: SystemTime::now(),
             paused: false,
-            host: super::hostname::fqdn(),
+            host,
         }
     }
 
@@ -148,7 +149,12 @@ pub async fn run(
         Output::Quiet
     };
     let start = Instant::now();
-    let mut board = Board::new(settings.clone(), targets.clone(), start);
+    // The FQDN only for the screen: resolving it may ask DNS, which --json has no use for.
+    let host = match output {
+        Output::Screen(_) => super::hostname::fqdn(),
+        Output::Json | Output::Quiet => String::new(),
+    };
+    let mut board = Board::new(settings.clone(), targets.clone(), start, host);
     let (pause_tx, pause_rx) = watch::channel(false);
     let (tx, mut rx) = mpsc::channel(1024);
     let mut tasks = JoinSet::new();
