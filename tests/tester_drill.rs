@@ -3,7 +3,7 @@
 //! time, error classes), a drill with a server stopped for about a second (one outage of
 //! about that length, and the `--max-outage` verdict both ways), HEAD over IPv6, `--source`,
 //! https VIPs (`--probe-ca`, `--insecure`, an untrusted certificate),
-//! probes that never overlap, and bad targets refused before any probe.
+//! latency spikes, probes that never overlap, SIGINT, and bad targets refused before any probe.
 
 #[path = "support/tester_vip.rs"]
 mod tester_vip;
@@ -569,4 +569,37 @@ async fn sigint_ends_an_open_ended_run_with_its_summary() {
     let summary: Value = serde_json::from_str(&summary.expect("a summary line")).expect("JSON");
     let s = vip_summary(&summary, &url(&vip));
     assert!(u(&s["sent"]) >= 5 && f(&s["ok_pct"]) == 100.0, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_successes_are_spikes_not_failures() {
+    // Every 10th answer from the 30th on takes 250 ms more: far over 5x a loopback p50.
+    let vip = Vip::start(
+        "127.0.0.1:0",
+        Answer {
+            spike: Some((30, Duration::from_millis(250))),
+            ..Answer::from(&["b0"])
+        },
+    )
+    .await
+    .expect("bind");
+    let run = tester(&args(&[
+        "--target",
+        &url(&vip),
+        "--json",
+        "--duration",
+        "3s",
+        "--interval",
+        "50ms",
+    ]))
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let last = run.records.last().expect("a record");
+    let spikes = u(&last["errors"]["spike"]);
+    assert!(spikes >= 1, "no spike counted: {last}");
+    assert_eq!(u(&last["fail"]), 0, "spikes are successes: {last}");
+    let s = vip_summary(&run.summary, &url(&vip));
+    assert_eq!(f(&s["ok_pct"]), 100.0, "{s}");
+    assert!(s["outages"].as_array().is_some_and(Vec::is_empty), "{s}");
+    assert!(f(&s["latency_ms"]["max"]) >= 250.0, "{s}");
 }

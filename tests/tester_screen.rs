@@ -69,6 +69,18 @@ fn rows_tally_and_errors_render_and_the_keys_work() {
     });
     // Header: who probes, from what, for how long, and the keys.
     assert!(screen.contains("maglevt"), "{screen}");
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most name.len() bytes into our buffer.
+    assert_eq!(
+        unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) },
+        0
+    );
+    let short = String::from_utf8_lossy(&name[..name.iter().position(|&b| b == 0).unwrap_or(0)])
+        .into_owned();
+    assert!(
+        screen.contains(&format!("on {short}")),
+        "host {short}: {screen}"
+    );
     assert!(screen.contains("targets: command line"), "{screen}");
     assert!(screen.contains("running 00:00:"), "{screen}");
     assert!(

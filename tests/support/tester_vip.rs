@@ -23,6 +23,8 @@ pub struct Answer {
     pub hang: bool,
     /// Speak TLS with this server config (an https VIP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// (n, extra): every n-th request (from the n-th on) waits `extra` more: latency spikes.
+    pub spike: Option<(usize, Duration)>,
 }
 
 impl Answer {
@@ -33,6 +35,7 @@ impl Answer {
             status: 200,
             hang: false,
             tls: None,
+            spike: None,
         }
     }
 }
@@ -146,11 +149,21 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
         .next()
         .unwrap_or_default()
         .to_string();
-    if let Ok(mut s) = seen.lock() {
-        s.push(Seen {
-            method: method.clone(),
-            peer,
-        });
+    let nth = match seen.lock() {
+        Ok(mut s) => {
+            s.push(Seen {
+                method: method.clone(),
+                peer,
+            });
+            s.len()
+        }
+        Err(_) => 0,
+    };
+    if let Some((n, extra)) = answer.spike
+        && nth >= n
+        && nth % n == 0
+    {
+        tokio::time::sleep(extra).await;
     }
     if answer.hang {
         std::future::pending::<()>().await;
