@@ -200,6 +200,12 @@ pub async fn run(
         }
     };
     tasks.abort_all();
+    // Probes that finished in time but were still queued count; those in flight do not.
+    while let Ok(r) = rx.try_recv() {
+        if r.probe.sent + r.probe.latency <= ended {
+            board.record(r);
+        }
+    }
     drop(output);
     let summary = report::summarize(&board, ended);
     let mut out = std::io::stdout().lock();
