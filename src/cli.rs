@@ -23,14 +23,19 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Talk to a running daemon: interactive shell, or one command (also: argv[0] = maglevc).
     Ctl(CtlArgs),
+    /// Probe the VIPs from outside; measure what a failover costs clients (also: argv[0] = maglevt).
+    Tester(crate::tester::TesterArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+        /// The command it completes: maglev, or maglevt (the tester's own name).
+        #[arg(default_value = "maglev")]
+        command: String,
     },
     /// Print the man page (roff) of maglev, or of one role.
     Man {
-        /// maglev, maglevd or maglevc
+        /// maglev, maglevd, maglevc or maglevt
         #[arg(default_value = "maglev")]
         page: String,
     },
@@ -167,6 +172,7 @@ pub enum Role {
     Maglev,
     Daemon,
     Ctl,
+    Tester,
 }
 
 /// The role implied by the program name (basename of argv[0]; a symlink's own name counts).
@@ -178,6 +184,7 @@ pub fn role_from_argv0(argv0: &str) -> Role {
     match base {
         "maglevd" => Role::Daemon,
         "maglevc" => Role::Ctl,
+        "maglevt" => Role::Tester,
         _ => Role::Maglev,
     }
 }
@@ -196,7 +203,7 @@ pub fn normalize_go_flags(args: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// Writes the roff man page of `maglev`, `maglevd` or `maglevc`.
+/// Writes the roff man page of `maglev`, `maglevd`, `maglevc` or `maglevt`.
 pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     use clap::CommandFactory;
     let top = Cli::command();
@@ -212,21 +219,52 @@ pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<(
             .cloned()
             .map(|c| c.name("maglevc"))
             .ok_or_else(|| std::io::Error::other("no ctl subcommand"))?,
+        "maglevt" | "tester" => top
+            .find_subcommand("tester")
+            .cloned()
+            .map(|c| c.name("maglevt"))
+            .ok_or_else(|| std::io::Error::other("no tester subcommand"))?,
         other => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("unknown page {other:?} (known: maglev, maglevd, maglevc)"),
+                format!("unknown page {other:?} (known: maglev, maglevd, maglevc, maglevt)"),
             ));
         }
     };
-    // maglev and maglevd are system administration commands (section 8); maglevc is a
-    // user command (section 1).
-    let section = if page == "maglevc" || page == "ctl" {
+    // maglev and maglevd are system administration commands (section 8); maglevc and
+    // maglevt are user commands (section 1).
+    let section = if matches!(page, "maglevc" | "ctl" | "maglevt" | "tester") {
         "1"
     } else {
         "8"
     };
     clap_mangen::Man::new(cmd).section(section).render(out)
+}
+
+/// Writes the completion script of `maglev`, or of `maglevt` (the tester role's flags under
+/// its own name).
+pub fn render_completions(
+    shell: clap_complete::Shell,
+    command: &str,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let mut cmd = match command {
+        "maglev" => Cli::command(),
+        "maglevt" => Cli::command()
+            .find_subcommand("tester")
+            .cloned()
+            .map(|c| c.name("maglevt"))
+            .ok_or_else(|| std::io::Error::other("no tester subcommand"))?,
+        other => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("unknown command {other:?} (known: maglev, maglevt)"),
+            ));
+        }
+    };
+    clap_complete::generate(shell, &mut cmd, command, out);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -237,6 +275,7 @@ mod tests {
     fn role_from_program_name() {
         assert_eq!(role_from_argv0("/usr/sbin/maglevd"), Role::Daemon);
         assert_eq!(role_from_argv0("maglevc"), Role::Ctl);
+        assert_eq!(role_from_argv0("/usr/bin/maglevt"), Role::Tester);
         assert_eq!(role_from_argv0("/usr/sbin/maglev"), Role::Maglev);
         assert_eq!(role_from_argv0("./target/debug/maglev"), Role::Maglev);
     }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod probe;
 pub mod server;
+pub mod tester;
 pub mod version;
 pub mod vpp;
 

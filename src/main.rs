@@ -1,8 +1,9 @@
-//! argv[0] / subcommand dispatch only: `maglevd` = `maglev daemon`, `maglevc` = `maglev ctl`.
+//! argv[0] / subcommand dispatch only: `maglevd` = `maglev daemon`, `maglevc` = `maglev ctl`,
+//! `maglevt` = `maglev tester`.
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use maglev::cli::{Cli, Command, Role, normalize_go_flags, role_from_argv0};
 
 fn main() -> ExitCode {
@@ -14,16 +15,22 @@ fn main() -> ExitCode {
     match role_from_argv0(&argv0) {
         Role::Daemon => args.insert(1, "daemon".to_string()),
         Role::Ctl => args.insert(1, "ctl".to_string()),
+        Role::Tester => args.insert(1, "tester".to_string()),
         Role::Maglev => {}
     }
     let cli = Cli::parse_from(normalize_go_flags(args));
     match cli.command {
         Command::Daemon(a) => maglev::daemon::main(a),
         Command::Ctl(a) => maglev::ctl::main(a),
-        Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "maglev", &mut std::io::stdout());
-            ExitCode::SUCCESS
+        Command::Tester(a) => maglev::tester::main(a),
+        Command::Completions { shell, command } => {
+            match maglev::cli::render_completions(shell, &command, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("maglev completions: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Man { page } => match maglev::cli::render_man(&page, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
