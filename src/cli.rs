@@ -23,6 +23,8 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Talk to a running daemon: interactive shell, or one command (also: argv[0] = maglevc).
     Ctl(CtlArgs),
+    /// Live dashboard and admin page over one or many daemons (also: argv[0] = maglevd-frontend).
+    Web(crate::web::WebArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -30,7 +32,7 @@ pub enum Command {
     },
     /// Print the man page (roff) of maglev, or of one role.
     Man {
-        /// maglev, maglevd or maglevc
+        /// maglev, maglevd, maglevc or maglevd-frontend
         #[arg(default_value = "maglev")]
         page: String,
     },
@@ -160,6 +162,7 @@ pub enum Role {
     Maglev,
     Daemon,
     Ctl,
+    Web,
 }
 
 /// The role implied by the program name (basename of argv[0]; a symlink's own name counts).
@@ -171,6 +174,7 @@ pub fn role_from_argv0(argv0: &str) -> Role {
     match base {
         "maglevd" => Role::Daemon,
         "maglevc" => Role::Ctl,
+        "maglevd-frontend" => Role::Web,
         _ => Role::Maglev,
     }
 }
@@ -205,10 +209,17 @@ pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<(
             .cloned()
             .map(|c| c.name("maglevc"))
             .ok_or_else(|| std::io::Error::other("no ctl subcommand"))?,
+        "maglevd-frontend" | "web" => top
+            .find_subcommand("web")
+            .cloned()
+            .map(|c| c.name("maglevd-frontend"))
+            .ok_or_else(|| std::io::Error::other("no web subcommand"))?,
         other => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("unknown page {other:?} (known: maglev, maglevd, maglevc)"),
+                format!(
+                    "unknown page {other:?} (known: maglev, maglevd, maglevc, maglevd-frontend)"
+                ),
             ));
         }
     };
@@ -230,6 +241,7 @@ mod tests {
     fn role_from_program_name() {
         assert_eq!(role_from_argv0("/usr/sbin/maglevd"), Role::Daemon);
         assert_eq!(role_from_argv0("maglevc"), Role::Ctl);
+        assert_eq!(role_from_argv0("/usr/sbin/maglevd-frontend"), Role::Web);
         assert_eq!(role_from_argv0("/usr/sbin/maglev"), Role::Maglev);
         assert_eq!(role_from_argv0("./target/debug/maglev"), Role::Maglev);
     }

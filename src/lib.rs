@@ -15,6 +15,7 @@ pub mod probe;
 pub mod server;
 pub mod version;
 pub mod vpp;
+pub mod web;
 
 /// Generated protobuf/gRPC types of `proto/maglev/v1/maglev.proto`.
 pub mod proto {

@@ -1,4 +1,5 @@
-//! argv[0] / subcommand dispatch only: `maglevd` = `maglev daemon`, `maglevc` = `maglev ctl`.
+//! argv[0] / subcommand dispatch only: `maglevd` = `maglev daemon`, `maglevc` = `maglev ctl`,
+//! `maglevd-frontend` = `maglev web`.
 
 use std::process::ExitCode;
 
@@ -14,12 +15,14 @@ fn main() -> ExitCode {
     match role_from_argv0(&argv0) {
         Role::Daemon => args.insert(1, "daemon".to_string()),
         Role::Ctl => args.insert(1, "ctl".to_string()),
+        Role::Web => args.insert(1, "web".to_string()),
         Role::Maglev => {}
     }
     let cli = Cli::parse_from(normalize_go_flags(args));
     match cli.command {
         Command::Daemon(a) => maglev::daemon::main(a),
         Command::Ctl(a) => maglev::ctl::main(a),
+        Command::Web(a) => maglev::web::main(a),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "maglev", &mut std::io::stdout());
