@@ -1,0 +1,397 @@
+//! `maglev web` in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`) driven over WebDriver. The page lists a daemon's frontends and
+//! backends; a killed backend shows as down within 2 s without a reload; an admin logs in and
+//! disables a backend, and the daemon reports it; two daemons are two tabs, and stopping one
+//! marks its tab unreachable while the other stays live. Screenshots go to
+//! `target/web-screenshots/`.
+//!
+//! Without chromium/chromedriver the test is skipped with a reason, except with CI=true
+//! (`.ci/run` installs both), where their absence is a failure.
+
+#[path = "support/daemon.rs"]
+mod daemon_support;
+#[path = "support/web.rs"]
+mod web_support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon_support::{DaemonBuilder, UpBackend, basic_config, wait_up_and_down};
+use fantoccini::{Client, ClientBuilder, Locator};
+use maglev::proto::{BackendActionRequest, GetBackendRequest};
+use web_support::{PASSWORD, Web, users_file};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn find_tool(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names.iter().find_map(|n| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// chromium and chromedriver, or why the test cannot run.
+fn tools() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = find_tool(&["chromium", "chromium-browser"])
+        .ok_or("chromium is not installed (apt-get install chromium)")?;
+    let driver = find_tool(&["chromedriver"])
+        .ok_or("chromedriver is not installed (apt-get install chromium-driver)")?;
+    Ok((chromium, driver))
+}
+
+/// A chromedriver process on a free loopback port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start(path: &Path) -> Driver {
+        let port = daemon_support::free_port("127.0.0.1");
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let status = format!("{url}/status");
+        daemon_support::eventually("chromedriver answers", || {
+            let status = status.clone();
+            async move {
+                daemon_support::http_get(&status)
+                    .await
+                    .filter(|(s, _)| *s == 200)
+            }
+        })
+        .await;
+        Driver { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".to_string(),
+        serde_json::json!({
+            "binary": chromium.display().to_string(),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("WebDriver session with chromium")
+}
+
+/// Polls `f` every 50 ms until Some, panicking with `what` after `limit`.
+async fn poll<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out ({limit:?}) waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// textContent of the first match (works for hidden elements too), or None.
+async fn text_of(c: &Client, css: &str) -> Option<String> {
+    let v = c
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+            vec![serde_json::json!(css)],
+        )
+        .await
+        .ok()?;
+    v.as_str().map(str::to_string)
+}
+
+async fn class_of(c: &Client, css: &str) -> String {
+    match c.find(Locator::Css(css)).await {
+        Ok(e) => e.attr("class").await.ok().flatten().unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn cell(daemon: &str, backend: &str, class: &str) -> String {
+    format!("section[data-daemon=\"{daemon}\"] tr[data-backend=\"{backend}\"] td.{class}")
+}
+
+async fn wait_text(c: &Client, css: &str, want: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    poll(&format!("{css} to read {want:?}"), limit, || async {
+        (text_of(c, css).await.as_deref() == Some(want)).then_some(())
+    })
+    .await;
+    start.elapsed()
+}
+
+fn shots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|t| t.join("web-screenshots"))
+        .unwrap_or_else(|| PathBuf::from("target/web-screenshots"));
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let path = shots_dir().join(name);
+    std::fs::write(&path, png).expect("write screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+fn act(name: &str) -> BackendActionRequest {
+    BackendActionRequest { name: name.into() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_headless_chromium() {
+    let (chromium, chromedriver) = match tools() {
+        Ok(t) => t,
+        Err(why) => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(
+                !ci,
+                "CI=true but the browser test cannot run: {why} (.ci/run installs it)"
+            );
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+
+    // Two daemons, each with its `up` backend listening on 127.0.0.2 (own port).
+    let backend_a = UpBackend::start("127.0.0.2");
+    let da = DaemonBuilder::new(basic_config(backend_a.port()))
+        .start()
+        .await;
+    let mut ca = da.client().await;
+    let backend_b = UpBackend::start("127.0.0.2");
+    let db = DaemonBuilder::new(basic_config(backend_b.port()))
+        .start()
+        .await;
+    let cb = db.client().await;
+    wait_up_and_down(&ca).await;
+    wait_up_and_down(&cb).await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let users = users_file(dir.path());
+    let web = Web::start(
+        &[
+            format!("{}=lb1", da.grpc_addr),
+            format!("{}=lb2", db.grpc_addr),
+        ],
+        &["--users", users.to_str().expect("path")],
+    )
+    .await;
+
+    let driver = Driver::start(&chromedriver).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    let c = browser(&driver, &chromium, profile.path()).await;
+
+    // The read-only page: the daemon's frontend and its backends, one tab per daemon.
+    c.goto(&web.url("/")).await.expect("goto /");
+    wait_text(&c, &cell("lb1", "up", "c-state"), "up", WAIT).await;
+    wait_text(&c, &cell("lb1", "down", "c-state"), "down", WAIT).await;
+    wait_text(&c, &cell("lb1", "off", "c-state"), "disabled", WAIT).await;
+    assert_eq!(c.current_url().await.expect("url").path(), "/view/");
+    let front = text_of(
+        &c,
+        "section[data-daemon=\"lb1\"] details[data-frontend=\"web\"] summary",
+    )
+    .await
+    .unwrap_or_default();
+    assert!(
+        front.contains("web") && front.contains("192.0.2.1") && front.contains("tcp/80"),
+        "{front}"
+    );
+    assert_eq!(
+        text_of(&c, &cell("lb1", "up", "c-addr")).await.as_deref(),
+        Some("127.0.0.2")
+    );
+    assert_eq!(
+        text_of(&c, &cell("lb1", "up", "c-cw")).await.as_deref(),
+        Some("80")
+    );
+    let tabs = c.find_all(Locator::Css("[data-tab]")).await.expect("tabs");
+    assert_eq!(tabs.len(), 2, "two daemons, two tabs");
+    poll("both tabs reachable", WAIT, || async {
+        let a = class_of(&c, "[data-tab=\"lb1\"]").await;
+        let b = class_of(&c, "[data-tab=\"lb2\"]").await;
+        (a.contains(" reachable") && b.contains(" reachable")).then_some(())
+    })
+    .await;
+    assert!(
+        !c.find(Locator::Css("button[data-act]"))
+            .await
+            .is_ok_and(|_| true),
+        "no action buttons on the read-only page"
+    );
+    screenshot(&c, "view.png").await;
+
+    // Kill the backend's listener: the page shows it down, live, without a reload.
+    c.execute("window.__sameDocument = 42; return 1;", vec![])
+        .await
+        .expect("mark the document");
+    drop(backend_a);
+    let took = wait_text(
+        &c,
+        &cell("lb1", "up", "c-state"),
+        "down",
+        Duration::from_secs(2),
+    )
+    .await;
+    eprintln!("backend killed -> page shows down: {took:?}");
+    let same = c
+        .execute("return window.__sameDocument;", vec![])
+        .await
+        .expect("read the mark");
+    assert_eq!(same, serde_json::json!(42), "the page was not reloaded");
+
+    // Admin: log in, click disable, the daemon reports the backend disabled.
+    c.goto(&web.url("/admin/")).await.expect("goto /admin/");
+    assert_eq!(c.current_url().await.expect("url").path(), "/admin/login");
+    c.find(Locator::Id("user"))
+        .await
+        .expect("user field")
+        .send_keys("ops")
+        .await
+        .expect("type user");
+    c.find(Locator::Id("password"))
+        .await
+        .expect("password field")
+        .send_keys(PASSWORD)
+        .await
+        .expect("type password");
+    c.find(Locator::Id("submit"))
+        .await
+        .expect("submit")
+        .click()
+        .await
+        .expect("click submit");
+    poll("the admin page after login", WAIT, || async {
+        let path = c.current_url().await.ok()?.path().to_string();
+        (path == "/admin/").then_some(())
+    })
+    .await;
+    wait_text(&c, "#user", "ops", WAIT).await;
+    let disable =
+        "section[data-daemon=\"lb1\"] tr[data-backend=\"up\"] button[data-act=\"disable\"]";
+    let button = poll("the disable button", WAIT, || async {
+        c.find(Locator::Css(disable)).await.ok()
+    })
+    .await;
+    button.click().await.expect("click disable");
+    poll("the daemon reports `up` disabled", WAIT, || {
+        let mut ca = ca.clone();
+        async move {
+            let b = ca
+                .get_backend(GetBackendRequest { name: "up".into() })
+                .await
+                .ok()?
+                .into_inner();
+            (!b.enabled).then_some(())
+        }
+    })
+    .await;
+    wait_text(&c, &cell("lb1", "up", "c-state"), "disabled", WAIT).await;
+    poll("the action in the event panel", WAIT, || async {
+        let panel = text_of(&c, "#events").await?;
+        panel.contains("disable backend up").then_some(())
+    })
+    .await;
+    // The button now offers the opposite action.
+    wait_text(
+        &c,
+        "section[data-daemon=\"lb1\"] tr[data-backend=\"up\"] button.ed",
+        "enable",
+        WAIT,
+    )
+    .await;
+    screenshot(&c, "admin.png").await;
+
+    // Two daemons: stopping lb2 marks its tab unreachable; lb1 stays live.
+    c.find(Locator::Css("[data-tab=\"lb2\"]"))
+        .await
+        .expect("tab lb2")
+        .click()
+        .await
+        .expect("click tab");
+    poll("lb2's panel shown", WAIT, || async {
+        let shown = c
+            .find(Locator::Css("section[data-daemon=\"lb2\"]"))
+            .await
+            .ok()?
+            .is_displayed()
+            .await
+            .ok()?;
+        shown.then_some(())
+    })
+    .await;
+    drop(cb);
+    drop(db);
+    poll("lb2's tab unreachable", WAIT, || async {
+        class_of(&c, "[data-tab=\"lb2\"]")
+            .await
+            .contains("unreachable")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        class_of(&c, "[data-tab=\"lb1\"]")
+            .await
+            .contains(" reachable")
+    );
+    screenshot(&c, "unreachable.png").await;
+    c.find(Locator::Css("[data-tab=\"lb1\"]"))
+        .await
+        .expect("tab lb1")
+        .click()
+        .await
+        .expect("click tab");
+    ca.enable_backend(act("up")).await.expect("enable on lb1");
+    poll("lb1 still live after lb2 went", WAIT, || async {
+        let s = text_of(&c, &cell("lb1", "up", "c-state")).await?;
+        (s != "disabled").then_some(())
+    })
+    .await;
+    assert!(
+        class_of(&c, "[data-tab=\"lb1\"]")
+            .await
+            .contains(" reachable")
+    );
+
+    // A phone's width: the page still renders (screenshot for the eye).
+    c.set_window_size(390, 844).await.expect("phone size");
+    screenshot(&c, "phone.png").await;
+    c.close().await.expect("close the browser");
+}
