@@ -89,11 +89,13 @@ impl Action {
             let word = proto::BackendState::try_from(b.state)
                 .map(|s| super::view::enum_word(s.as_str_name(), "BACKEND_STATE_"))
                 .unwrap_or_default();
-            format!(
-                "backend {} is now {word}{}",
-                b.name,
-                if b.enabled { "" } else { " (disabled)" }
-            )
+            // A paused backend can also be disabled; "disabled (disabled)" says nothing.
+            let note = if b.enabled || word == "disabled" {
+                ""
+            } else {
+                " (disabled)"
+            };
+            format!("backend {} is now {word}{note}", b.name)
         };
         match self {
             Action::Pause { backend, .. } => client
