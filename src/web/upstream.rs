@@ -24,6 +24,9 @@ pub const HEALTH_CHECK: Duration = Duration::from_secs(5);
 pub const LB_STATE_MIN_GAP: Duration = Duration::from_secs(1);
 /// Events come in bursts (one per frontend of a backend): one refresh per burst.
 const EVENT_SETTLE: Duration = Duration::from_millis(50);
+/// The daemon writes VPP shortly after the event that caused it: each triggered lb-state
+/// fetch is followed by one more this much later, which sees the write.
+const LB_TRAILING: Duration = Duration::from_millis(1500);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
@@ -236,38 +239,42 @@ async fn session(up: &Upstream, client: Client, log_level: LogLevel) -> String {
     let mut lists = tokio::time::interval_at(Instant::now() + LIST_REFRESH, LIST_REFRESH);
     let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
     let mut refresh_at: Option<Instant> = None;
-    let mut lb_at: Option<Instant> = None;
+    let mut lb = LbSchedule::default();
+    lb.want(Instant::now() + LB_TRAILING);
     let mut last_lb = Instant::now();
     loop {
         let far = Instant::now() + Duration::from_secs(3600);
         tokio::select! {
             msg = stream.message() => match msg {
                 Ok(Some(event)) => {
-                    let (refresh, lb) = on_event(up, event);
+                    let (refresh, fetch_lb_state) = on_event(up, event);
                     if refresh {
                         refresh_at.get_or_insert(Instant::now() + EVENT_SETTLE);
                     }
-                    if lb {
-                        lb_at.get_or_insert(Instant::now() + EVENT_SETTLE);
+                    if fetch_lb_state {
+                        lb.want(Instant::now() + EVENT_SETTLE);
                     }
                 }
                 Ok(None) => return "the event stream ended".to_string(),
                 Err(status) => return format!("event stream: {}", CtlError::from_status(&client.server, &status)),
             },
-            _ = lists.tick() => { refresh_at = Some(Instant::now()); }
+            _ = lists.tick() => {
+                refresh_at = Some(Instant::now());
+                lb.want(Instant::now());
+            }
             _ = health.tick() => {
                 let before = known.vpp.clone();
                 if let Err(e) = refresh_vpp(&client, &mut known).await {
                     return format!("health check: {e}");
                 }
                 if vpp_changed(up, before.as_ref(), known.vpp.as_ref()) {
-                    lb_at = Some(Instant::now());
+                    lb.want(Instant::now());
                 }
                 publish(up, &known);
             }
             () = up.nudge.notified() => {
                 refresh_at = Some(Instant::now());
-                lb_at = Some(Instant::now());
+                lb.want(Instant::now());
             }
             () = sleep_until(refresh_at.unwrap_or(far)), if refresh_at.is_some() => {
                 refresh_at = None;
@@ -276,8 +283,8 @@ async fn session(up: &Upstream, client: Client, log_level: LogLevel) -> String {
                 }
                 publish(up, &known);
             }
-            () = sleep_until(lb_at.map_or(far, |t| t.max(last_lb + LB_STATE_MIN_GAP))), if lb_at.is_some() => {
-                lb_at = None;
+            () = sleep_until(lb.at.map_or(far, |t| t.max(last_lb + LB_STATE_MIN_GAP))), if lb.at.is_some() => {
+                lb.fired(Instant::now());
                 last_lb = Instant::now();
                 if known.vpp.as_ref().is_some_and(|v| v.connected) {
                     fetch_lb(&client, &mut known).await;
@@ -287,6 +294,26 @@ async fn session(up: &Upstream, client: Client, log_level: LogLevel) -> String {
                 publish(up, &known);
             }
         }
+    }
+}
+
+/// When to fetch VPP's lb state next: soon after a trigger, then once more `LB_TRAILING`
+/// later (the select loop also keeps fetches `LB_STATE_MIN_GAP` apart).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LbSchedule {
+    at: Option<Instant>,
+    trailing: bool,
+}
+
+impl LbSchedule {
+    fn want(&mut self, at: Instant) {
+        self.at = Some(self.at.map_or(at, |t| t.min(at)));
+        self.trailing = true;
+    }
+
+    fn fired(&mut self, now: Instant) {
+        self.at = self.trailing.then_some(now + LB_TRAILING);
+        self.trailing = false;
     }
 }
 
@@ -472,5 +499,29 @@ fn proto_level(l: LogLevel) -> proto::LogLevel {
         LogLevel::Info => proto::LogLevel::Info,
         LogLevel::Debug => proto::LogLevel::Debug,
         LogLevel::Trace => proto::LogLevel::Trace,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lb_fetch_is_followed_by_one_trailing_fetch() {
+        let t0 = Instant::now();
+        let mut s = LbSchedule::default();
+        s.want(t0 + Duration::from_secs(5));
+        s.want(t0 + EVENT_SETTLE);
+        assert_eq!(s.at, Some(t0 + EVENT_SETTLE), "the sooner wish wins");
+        s.fired(t0);
+        assert_eq!(s.at, Some(t0 + LB_TRAILING));
+        s.fired(t0 + LB_TRAILING);
+        assert_eq!(s.at, None, "one trailing fetch, not a loop");
+        // A trigger while the trailing fetch waits pulls it in and earns a new trailing one.
+        s.want(t0);
+        s.fired(t0);
+        s.want(t0 + EVENT_SETTLE);
+        assert_eq!(s.at, Some(t0 + EVENT_SETTLE));
+        assert!(s.trailing);
     }
 }

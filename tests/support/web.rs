@@ -128,16 +128,19 @@ impl Web {
         mut f: impl FnMut(&serde_json::Value) -> Option<T>,
     ) -> T {
         let start = Instant::now();
+        let mut last = String::new();
         loop {
-            if let Some(r) = self.get(path).await
-                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body)
-                && let Some(t) = f(&v)
-            {
-                return t;
+            if let Some(r) = self.get(path).await {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.body)
+                    && let Some(t) = f(&v)
+                {
+                    return t;
+                }
+                last = r.body;
             }
             assert!(
                 start.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}\n{}",
+                "timed out waiting for {what}; last {path}: {last}\n{}",
                 self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
