@@ -503,3 +503,176 @@ fn plain_http_on_a_public_address_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_daemon_is_marked_unreachable_and_comes_back() {
+    let (d, _backend, _c) = start_settled(DaemonBuilder::new).await;
+    let web = Web::start(&[format!("{}=lb1", d.grpc_addr)], &["--timeout", "1s"]).await;
+    web.wait_json("/view/api/state/lb1", "lb1 reachable", |v| {
+        (v["reachable"] == true).then_some(())
+    })
+    .await;
+    // Stopped, not dead: the connection stays open; the next call (the 5 s health check at
+    // the latest) gets no answer within --timeout.
+    d.signal(libc::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    let v = web
+        .wait_json(
+            "/view/api/state/lb1",
+            "lb1 unreachable while stopped",
+            |v| (v["reachable"] == false).then(|| v.clone()),
+        )
+        .await;
+    let took = stopped.elapsed();
+    d.signal(libc::SIGCONT);
+    assert!(
+        took <= Duration::from_secs(8),
+        "5 s check + 1 s timeout, took {took:?}"
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer within 1s")),
+        "{v}"
+    );
+    // Continued: reconnected, with its frontends.
+    web.wait_json("/view/api/state/lb1", "lb1 back", |v| {
+        (v["reachable"] == true && v["frontends"][0]["name"] == "web").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_end_when_their_clients_go() {
+    let (d, _backend, _c) = start_settled(DaemonBuilder::new).await;
+    let web = Web::start(std::slice::from_ref(&d.grpc_addr), &[]).await;
+    web.wait_json("/view/api/daemons", "reachable", |v| {
+        (v[0]["reachable"] == true).then_some(())
+    })
+    .await;
+    let before = web.fd_count();
+    let mut streams = Vec::new();
+    for _ in 0..20 {
+        let mut s = SseReader::new(
+            web.send("GET", "/view/api/events", &[], None)
+                .await
+                .expect("events"),
+        );
+        s.next(5 * SECOND).await.expect("first frame");
+        streams.push(s);
+    }
+    let during = web.fd_count();
+    assert!(
+        during >= before + 15,
+        "20 open streams: {before} fds before, {during} with them"
+    );
+    drop(streams);
+    // Gone within the ping interval at most (a write to a closed socket fails).
+    web_support_wait("connections closed", Duration::from_secs(20), || {
+        (web.fd_count() <= before + 2).then_some(())
+    })
+    .await;
+}
+
+async fn web_support_wait(what: &str, limit: Duration, mut f: impl FnMut() -> Option<()>) {
+    let start = std::time::Instant::now();
+    while f().is_none() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_listener_serves_https_with_hsts_and_secure_cookies() {
+    let (d, _backend, _c) = start_settled(DaemonBuilder::new).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+    let cert_pem = cert.cert.pem();
+    std::fs::write(dir.path().join("web.pem"), &cert_pem).expect("write cert");
+    std::fs::write(dir.path().join("web.key"), cert.signing_key.serialize_pem()).expect("key");
+    let users = users_file(dir.path());
+    let cert_path = dir.path().join("web.pem");
+    let key_path = dir.path().join("web.key");
+    let web = Web::spawn(
+        std::slice::from_ref(&d.grpc_addr),
+        &[
+            "--tls-cert",
+            cert_path.to_str().expect("path"),
+            "--tls-key",
+            key_path.to_str().expect("path"),
+            "--users",
+            users.to_str().expect("path"),
+        ],
+    );
+
+    let mut roots = rustls::RootCertStore::empty();
+    let der = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .next()
+        .expect("one cert")
+        .expect("pem");
+    roots.add(der).expect("root");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let https = |path: &'static str, method: &'static str, body: String| {
+        let connector = connector.clone();
+        let addr = web.addr;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+            let tls = connector.connect(name, tcp).await.ok()?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .ok()?;
+            tokio::spawn(conn);
+            let req = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", addr.to_string())
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .ok()?;
+            let resp = sender.send_request(req).await.ok()?;
+            let headers = resp.headers().clone();
+            let status = resp.status().as_u16();
+            Some((status, headers))
+        }
+    };
+    let start = std::time::Instant::now();
+    let (status, headers) = loop {
+        if let Some(r) = https("/healthz", "GET", String::new()).await {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no HTTPS:\n{}",
+            web.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .get("strict-transport-security")
+            .is_some_and(|v| v.to_str().is_ok_and(|s| s.starts_with("max-age="))),
+        "{headers:?}"
+    );
+    let login = serde_json::json!({"user": "ops", "password": web_support::PASSWORD}).to_string();
+    let (status, headers) = https("/admin/api/login", "POST", login)
+        .await
+        .expect("login over TLS");
+    assert_eq!(status, 200);
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP on the TLS port gets nothing useful.
+    assert!(web.get("/healthz").await.is_none_or(|r| r.status != 200));
+}

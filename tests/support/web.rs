@@ -51,6 +51,29 @@ impl Web {
     /// Starts `maglev web --server S...` on a free loopback port with `extra` flags, and
     /// waits until `/healthz` answers.
     pub async fn start(servers: &[String], extra: &[&str]) -> Web {
+        let mut web = Self::spawn(servers, extra);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = web.child.try_wait() {
+                panic!("maglev web exited ({status}):\n{}", web.log());
+            }
+            if let Some(r) = web.get("/healthz").await
+                && r.status == 200
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "web never listened:\n{}",
+                web.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        web
+    }
+
+    /// Starts the process without waiting for it (a TLS listener, a refusal to start).
+    pub fn spawn(servers: &[String], extra: &[&str]) -> Web {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -75,30 +98,19 @@ impl Web {
             .stderr(log_file)
             .spawn()
             .expect("spawn maglev web");
-        let mut web = Web {
+        Web {
             child,
             addr,
             dir,
             log,
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = web.child.try_wait() {
-                panic!("maglev web exited ({status}):\n{}", web.log());
-            }
-            if let Some(r) = web.get("/healthz").await
-                && r.status == 200
-            {
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "web never listened:\n{}",
-                web.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        web
+    }
+
+    /// Open file descriptors of the web process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     pub fn log(&self) -> String {
