@@ -271,11 +271,68 @@ async fn dashboard_in_headless_chromium() {
     )
     .await;
     eprintln!("backend killed -> page shows down: {took:?}");
+    let flashed = class_of(&c, &cell("lb1", "up", "c-state")).await;
+    assert!(
+        flashed.contains("flash") && flashed.contains("s-down"),
+        "{flashed}"
+    );
     let same = c
         .execute("return window.__sameDocument;", vec![])
         .await
         .expect("read the mark");
     assert_eq!(same, serde_json::json!(42), "the page was not reloaded");
+
+    // After a sleep the clock jumps: the page reopens its event stream and stays live.
+    let opens = |c: &Client| {
+        let c = c.clone();
+        async move {
+            c.execute("return document.body.dataset.streams;", vec![])
+                .await
+                .ok()?
+                .as_str()?
+                .parse::<u32>()
+                .ok()
+        }
+    };
+    let before = opens(&c).await.expect("streams opened");
+    c.execute(
+        "const real = Date.now; Date.now = () => real() + 60000; return 1;",
+        vec![],
+    )
+    .await
+    .expect("jump the clock");
+    poll("the stream reopened after the clock jump", WAIT, || async {
+        (opens(&c).await? > before).then_some(())
+    })
+    .await;
+    ca.pause_backend(act("down")).await.expect("pause down");
+    wait_text(&c, &cell("lb1", "down", "c-state"), "paused", WAIT).await;
+    ca.resume_backend(act("down")).await.expect("resume down");
+
+    // A folded card stays folded across a reload (localStorage).
+    let card = "section[data-daemon=\"lb1\"] details[data-frontend=\"web\"]";
+    c.find(Locator::Css(&format!("{card} > summary")))
+        .await
+        .expect("card title")
+        .click()
+        .await
+        .expect("fold");
+    c.refresh().await.expect("reload");
+    wait_text(&c, &cell("lb1", "up", "c-state"), "down", WAIT).await;
+    let open = c
+        .execute(
+            "return document.querySelector(arguments[0]).open;",
+            vec![serde_json::json!(card)],
+        )
+        .await
+        .expect("open?");
+    assert_eq!(open, serde_json::json!(false), "the fold is remembered");
+    c.find(Locator::Css(&format!("{card} > summary")))
+        .await
+        .expect("card title")
+        .click()
+        .await
+        .expect("unfold");
 
     // Admin: log in, click disable, the daemon reports the backend disabled.
     c.goto(&web.url("/admin/")).await.expect("goto /admin/");

@@ -18,6 +18,7 @@ let csrf = '';
 let source = null;
 let lastId = '';
 let active = localStorage.getItem(TAB_KEY) || '';
+let opens = 0; // event streams opened (shown as data-streams on <body>, for the curious)
 
 const ctx = { admin, skew: () => skew };
 
@@ -72,6 +73,7 @@ function openStream() {
   if (source) source.close();
   const url = '/view/api/events' + (lastId ? `?last=${encodeURIComponent(lastId)}` : '');
   source = new EventSource(url);
+  document.body.dataset.streams = String(++opens);
   const remember = (ev) => { if (ev.lastEventId) lastId = ev.lastEventId; };
   source.addEventListener('open', () => setStream(true));
   source.addEventListener('error', () => setStream(false));
@@ -196,7 +198,9 @@ async function startAdmin() {
   document.getElementById('clear').addEventListener('click', () => events.replaceChildren());
   root.addEventListener('click', (ev) => {
     const b = ev.target.closest('button[data-act]');
-    if (b) act(b);
+    if (!b) return;
+    ev.preventDefault(); // a button in a card's title line must not fold the card
+    act(b);
   });
   document.body.classList.add('admin');
 }
