@@ -376,6 +376,22 @@ async fn admin_needs_login_csrf_and_actions_reach_the_daemon() {
         .into_inner();
     assert!(b.enabled, "no action ran");
 
+    // Two event streams: an anonymous one and the admin's (by its cookie).
+    let mut public = SseReader::new(
+        web.send("GET", "/view/api/events", &[], None)
+            .await
+            .expect("public events"),
+    );
+    let mut admin = SseReader::new(
+        web.send("GET", "/view/api/events", &[("cookie", &cookie)], None)
+            .await
+            .expect("admin events"),
+    );
+    for s in [&mut public, &mut admin] {
+        let (hello, _) = s.until(5 * SECOND, |e| e.kind == "hello").await;
+        assert!(hello.is_some());
+    }
+
     // The real token: the daemon disables the backend, the page's state follows.
     let auth = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
     let r = web
@@ -401,6 +417,42 @@ async fn admin_needs_login_csrf_and_actions_reach_the_daemon() {
         (backend(v, "lb1", "up")?["state"] == "disabled").then_some(())
     })
     .await;
+
+    // The action's line reaches the admin's event panel, named by user; the anonymous stream
+    // gets the transition and the new view, but no action or daemon log lines.
+    let (line, _) = admin
+        .until(10 * SECOND, |e| {
+            e.kind == "log"
+                && e.data
+                    .contains("ops: disable backend up: backend up is now disabled")
+        })
+        .await;
+    assert!(line.is_some(), "the admin sees the action");
+    let (view, seen) = public
+        .until(10 * SECOND, |e| {
+            e.kind == "daemon" && e.data.contains("\"disabled\"")
+        })
+        .await;
+    assert!(
+        view.is_some(),
+        "the anonymous stream gets the new view: {seen:?}"
+    );
+    let (_, more) = public.until(2 * SECOND, |_| false).await;
+    let lines: Vec<_> = seen
+        .iter()
+        .chain(&more)
+        .filter(|e| e.kind == "log")
+        .collect();
+    assert!(
+        lines.iter().any(|e| e.data.contains("\"transition\"")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(
+            |e| !e.data.contains("\"kind\":\"action\"") && !e.data.contains("\"kind\":\"log\"")
+        ),
+        "{lines:?}"
+    );
 
     // The weight editor's action, and the daemon's refusal shown as a clear message.
     let weight = serde_json::json!({"action": "set-weight", "daemon": "lb1", "frontend": "web", "pool": "primary", "backend": "down", "weight": 30}).to_string();
