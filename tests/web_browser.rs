@@ -80,18 +80,30 @@ impl Drop for Driver {
     }
 }
 
-async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+async fn browser(driver: &Driver, chromium: &Path, profile: &Path, extra: &[&str]) -> Client {
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".to_string(),
         serde_json::json!({
             "binary": chromium.display().to_string(),
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.display()),
-            ],
+            "args": args,
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -216,7 +228,7 @@ async fn dashboard_in_headless_chromium() {
 
     let driver = Driver::start(&chromedriver).await;
     let profile = tempfile::tempdir().expect("profile dir");
-    let c = browser(&driver, &chromium, profile.path()).await;
+    let c = browser(&driver, &chromium, profile.path(), &[]).await;
 
     // The read-only page: the daemon's frontend and its backends, one tab per daemon.
     c.goto(&web.url("/")).await.expect("goto /");
@@ -451,4 +463,29 @@ async fn dashboard_in_headless_chromium() {
     c.set_window_size(390, 844).await.expect("phone size");
     screenshot(&c, "phone.png").await;
     c.close().await.expect("close the browser");
+
+    // Dark mode follows the system's preference (prefers-color-scheme).
+    let profile = tempfile::tempdir().expect("profile dir");
+    let dark = browser(&driver, &chromium, profile.path(), &["--force-dark-mode"]).await;
+    dark.goto(&web.url("/view/")).await.expect("goto /view/");
+    wait_text(&dark, &cell("lb1", "down", "c-state"), "down", WAIT).await;
+    let scheme = dark
+        .execute(
+            "return [matchMedia('(prefers-color-scheme: dark)').matches, \
+             getComputedStyle(document.body).backgroundColor];",
+            vec![],
+        )
+        .await
+        .expect("colours");
+    if scheme[0] == serde_json::json!(true) {
+        assert_eq!(
+            scheme[1],
+            serde_json::json!("rgb(21, 23, 26)"),
+            "dark background"
+        );
+        screenshot(&dark, "dark.png").await;
+    } else {
+        eprintln!("this chromium ignores --force-dark-mode for pages: dark check skipped");
+    }
+    dark.close().await.expect("close the dark browser");
 }

@@ -164,7 +164,7 @@ impl Auth {
         password: &str,
     ) -> Result<Session, LoginError> {
         if let Some(wait) = self.limited(from, Instant::now()) {
-            tracing::warn!(%from, user, "login refused: too many failures");
+            tracing::warn!(%from, user = ?user, "login refused: too many failures");
             return Err(LoginError::RateLimited(wait));
         }
         let hash = self.users.0.get(user).cloned();
@@ -177,7 +177,7 @@ impl Auth {
             && known;
         if !ok {
             self.record_failure(from, Instant::now());
-            tracing::warn!(%from, user, "login failed");
+            tracing::warn!(%from, user = ?user, "login failed");
             return Err(LoginError::Denied);
         }
         tracing::info!(%from, user, "login");
