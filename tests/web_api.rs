@@ -369,6 +369,21 @@ async fn admin_needs_login_csrf_and_actions_reach_the_daemon() {
             .expect("answer");
         assert_eq!(r.status, 403, "token {token:?}: {}", r.body);
     }
+    // A POST from another origin, even with the right cookie and token.
+    let r = web
+        .request(
+            "POST",
+            "/admin/api/action",
+            &[
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("origin", "http://evil.example"),
+            ],
+            Some(&action),
+        )
+        .await
+        .expect("answer");
+    assert_eq!(r.status, 403, "{}", r.body);
     let b = c
         .get_backend(GetBackendRequest { name: "up".into() })
         .await

@@ -244,6 +244,10 @@ async fn admin(
     from: IpAddr,
 ) -> Response<Body> {
     let method = req.method().clone();
+    if method == Method::POST && !same_origin(&req) {
+        tracing::warn!(%from, path, "POST from another origin refused");
+        return error(StatusCode::FORBIDDEN, "cross-origin request refused");
+    }
     let session = session_of(auth, &req);
     match (method.as_str(), path) {
         ("GET" | "HEAD", "/admin") => redirect("/admin/"),
@@ -383,6 +387,32 @@ async fn run_action(app: &App, user: &str, action: Action) -> Response<Body> {
     }
 }
 
+/// A POST that names its origin (browsers do) must come from this very host.
+fn same_origin(req: &Request<Incoming>) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin_matches(origin, host)
+}
+
+/// `https://lb.example:9092` vs the Host header `lb.example:9092`.
+fn origin_matches(origin: &str, host: &str) -> bool {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .unwrap_or("");
+    !host.is_empty() && authority.eq_ignore_ascii_case(host)
+}
+
 /// POSTs must be JSON: a plain HTML form from another site cannot send that.
 fn require_json(req: &Request<Incoming>) -> Option<Response<Body>> {
     let ct = req
@@ -489,6 +519,15 @@ fn redirect(to: &'static str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins() {
+        assert!(origin_matches("http://127.0.0.1:9092", "127.0.0.1:9092"));
+        assert!(origin_matches("https://LB.example:9443", "lb.example:9443"));
+        assert!(!origin_matches("http://evil.example", "127.0.0.1:9092"));
+        assert!(!origin_matches("null", "127.0.0.1:9092"));
+        assert!(!origin_matches("http://127.0.0.1:9092", ""));
+    }
 
     #[test]
     fn last_event_id_from_the_query() {
