@@ -39,6 +39,8 @@ pub struct App {
     pub auth: Option<Auth>,
     /// Listening with TLS: cookies get `Secure`, responses HSTS.
     pub secure_cookies: bool,
+    /// Open event streams (at most `sse::MAX_STREAMS`).
+    pub streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -188,11 +190,17 @@ fn events(app: &App, req: &Request<Incoming>) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| query_param(req.uri().query().unwrap_or(""), "last"));
+    let Some(slot) = sse::Slot::try_take(&app.streams, sse::MAX_STREAMS) else {
+        let mut resp = error(StatusCode::SERVICE_UNAVAILABLE, "too many event streams");
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        return resp;
+    };
     let admin = app
         .auth
         .as_ref()
         .is_some_and(|a| session_of(a, req).is_some());
-    let mut resp = Response::new(sse::body(app.hub.clone(), last, admin));
+    let mut resp = Response::new(sse::body(app.hub.clone(), last, admin, slot));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

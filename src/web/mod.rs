@@ -193,6 +193,7 @@ async fn run(args: WebArgs) -> anyhow::Result<()> {
         hub,
         auth: users.map(auth::Auth::new),
         secure_cookies: tls.is_some(),
+        streams: Arc::default(),
     });
     let listener = tokio::net::TcpListener::bind(plan.listen)
         .await

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +21,30 @@ pub const PING: Duration = Duration::from_secs(15);
 /// Reconnect delay hint for the browser.
 pub const RETRY_MS: u64 = 2000;
 
+/// At most this many event streams at once (each holds a socket and a task).
+pub const MAX_STREAMS: usize = 1024;
+
+/// A place among the open streams; given back on drop (when the stream ends).
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    pub fn try_take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One event in the wire format (data is one line of JSON, so one `data:` line).
 pub fn frame(id: &str, kind: &str, data: &str) -> String {
     format!("id: {id}\nevent: {kind}\ndata: {data}\n\n")
@@ -30,9 +55,13 @@ pub fn body(
     hub: Arc<Hub>,
     last_event_id: Option<String>,
     admin: bool,
+    slot: Slot,
 ) -> BoxBody<Bytes, Infallible> {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(feed(hub, last_event_id, admin, tx));
+    tokio::spawn(async move {
+        feed(hub, last_event_id, admin, tx).await;
+        drop(slot);
+    });
     let stream = ReceiverStream::new(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
     http_body_util::StreamBody::new(stream).boxed()
 }
@@ -83,6 +112,18 @@ fn visible(e: &Arc<Event>, admin: bool) -> Option<&Arc<Event>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_are_limited_and_given_back() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let a = Slot::try_take(&count, 2).expect("first");
+        let b = Slot::try_take(&count, 2).expect("second");
+        assert!(Slot::try_take(&count, 2).is_none(), "full");
+        drop(a);
+        let c = Slot::try_take(&count, 2).expect("freed");
+        drop((b, c));
+        assert_eq!(count.load(Ordering::Acquire), 0);
+    }
 
     #[test]
     fn wire_format() {
