@@ -76,7 +76,12 @@ function openStream() {
   document.body.dataset.streams = String(++opens);
   const remember = (ev) => { if (ev.lastEventId) lastId = ev.lastEventId; };
   source.addEventListener('open', () => setStream(true));
-  source.addEventListener('error', () => setStream(false));
+  source.addEventListener('error', () => {
+    setStream(false);
+    // The browser retries a dropped stream itself, but gives up on an HTTP error (a 503 when
+    // the server is full, a proxy's 502): then the page retries.
+    if (source.readyState === EventSource.CLOSED) setTimeout(openStream, 5000);
+  });
   for (const kind of ['hello', 'resync']) {
     source.addEventListener(kind, (ev) => {
       remember(ev);
