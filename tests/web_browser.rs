@@ -329,6 +329,15 @@ async fn dashboard_in_headless_chromium() {
         .click()
         .await
         .expect("fold");
+    // The toggle event is queued: let it store the fold before reloading.
+    poll("the fold stored", WAIT, || async {
+        let v = c
+            .execute("return localStorage.getItem('maglev.folded');", vec![])
+            .await
+            .ok()?;
+        v.as_str()?.contains("lb1/web").then_some(())
+    })
+    .await;
     c.refresh().await.expect("reload");
     wait_text(&c, &cell("lb1", "up", "c-state"), "down", WAIT).await;
     let open = c
