@@ -10,6 +10,7 @@
 
 #[path = "support/daemon.rs"]
 mod daemon_support;
+mod support;
 #[path = "support/web.rs"]
 mod web_support;
 
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use daemon_support::{DaemonBuilder, UpBackend, basic_config, wait_up_and_down};
 use fantoccini::{Client, ClientBuilder, Locator};
 use maglev::proto::{BackendActionRequest, GetBackendRequest};
+use support::vpp_double::{ApiMode, VppDouble};
 use web_support::{PASSWORD, Web, users_file};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -201,9 +203,17 @@ async fn dashboard_in_headless_chromium() {
         }
     };
 
-    // Two daemons, each with its `up` backend listening on 127.0.0.2 (own port).
+    // Two daemons, each with its `up` backend listening on 127.0.0.2 (own port); lb1
+    // programs the VPP double (no startup hold), so its page shows VPP and buckets.
+    let double = VppDouble::start(ApiMode::V1_2).await;
     let backend_a = UpBackend::start("127.0.0.2");
-    let da = DaemonBuilder::new(basic_config(backend_a.port()))
+    let port_a = backend_a.port();
+    let config_a = basic_config(port_a).replace(
+        "ipv4-src-address = \"192.0.2.254\"",
+        "ipv4-src-address = \"192.0.2.254\"\nstartup-min-delay = \"0s\"\nstartup-max-delay = \"2s\"",
+    );
+    let da = DaemonBuilder::new(config_a)
+        .vpp_api(double.socket_path())
         .start()
         .await;
     let mut ca = da.client().await;
@@ -253,6 +263,22 @@ async fn dashboard_in_headless_chromium() {
     assert_eq!(
         text_of(&c, &cell("lb1", "up", "c-cw")).await.as_deref(),
         Some("80")
+    );
+    poll("lb1's VPP badge", WAIT, || async {
+        let badge = text_of(&c, "section[data-daemon=\"lb1\"] .vpp").await?;
+        badge.contains("lb API 1.2.0").then_some(())
+    })
+    .await;
+    poll("buckets of lb1's `up`", WAIT, || async {
+        let b = text_of(&c, &cell("lb1", "up", "c-buckets")).await?;
+        (b.parse::<u32>().ok()? > 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        text_of(&c, "section[data-daemon=\"lb2\"] .vpp")
+            .await
+            .as_deref(),
+        Some("VPP off")
     );
     let tabs = c.find_all(Locator::Css("[data-tab]")).await.expect("tabs");
     assert_eq!(tabs.len(), 2, "two daemons, two tabs");
@@ -355,6 +381,20 @@ async fn dashboard_in_headless_chromium() {
         .await
         .expect("unfold");
 
+    // The backend's listener comes back on the same port: up again, with its buckets.
+    let backend_a = poll("the backend port free again", WAIT, || async {
+        std::net::TcpListener::bind(("127.0.0.2", port_a)).ok()
+    })
+    .await;
+    drop(backend_a);
+    let _backend_a = UpBackend::start_on("127.0.0.2", port_a);
+    wait_text(&c, &cell("lb1", "up", "c-state"), "up", WAIT).await;
+    poll("buckets of lb1's `up` again", WAIT, || async {
+        let b = text_of(&c, &cell("lb1", "up", "c-buckets")).await?;
+        (b.parse::<u32>().ok()? > 0).then_some(())
+    })
+    .await;
+
     // Admin: log in, click disable, the daemon reports the backend disabled.
     c.goto(&web.url("/admin/")).await.expect("goto /admin/");
     assert_eq!(c.current_url().await.expect("url").path(), "/admin/login");
@@ -383,17 +423,19 @@ async fn dashboard_in_headless_chromium() {
     .await;
     wait_text(&c, "#user", "ops", WAIT).await;
     let disable =
-        "section[data-daemon=\"lb1\"] tr[data-backend=\"up\"] button[data-act=\"disable\"]";
+        "section[data-daemon=\"lb1\"] tr[data-backend=\"down\"] button[data-act=\"disable\"]";
     let button = poll("the disable button", WAIT, || async {
         c.find(Locator::Css(disable)).await.ok()
     })
     .await;
     button.click().await.expect("click disable");
-    poll("the daemon reports `up` disabled", WAIT, || {
+    poll("the daemon reports `down` disabled", WAIT, || {
         let mut ca = ca.clone();
         async move {
             let b = ca
-                .get_backend(GetBackendRequest { name: "up".into() })
+                .get_backend(GetBackendRequest {
+                    name: "down".into(),
+                })
                 .await
                 .ok()?
                 .into_inner();
@@ -401,16 +443,16 @@ async fn dashboard_in_headless_chromium() {
         }
     })
     .await;
-    wait_text(&c, &cell("lb1", "up", "c-state"), "disabled", WAIT).await;
+    wait_text(&c, &cell("lb1", "down", "c-state"), "disabled", WAIT).await;
     poll("the action in the event panel", WAIT, || async {
         let panel = text_of(&c, "#events").await?;
-        panel.contains("disable backend up").then_some(())
+        panel.contains("disable backend down").then_some(())
     })
     .await;
     // The button now offers the opposite action.
     wait_text(
         &c,
-        "section[data-daemon=\"lb1\"] tr[data-backend=\"up\"] button.ed",
+        "section[data-daemon=\"lb1\"] tr[data-backend=\"down\"] button.ed",
         "enable",
         WAIT,
     )
@@ -456,9 +498,9 @@ async fn dashboard_in_headless_chromium() {
         .click()
         .await
         .expect("click tab");
-    ca.enable_backend(act("up")).await.expect("enable on lb1");
+    ca.enable_backend(act("down")).await.expect("enable on lb1");
     poll("lb1 still live after lb2 went", WAIT, || async {
-        let s = text_of(&c, &cell("lb1", "up", "c-state")).await?;
+        let s = text_of(&c, &cell("lb1", "down", "c-state")).await?;
         (s != "disabled").then_some(())
     })
     .await;
