@@ -104,3 +104,76 @@ async fn vpp_badge_buckets_and_sync() {
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.contains("nosuch"), "{}", r.body);
 }
+
+/// Seconds since midnight of a log line's RFC 3339 timestamp (`...T19:00:10.585660Z ...`).
+fn log_time(line: &str) -> Option<f64> {
+    let t = line
+        .split_whitespace()
+        .next()?
+        .split_once('T')?
+        .1
+        .trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lb_state_fetches_are_at_least_a_second_apart() {
+    let double = VppDouble::start(ApiMode::V1_2).await;
+    let up = UpBackend::start_on("127.0.0.2", free_port("127.0.0.2"));
+    let config = ConfigText::new()
+        .vpp_lb("60s", "0s", "3s")
+        .check("tcp", "tcp", up.port(), Timing::QUICK)
+        .backend("up", "127.0.0.2", "tcp")
+        .frontend("web", "192.0.2.1", "tcp", 80)
+        .pool("web", "primary", "up = {}")
+        .build();
+    let d = DaemonBuilder::with_vpp(config, double.socket_path())
+        .start()
+        .await;
+    let mut c = d.client().await;
+    let web = Web::start(std::slice::from_ref(&d.grpc_addr), &[]).await;
+    web.wait_json("/view/api/daemons", "reachable", |v| {
+        (v[0]["reachable"] == true).then_some(())
+    })
+    .await;
+    let fetches = |log: &str| -> Vec<f64> {
+        log.lines()
+            .filter(|l| l.contains("fetched VPP lb state"))
+            .filter_map(log_time)
+            .collect()
+    };
+    let before = fetches(&web.log()).len();
+    // A burst of 20 transitions within ~2 s, each a trigger.
+    for i in 0..20 {
+        let req = BackendActionRequest { name: "up".into() };
+        if i % 2 == 0 {
+            c.pause_backend(req).await.expect("pause");
+        } else {
+            c.resume_backend(req).await.expect("resume");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let times = fetches(&web.log());
+    let burst = &times[before..];
+    assert!(
+        burst.len() >= 2,
+        "the transitions triggered fetches: {burst:?}"
+    );
+    assert!(
+        burst.len() <= 8,
+        "debounced: {} fetches for 20 triggers",
+        burst.len()
+    );
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= 0.99,
+            "fetches {:.3} s apart: {times:?}",
+            w[1] - w[0]
+        );
+    }
+}

@@ -374,7 +374,10 @@ async fn fetch_lb(client: &Client, known: &mut Known) {
         )
         .await
     {
-        Ok(lb) => known.buckets = Some(view::buckets(&lb)),
+        Ok(lb) => {
+            tracing::debug!(server = %client.server, vips = lb.vips.len(), "fetched VPP lb state");
+            known.buckets = Some(view::buckets(&lb));
+        }
         Err(e) => {
             tracing::debug!(server = %client.server, error = %e, "GetVPPLBState failed");
             known.buckets = None;
