@@ -160,6 +160,7 @@ async fn lb_state_fetches_are_at_least_a_second_apart() {
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let times = fetches(&web.log());
     let burst = &times[before..];
+    eprintln!("20 triggers in ~2 s -> {} lb-state fetches", burst.len());
     assert!(
         burst.len() >= 2,
         "the transitions triggered fetches: {burst:?}"
