@@ -90,7 +90,8 @@ pub struct WebArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum WebCommand {
-    /// Read a password from stdin, print a users-file line `USER:$argon2id$...`.
+    /// Read a password from stdin (no echo on a terminal), print a users-file line
+    /// `USER:$argon2id$...`.
     HashPassword {
         /// The user name of the line.
         #[arg(default_value = "admin")]
@@ -142,7 +143,7 @@ fn hash_password(user: &str) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut line = String::new();
-    if let Err(e) = std::io::stdin().read_line(&mut line) {
+    if let Err(e) = read_password(&mut line) {
         eprintln!("maglev web hash-password: cannot read the password: {e}");
         return ExitCode::from(1);
     }
@@ -161,6 +162,34 @@ fn hash_password(user: &str) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// One line from stdin; on a terminal with a prompt and without echo.
+fn read_password(line: &mut String) -> std::io::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return stdin.read_line(line).map(|_| ());
+    }
+    eprint!("Password: ");
+    let _ = std::io::stderr().flush();
+    // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed termios they fill in / we got back.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::tcgetattr(0, &mut saved) };
+    let echo_off = got == 0 && {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: as above, with a copy of the settings minus ECHO.
+        let set = unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+        set == 0
+    };
+    let result = stdin.read_line(line).map(|_| ());
+    if echo_off {
+        // SAFETY: restores the settings read above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+    }
+    eprintln!();
+    result
 }
 
 /// Wires everything: upstream tasks, users, the listener; runs until SIGINT/SIGTERM.
