@@ -280,6 +280,17 @@ async fn dashboard_in_headless_chromium() {
             .as_deref(),
         Some("VPP off")
     );
+    // The tabs carry the VPP mark too: connected on lb1, off on lb2.
+    assert!(
+        class_of(&c, "[data-tab=\"lb1\"] .tvpp")
+            .await
+            .contains("v-up")
+    );
+    assert!(
+        class_of(&c, "[data-tab=\"lb2\"] .tvpp")
+            .await
+            .contains("v-off")
+    );
     let tabs = c.find_all(Locator::Css("[data-tab]")).await.expect("tabs");
     assert_eq!(tabs.len(), 2, "two daemons, two tabs");
     poll("both tabs reachable", WAIT, || async {

@@ -72,7 +72,8 @@ export function renderTab(nav, d, active) {
     tab = el('button', { type: 'button', role: 'tab', class: 'tab', 'data-tab': d.name },
       el('span', { class: 'mark', 'aria-hidden': 'true' }),
       el('span', { class: 'tname', text: d.name }),
-      el('span', { class: 'tver' }));
+      el('span', { class: 'tver' }),
+      el('span', { class: 'tvpp badge' }));
     nav.append(tab);
   }
   tab.classList.toggle('reachable', d.reachable);
@@ -81,7 +82,12 @@ export function renderTab(nav, d, active) {
   tab.setAttribute('aria-selected', String(active));
   setText(find(tab, '.mark'), d.reachable ? '●' : '✕', false);
   setText(find(tab, '.tver'), d.version ? `v${d.version}` : '', false);
-  tab.title = d.reachable ? `${d.addr}: reachable` : `${d.addr}: unreachable: ${d.error}`;
+  const b = vppBadge(d.vpp);
+  const tvpp = find(tab, '.tvpp');
+  setText(tvpp, 'VPP', false);
+  setClass(tvpp, 'v-', b.cls);
+  tvpp.title = b.text;
+  tab.title = d.reachable ? `${d.addr}: reachable · ${b.text}` : `${d.addr}: unreachable: ${d.error}`;
   return tab;
 }
 
