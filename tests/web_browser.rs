@@ -280,6 +280,19 @@ async fn dashboard_in_headless_chromium() {
             .as_deref(),
         Some("VPP off")
     );
+    // Time since a transition, two units (the page's own module, in the page).
+    let since = c
+        .execute(
+            "return import('/assets/format.js').then((m) => \
+             [0, 999, 45e3, 630e3, 600e3, 4320e3, 144e6].map(m.since));",
+            vec![],
+        )
+        .await
+        .expect("format.js");
+    assert_eq!(
+        since,
+        serde_json::json!(["now", "now", "45s", "10m30s", "10m0s", "1h12m", "1d16h"])
+    );
     // The tabs carry the VPP mark too: connected on lb1, off on lb2.
     assert!(
         class_of(&c, "[data-tab=\"lb1\"] .tvpp")
