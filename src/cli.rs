@@ -25,6 +25,8 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Probe the VIPs from outside; measure what a failover costs clients (also: argv[0] = maglevt).
     Tester(crate::tester::TesterArgs),
+    /// Live dashboard and admin page over one or many daemons (also: argv[0] = maglevd-frontend).
+    Web(crate::web::WebArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -35,7 +37,7 @@ pub enum Command {
     },
     /// Print the man page (roff) of maglev, or of one role.
     Man {
-        /// maglev, maglevd, maglevc or maglevt
+        /// maglev, maglevd, maglevc, maglevt or maglevd-frontend
         #[arg(default_value = "maglev")]
         page: String,
     },
@@ -173,6 +175,7 @@ pub enum Role {
     Daemon,
     Ctl,
     Tester,
+    Web,
 }
 
 /// The role implied by the program name (basename of argv[0]; a symlink's own name counts).
@@ -185,6 +188,7 @@ pub fn role_from_argv0(argv0: &str) -> Role {
         "maglevd" => Role::Daemon,
         "maglevc" => Role::Ctl,
         "maglevt" => Role::Tester,
+        "maglevd-frontend" => Role::Web,
         _ => Role::Maglev,
     }
 }
@@ -224,10 +228,17 @@ pub fn render_man(page: &str, out: &mut dyn std::io::Write) -> std::io::Result<(
             .cloned()
             .map(|c| c.name("maglevt"))
             .ok_or_else(|| std::io::Error::other("no tester subcommand"))?,
+        "maglevd-frontend" | "web" => top
+            .find_subcommand("web")
+            .cloned()
+            .map(|c| c.name("maglevd-frontend"))
+            .ok_or_else(|| std::io::Error::other("no web subcommand"))?,
         other => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("unknown page {other:?} (known: maglev, maglevd, maglevc, maglevt)"),
+                format!(
+                    "unknown page {other:?} (known: maglev, maglevd, maglevc, maglevt, maglevd-frontend)"
+                ),
             ));
         }
     };
@@ -276,6 +287,7 @@ mod tests {
         assert_eq!(role_from_argv0("/usr/sbin/maglevd"), Role::Daemon);
         assert_eq!(role_from_argv0("maglevc"), Role::Ctl);
         assert_eq!(role_from_argv0("/usr/bin/maglevt"), Role::Tester);
+        assert_eq!(role_from_argv0("/usr/sbin/maglevd-frontend"), Role::Web);
         assert_eq!(role_from_argv0("/usr/sbin/maglev"), Role::Maglev);
         assert_eq!(role_from_argv0("./target/debug/maglev"), Role::Maglev);
     }

@@ -16,6 +16,7 @@ pub mod server;
 pub mod tester;
 pub mod version;
 pub mod vpp;
+pub mod web;
 
 /// Generated protobuf/gRPC types of `proto/maglev/v1/maglev.proto`.
 pub mod proto {

@@ -1,5 +1,5 @@
 //! argv[0] / subcommand dispatch only: `maglevd` = `maglev daemon`, `maglevc` = `maglev ctl`,
-//! `maglevt` = `maglev tester`.
+//! `maglevt` = `maglev tester`, `maglevd-frontend` = `maglev web`.
 
 use std::process::ExitCode;
 
@@ -16,12 +16,14 @@ fn main() -> ExitCode {
         Role::Daemon => args.insert(1, "daemon".to_string()),
         Role::Ctl => args.insert(1, "ctl".to_string()),
         Role::Tester => args.insert(1, "tester".to_string()),
+        Role::Web => args.insert(1, "web".to_string()),
         Role::Maglev => {}
     }
     let cli = Cli::parse_from(normalize_go_flags(args));
     match cli.command {
         Command::Daemon(a) => maglev::daemon::main(a),
         Command::Ctl(a) => maglev::ctl::main(a),
+        Command::Web(a) => maglev::web::main(a),
         Command::Tester(a) => maglev::tester::main(a),
         Command::Completions { shell, command } => {
             match maglev::cli::render_completions(shell, &command, &mut std::io::stdout()) {
