@@ -25,6 +25,9 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "maglev", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
+        Command::Config {
+            command: maglev::cli::ConfigCommand::Import(a),
+        } => maglev::config::import::main(a),
         Command::Man { page } => match maglev::cli::render_man(&page, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

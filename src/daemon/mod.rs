@@ -50,8 +50,15 @@ pub fn main(args: DaemonArgs) -> ExitCode {
 
 /// `--check`: 0 valid, 1 parse (or read) error, 2 semantic error.
 fn check_only(args: &DaemonArgs) -> ExitCode {
-    match config::load_file(&args.config) {
-        Ok(cfg) => {
+    let opts = load_options(args);
+    match config::load_file_with(&args.config, &opts) {
+        Ok(config::Loaded {
+            config: cfg,
+            warnings,
+        }) => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok ({} healthchecks, {} backends, {} frontends)",
                 args.config.display(),
@@ -68,6 +75,13 @@ fn check_only(args: &DaemonArgs) -> ExitCode {
     }
 }
 
+/// What the config is checked against: a daemon with these flags (VPP on or off).
+pub(crate) fn load_options(args: &DaemonArgs) -> config::LoadOptions {
+    config::LoadOptions {
+        vpp: !args.vpp_api_addr.is_empty(),
+    }
+}
+
 fn report_config_error(e: &ConfigError) {
     for line in e.lines() {
         eprintln!("{line}");
@@ -81,8 +95,13 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     // Refuse an unsafe or inconsistent gRPC listener before anything starts probing.
     crate::server::listen::plan(&args)?;
 
-    let config = match config::load_file(&args.config) {
-        Ok(c) => Arc::new(c),
+    let config = match config::load_file_with(&args.config, &load_options(&args)) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            Arc::new(loaded.config)
+        }
         Err(e) => {
             for line in e.lines() {
                 tracing::error!("{line}");
