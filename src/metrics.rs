@@ -169,6 +169,7 @@ pub struct Snapshot {
     backend_health: Vec<(Labels, i64)>,
     backend_enabled: Vec<(Labels, i64)>,
     frontend_state: Vec<(Labels, i64)>,
+    frontend_failed_open: Vec<(Labels, i64)>,
     pool_weight: Vec<(Labels, i64)>,
     probes: Vec<(Labels, u64)>,
     probe_duration: Vec<(Labels, Histogram)>,
@@ -258,6 +259,10 @@ impl Snapshot {
                     i64::from(candidate == view.weights.state),
                 ));
             }
+            s.frontend_failed_open.push((
+                vec![("frontend", name.clone())],
+                i64::from(view.weights.failed_open),
+            ));
             for pool in &view.inputs {
                 for member in &pool.backends {
                     let labels = |kind: &str| {
@@ -452,6 +457,12 @@ impl Collector for Snapshot {
             "maglev_frontend_state",
             "1 for the frontend's current state, 0 for the others.",
             &self.frontend_state,
+        )?;
+        gauges(
+            e,
+            "maglev_frontend_failed_open",
+            "1 while a fail = \"open\" frontend is failed open (every backend down, the first pool keeps its weights).",
+            &self.frontend_failed_open,
         )?;
         gauges(
             e,
@@ -691,6 +702,10 @@ port = 80
         assert!(has(&t, "maglev_backend_enabled{backend=\"a\"} 1"), "{t}");
         assert!(
             has(&t, "maglev_frontend_state{frontend=\"vip\",state=\"up\"} 1"),
+            "{t}"
+        );
+        assert!(
+            has(&t, "maglev_frontend_failed_open{frontend=\"vip\"} 0"),
             "{t}"
         );
         assert!(

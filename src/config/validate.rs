@@ -636,6 +636,18 @@ impl Validator<'_> {
         }
 
         let pools = self.pools(name, raw.pools.as_ref(), p, backends, families);
+        let fail = match raw.fail.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None | Some((_, "closed")) => FailPolicy::Closed,
+            Some((_, "open")) => FailPolicy::Open,
+            Some((f, other)) => {
+                self.error(
+                    f.span(),
+                    join(p, "fail"),
+                    format!("fail must be \"closed\" or \"open\", got \"{other}\""),
+                );
+                FailPolicy::Closed
+            }
+        };
 
         Some(Frontend {
             name: name.get_ref().clone(),
@@ -645,6 +657,7 @@ impl Validator<'_> {
             port,
             src_ip_sticky: raw.src_ip_sticky.unwrap_or(false),
             flush_on_down: raw.flush_on_down.unwrap_or(true),
+            fail,
             pools,
         })
     }
@@ -1147,6 +1160,39 @@ mod tests {
             Ok(l) => l,
             Err(e) => panic!("expected a valid config, got:\n{e}"),
         }
+    }
+
+    #[test]
+    fn fail_policy_defaults_to_closed_and_takes_open() {
+        let pools = [
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ];
+        let base = frontend_doc(&pools);
+        assert_eq!(load_ok(&base).frontends["web"].fail, FailPolicy::Closed);
+        let with = |v: &str| {
+            base.replace(
+                "[[frontends.web.pools]]",
+                &format!("fail = \"{v}\"\n[[frontends.web.pools]]"),
+            )
+        };
+        assert_eq!(
+            load_ok(&with("open")).frontends["web"].fail,
+            FailPolicy::Open
+        );
+        assert_eq!(
+            load_ok(&with("closed")).frontends["web"].fail,
+            FailPolicy::Closed
+        );
+        let errs: Vec<String> = semantic(&with("ajar"))
+            .iter()
+            .map(|d| format!("{}: {}", d.key, d.message))
+            .collect();
+        assert_eq!(
+            errs,
+            ["frontends.web.fail: fail must be \"closed\" or \"open\", got \"ajar\""]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! server and the metrics listener, then handle signals until shutdown.
 
 mod checker_runtime;
+mod fail_open;
 pub mod logging;
 pub mod notify;
 mod state;
@@ -137,6 +138,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let server = crate::server::serve(daemon.clone()).await?;
     let vpp = crate::vpp::start(daemon.clone())?;
 
+    let fail_open_log = fail_open::spawn(daemon.clone());
     daemon.set_started();
     log_notify("READY=1");
     let watchdog = notify::watchdog_interval().map(|period| {
@@ -176,6 +178,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     if let Some(w) = watchdog {
         w.abort();
     }
+    fail_open_log.abort();
     tracing::info!("maglev daemon stopped");
     Ok(())
 }
