@@ -13,9 +13,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use daemon_support::{DaemonBuilder, UpBackend, free_port};
+use maglev::proto::{LogLevel, WatchEventsRequest, event};
 use serde_json::Value;
 use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VppDouble};
+use tokio_stream::StreamExt;
 
 /// A pty pair (master, slave), close-on-exec.
 fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
@@ -218,6 +220,39 @@ async fn debug_records_per_vpp_call_and_per_probe_only_at_debug() {
     assert_eq!(p["check"], "tcp", "{p}");
     assert_eq!(p["code"], "L4OK", "{p}");
     assert!(p["duration"].as_str().is_some(), "{p}");
+    assert!(
+        p["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("maglev::records")),
+        "{p}"
+    );
+
+    // They are for the log only: a watcher at trace level never gets them (they would never
+    // let a `watch events log` go quiet), while other debug records still arrive.
+    let mut watch = d
+        .client()
+        .await
+        .watch_events(WatchEventsRequest {
+            log: true,
+            log_level: LogLevel::Trace as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let mut seen = Vec::new();
+    while let Ok(Some(Ok(e))) = tokio::time::timeout_at(until, watch.next()).await {
+        if let Some(event::Kind::Log(l)) = e.kind {
+            seen.push((l.target, l.message));
+        }
+    }
+    assert!(
+        !seen
+            .iter()
+            .any(|(t, m)| t.starts_with("maglev::records") || m == "probe" || m == "VPP API call"),
+        "{seen:?}"
+    );
     drop(d);
 
     // At the default level (info) neither appears, with the same traffic.

@@ -44,10 +44,12 @@ pub fn init(level: LogLevel, format: LogFormat, bus: EventBus) -> anyhow::Result
             .boxed()
     };
     // Watchers choose their own minimum level; debug of our crate is the most we ever
-    // forward, so a trace-heavy dependency cannot flood the bus.
+    // forward, so a trace-heavy dependency cannot flood the bus. The per-probe and per-call
+    // records (`RECORDS`) are for the log only: they would never let a watcher go quiet.
     let bus_filter = Targets::new()
         .with_default(LevelFilter::INFO)
-        .with_target("maglev", LevelFilter::DEBUG);
+        .with_target("maglev", LevelFilter::DEBUG)
+        .with_target(RECORDS, LevelFilter::INFO);
     let bus_layer = BusLayer { bus }.with_filter(bus_filter);
     tracing_subscriber::registry()
         .with(fmt_layer)
@@ -55,6 +57,10 @@ pub fn init(level: LogLevel, format: LogFormat, bus: EventBus) -> anyhow::Result
         .try_init()?;
     Ok(())
 }
+
+/// Target prefix of the DEBUG records written once per probe and per VPP API call (the
+/// Go tool's debug log): on stderr at `--log-level debug`, never on the event bus.
+pub const RECORDS: &str = "maglev::records";
 
 /// How stderr log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -243,7 +243,7 @@ impl Client {
             Ok((h, _)) => format!("retval {}", ApiErrorCode(h.retval)),
             Err(e) => e.to_string(),
         };
-        debug!(msg = M::NAME, context, result, duration = ?started.elapsed(), "VPP API call");
+        debug!(target: "maglev::records::vpp_api", msg = M::NAME, context, result, duration = ?started.elapsed(), "VPP API call");
         r
     }
 
@@ -292,7 +292,7 @@ impl Client {
             Ok(items) => format!("ok ({} details)", items.len()),
             Err(e) => e.to_string(),
         };
-        debug!(msg = M::NAME, context, result, duration = ?started.elapsed(), "VPP API call");
+        debug!(target: "maglev::records::vpp_api", msg = M::NAME, context, result, duration = ?started.elapsed(), "VPP API call");
         r
     }
 
