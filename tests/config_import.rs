@@ -1,8 +1,14 @@
 //! `maglev config import` run as a user would, and the two warnings of issue 17 as
 //! `maglev daemon --check` reports them.
 
+#[path = "support/daemon.rs"]
+mod daemon_support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use daemon_support::DaemonBuilder;
 
 const ISSUE_EXAMPLE: &str = "\
 maglev:
@@ -177,4 +183,37 @@ fn refuses_to_overwrite_without_force_and_reports_unreadable_input() {
     let out = maglev(&["config", "import", s(&missing)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_with_vpp_off_starts_and_logs_both_warnings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = write(dir.path(), "maglev.yaml", ISSUE_EXAMPLE);
+    let out = maglev(&["config", "import", s(&yaml), "--no-vpp"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The imported config as is, run with VPP off (the builder's default).
+    let d = DaemonBuilder::new(text(&out.stdout))
+        .log_level("info")
+        .start()
+        .await;
+    d.wait_log("is longer than interval", Duration::from_secs(5))
+        .await;
+    let warns: Vec<String> = d
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"WARN\""))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        warns
+            .iter()
+            .any(|l| l.contains("timeout (3s) is longer than interval (2s)")),
+        "{warns:?}"
+    );
+    assert!(
+        warns
+            .iter()
+            .any(|l| l.contains("a warning because VPP is off")),
+        "{warns:?}"
+    );
 }
