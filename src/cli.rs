@@ -35,12 +35,40 @@ pub enum Command {
         #[arg(default_value = "maglev")]
         command: String,
     },
+    /// Config file tools: `config import OLD.yaml` converts the Go tool's YAML.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print the man page (roff) of maglev, or of one role.
     Man {
         /// maglev, maglevd, maglevc, maglevt or maglevd-frontend
         #[arg(default_value = "maglev")]
         page: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Convert the Go tool's YAML config to TOML, then validate it as `daemon --check` does.
+    Import(ImportArgs),
+}
+
+/// Flags of `maglev config import` (docs/migrating.md).
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The Go tool's YAML config (e.g. /etc/vpp-maglev/maglev.yaml).
+    pub input: PathBuf,
+    /// Where to write the TOML; default: standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite --output if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Validate as for a daemon run with VPP off (--vpp-api-addr ""): missing GRE source
+    /// addresses are then warnings instead of errors.
+    #[arg(long)]
+    pub no_vpp: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

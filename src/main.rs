@@ -34,6 +34,9 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Config {
+            command: maglev::cli::ConfigCommand::Import(a),
+        } => maglev::config::import::main(a),
         Command::Man { page } => match maglev::cli::render_man(&page, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

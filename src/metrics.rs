@@ -83,14 +83,60 @@ fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<B
             ),
         },
         "/metrics" => {
-            let mut resp = text(StatusCode::OK, source.render());
-            if let Ok(v) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse() {
+            // Prometheus asks for OpenMetrics; anything else (curl, promtool, older
+            // scrapers, the Go tool's client_golang default) gets the classic text format.
+            let openmetrics = req
+                .headers()
+                .get_all(hyper::header::ACCEPT)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("application/openmetrics-text"));
+            let (body, content_type) = if openmetrics {
+                (
+                    source.render(),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                (
+                    to_prometheus_text(&source.render()),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            };
+            let mut resp = text(StatusCode::OK, body);
+            if let Ok(v) = content_type.parse() {
                 resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
             }
             resp
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// OpenMetrics text as the classic Prometheus text format (0.0.4): a counter family is
+/// named with its `_total` suffix in HELP and TYPE, and there is no `# EOF`. Samples,
+/// labels and the other families are the same in both.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line).trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -123,6 +169,7 @@ pub struct Snapshot {
     backend_health: Vec<(Labels, i64)>,
     backend_enabled: Vec<(Labels, i64)>,
     frontend_state: Vec<(Labels, i64)>,
+    frontend_failed_open: Vec<(Labels, i64)>,
     pool_weight: Vec<(Labels, i64)>,
     probes: Vec<(Labels, u64)>,
     probe_duration: Vec<(Labels, Histogram)>,
@@ -214,6 +261,10 @@ impl Snapshot {
                     i64::from(candidate == view.weights.state),
                 ));
             }
+            s.frontend_failed_open.push((
+                vec![("frontend", name.clone())],
+                i64::from(view.weights.failed_open),
+            ));
             for pool in &view.inputs {
                 for member in &pool.backends {
                     let labels = |kind: &str| {
@@ -244,16 +295,22 @@ impl Snapshot {
         counters: &CountersSnapshot,
         lb: Option<&LbCountersView>,
     ) -> Self {
-        self.vpp_api = counters
-            .api
-            .iter()
-            .map(|(msg, result, n)| {
-                (
-                    vec![("msg", msg.to_string()), ("result", result.to_string())],
-                    *n,
-                )
-            })
-            .collect();
+        let api_rows = |rows: &[(&str, &str, u64)], direction: &str| -> Vec<(Labels, u64)> {
+            rows.iter()
+                .map(|(msg, result, n)| {
+                    (
+                        vec![
+                            ("msg", msg.to_string()),
+                            ("direction", direction.to_string()),
+                            ("result", result.to_string()),
+                        ],
+                        *n,
+                    )
+                })
+                .collect()
+        };
+        self.vpp_api = api_rows(&counters.api, "send");
+        self.vpp_api.extend(api_rows(&counters.api_replies, "recv"));
         self.vpp_lbsync = counters
             .lbsync
             .iter()
@@ -264,6 +321,7 @@ impl Snapshot {
                 )
             })
             .collect();
+        self.vpp_lbsync.extend(lbsync_op_rows(counters));
         let Some(lb) = lb else {
             return self;
         };
@@ -305,6 +363,34 @@ impl Snapshot {
         }
         out
     }
+}
+
+/// The writes of syncs under the Go tool's kind names, every scope and kind present (at 0
+/// until the first write) so dashboards see the series from the start.
+fn lbsync_op_rows(counters: &CountersSnapshot) -> Vec<(Labels, u64)> {
+    use crate::vpp::counters::{LBSYNC_OP_KINDS, LBSYNC_SCOPES};
+    let mut rows = Vec::new();
+    for scope in LBSYNC_SCOPES {
+        for (op, kind) in LBSYNC_OP_KINDS {
+            let n = counters
+                .scoped_writes
+                .iter()
+                .filter(|(s, o, _)| *s == scope && *o == op)
+                .map(|(_, _, n)| n)
+                .sum();
+            rows.push((
+                vec![("scope", scope.to_string()), ("kind", kind.to_string())],
+                n,
+            ));
+        }
+    }
+    rows
+}
+
+/// Seconds since the current VPP API connection was made; None while disconnected.
+fn connected_seconds(vpp: &VppInfo, now: std::time::SystemTime) -> Option<f64> {
+    let since = vpp.connected_since.filter(|_| vpp.connected)?;
+    Some(now.duration_since(since).map_or(0.0, |d| d.as_secs_f64()))
 }
 
 fn gauges(
@@ -376,6 +462,12 @@ impl Collector for Snapshot {
         )?;
         gauges(
             e,
+            "maglev_frontend_failed_open",
+            "1 while a fail = \"open\" frontend is failed open (every backend down, the first pool keeps its weights).",
+            &self.frontend_failed_open,
+        )?;
+        gauges(
+            e,
             "maglev_frontend_pool_backend_weight",
             "Weight of a backend in a pool: configured (or overridden) and effective (what VPP should carry).",
             &self.pool_weight,
@@ -411,22 +503,45 @@ impl Collector for Snapshot {
             "1 while connected to VPP's binary API.",
             &[(Vec::new(), i64::from(self.vpp.connected))],
         )?;
+        {
+            let metric = e.encode_descriptor(
+                "maglev_vpp_connected_seconds",
+                "Seconds since the current VPP API connection was made (absent while disconnected).",
+                None,
+                MetricType::Gauge,
+            )?;
+            if let Some(secs) = connected_seconds(&self.vpp, std::time::SystemTime::now()) {
+                ConstGauge::new(secs).encode(metric)?;
+            }
+        }
         let info: Vec<(Labels, i64)> = if self.vpp.version.is_empty() {
             Vec::new()
         } else {
-            vec![(vec![("version", self.vpp.version.clone())], 1)]
+            vec![(
+                vec![
+                    ("version", self.vpp.version.clone()),
+                    ("build_date", self.vpp.build_date.clone()),
+                    ("pid", self.vpp.pid.to_string()),
+                ],
+                1,
+            )]
         };
-        gauges(e, "maglev_vpp_info", "Version of the connected VPP.", &info)?;
+        gauges(
+            e,
+            "maglev_vpp_info",
+            "Version, build date and pid of the connected VPP.",
+            &info,
+        )?;
         counters(
             e,
             "maglev_vpp_api",
-            "VPP binary API calls, by message and result.",
+            "VPP binary API messages, by message, direction (send: requests, recv: replies) and result.",
             &self.vpp_api,
         )?;
         counters(
             e,
             "maglev_vpp_lbsync",
-            "VPP lb syncs, by scope (all, vip) and outcome (noop, applied, error, dry_run).",
+            "VPP lb syncs by scope (all, vip) and outcome (noop, applied, error, dry_run), and their writes by kind (vip_added, vip_removed, as_added, as_removed, as_weight_updated).",
             &self.vpp_lbsync,
         )?;
         counters(
@@ -521,9 +636,45 @@ port = 80
             enabled: true,
             connected: true,
             version: "25.06".into(),
+            build_date: "2025-06-25T10:00:00".into(),
+            pid: 4242,
+            connected_since: Some(SystemTime::now() - Duration::from_secs(120)),
             ..VppInfo::default()
         };
         Snapshot::of(&st, vpp).encode_text()
+    }
+
+    #[test]
+    fn classic_text_names_counter_families_with_total_and_has_no_eof() {
+        let om = text();
+        let classic = to_prometheus_text(&om);
+        assert!(!classic.contains("# EOF"), "{classic}");
+        assert!(
+            has(&classic, "# TYPE maglev_probe_total counter"),
+            "{classic}"
+        );
+        assert!(
+            classic
+                .lines()
+                .any(|l| l.starts_with("# HELP maglev_probe_total Probes run")),
+            "{classic}"
+        );
+        // Gauges and histograms keep their names; every sample line is unchanged.
+        assert!(
+            has(&classic, "# TYPE maglev_backend_state gauge"),
+            "{classic}"
+        );
+        assert!(
+            has(&classic, "# TYPE maglev_probe_duration_seconds histogram"),
+            "{classic}"
+        );
+        let samples = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(samples(&om), samples(&classic));
     }
 
     fn has(text: &str, line: &str) -> bool {
@@ -553,6 +704,10 @@ port = 80
         assert!(has(&t, "maglev_backend_enabled{backend=\"a\"} 1"), "{t}");
         assert!(
             has(&t, "maglev_frontend_state{frontend=\"vip\",state=\"up\"} 1"),
+            "{t}"
+        );
+        assert!(
+            has(&t, "maglev_frontend_failed_open{frontend=\"vip\"} 0"),
             "{t}"
         );
         assert!(
@@ -614,7 +769,19 @@ port = 80
             "{t}"
         );
         assert!(has(&t, "maglev_vpp_connected 1"), "{t}");
-        assert!(has(&t, "maglev_vpp_info{version=\"25.06\"} 1"), "{t}");
+        assert!(
+            has(
+                &t,
+                "maglev_vpp_info{version=\"25.06\",build_date=\"2025-06-25T10:00:00\",pid=\"4242\"} 1"
+            ),
+            "{t}"
+        );
+        let connected: f64 = t
+            .lines()
+            .find_map(|l| l.strip_prefix("maglev_vpp_connected_seconds "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no maglev_vpp_connected_seconds in:\n{t}"));
+        assert!((120.0..180.0).contains(&connected), "{connected}");
         assert!(t.contains("maglev_build_info{version=\""), "{t}");
     }
 
@@ -631,8 +798,14 @@ port = 80
         let st = CheckerState::new(config, SystemTime::UNIX_EPOCH);
         let api = CountersSnapshot {
             api: vec![("lb_vip_dump", "ok", 3), ("lb_as_set_weight", "error", 1)],
+            api_replies: vec![("lb_vip_dump", "ok", 2)],
             lbsync: vec![("all", "applied", 2)],
-            writes: vec![],
+            writes: vec![("add_as", 3), ("set_weight", 1)],
+            scoped_writes: vec![
+                ("all", "add_as", 2),
+                ("vip", "add_as", 1),
+                ("vip", "set_weight", 1),
+            ],
         };
         let lb = LbCountersView {
             current: CountersSample {
@@ -661,9 +834,17 @@ port = 80
             .encode_text();
         let vip = "frontend=\"vip\",prefix=\"192.0.2.1/32\",protocol=\"tcp\",port=\"80\"";
         for line in [
-            "maglev_vpp_api_total{msg=\"lb_vip_dump\",result=\"ok\"} 3".to_string(),
-            "maglev_vpp_api_total{msg=\"lb_as_set_weight\",result=\"error\"} 1".to_string(),
+            "maglev_vpp_api_total{msg=\"lb_vip_dump\",direction=\"send\",result=\"ok\"} 3"
+                .to_string(),
+            "maglev_vpp_api_total{msg=\"lb_vip_dump\",direction=\"recv\",result=\"ok\"} 2"
+                .to_string(),
+            "maglev_vpp_api_total{msg=\"lb_as_set_weight\",direction=\"send\",result=\"error\"} 1"
+                .to_string(),
             "maglev_vpp_lbsync_total{scope=\"all\",kind=\"applied\"} 2".to_string(),
+            "maglev_vpp_lbsync_total{scope=\"all\",kind=\"as_added\"} 2".to_string(),
+            "maglev_vpp_lbsync_total{scope=\"vip\",kind=\"as_added\"} 1".to_string(),
+            "maglev_vpp_lbsync_total{scope=\"vip\",kind=\"as_weight_updated\"} 1".to_string(),
+            "maglev_vpp_lbsync_total{scope=\"all\",kind=\"vip_removed\"} 0".to_string(),
             format!("maglev_vip_packets_total{{{vip},kind=\"next\"}} 90"),
             format!("maglev_vip_packets_total{{{vip},kind=\"first\"}} 10"),
             format!("maglev_vip_packets_total{{{vip},kind=\"untracked\"}} 0"),
@@ -675,6 +856,16 @@ port = 80
         ] {
             assert!(has(&t, &line), "{line} missing in:\n{t}");
         }
+
+        assert!(
+            !t.lines()
+                .any(|l| l.starts_with("maglev_vpp_connected_seconds ")),
+            "no connection, no sample: {t}"
+        );
+        assert!(
+            !t.contains("msg=\"lb_as_set_weight\",direction=\"recv\""),
+            "{t}"
+        );
 
         // Without a counters pass there are no VIP or uptime samples.
         let t = Snapshot::of(&st, VppInfo::default())

@@ -118,7 +118,9 @@ async fn livez_readyz_and_metrics_after_transitions() {
     let m = metrics().await.expect("metrics");
     let (code, body) = http_get(&d.metrics_url("/metrics")).await.expect("metrics");
     assert_eq!(code, 200);
-    assert!(body.ends_with("# EOF\n"));
+    // Without an OpenMetrics Accept header: the classic text format (no `# EOF`).
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(body.contains("# TYPE maglev_probe_total counter"), "{body}");
 
     // Backend state: one 1 per backend, across all six states.
     for b in ["up", "down", "off"] {

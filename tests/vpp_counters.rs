@@ -303,7 +303,10 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
         (format!("maglev_vip_route_bytes_total{{{vip}}}"), 5480),
         ("maglev_vpp_connected".to_string(), 1),
         (
-            "maglev_vpp_info{version=\"26.10-rc0~42-gdouble\"}".to_string(),
+            format!(
+                "maglev_vpp_info{{version=\"26.10-rc0~42-gdouble\",build_date=\"2026-08-01T00:00:00\",pid=\"{}\"}}",
+                rig.double.pid()
+            ),
             1,
         ),
     ] {
@@ -316,9 +319,32 @@ async fn flows_show_in_grpc_ctl_and_metrics() {
     assert!(
         metric_line(
             &body,
-            "maglev_vpp_api_total{msg=\"ip_route_lookup\",result=\"ok\"}"
+            "maglev_vpp_api_total{msg=\"ip_route_lookup\",direction=\"send\",result=\"ok\"}"
         )
         .is_some_and(|n| n > 0),
+        "{body}"
+    );
+    assert!(
+        metric_line(
+            &body,
+            "maglev_vpp_api_total{msg=\"ip_route_lookup\",direction=\"recv\",result=\"ok\"}"
+        )
+        .is_some_and(|n| n > 0),
+        "{body}"
+    );
+    // The web VIP and its backend were added by a sync.
+    let added: u64 = ["all", "vip"]
+        .iter()
+        .filter_map(|scope| {
+            metric_line(
+                &body,
+                &format!("maglev_vpp_lbsync_total{{scope=\"{scope}\",kind=\"vip_added\"}}"),
+            )
+        })
+        .sum();
+    assert!(added >= 1, "{body}");
+    assert!(
+        metric_line(&body, "maglev_vpp_connected_seconds ").is_some(),
         "{body}"
     );
     assert!(

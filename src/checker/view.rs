@@ -3,7 +3,8 @@
 //! by the gRPC API, metrics and the VPP desired state.
 
 use crate::config::Frontend;
-use crate::health::{BackendInput, FrontendWeights, PoolInput, State, frontend_weights};
+use crate::health::weight::frontend_weights_with;
+use crate::health::{BackendInput, FrontendWeights, PoolInput, State};
 
 use super::state::CheckerState;
 
@@ -46,7 +47,7 @@ pub fn frontend_view(st: &CheckerState, name: &str) -> Option<FrontendView> {
                 .collect(),
         })
         .collect();
-    let weights = frontend_weights(&inputs, frontend.flush_on_down);
+    let weights = frontend_weights_with(&inputs, frontend.flush_on_down, frontend.fail);
     Some(FrontendView {
         frontend: frontend.clone(),
         inputs,

@@ -17,18 +17,45 @@ use super::validate::{join, validate};
 /// `/dev/zero` (CheckConfig takes any path) from growing the daemon without bound.
 pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Reads and validates a config file.
+/// How a config is checked: what the daemon that will run it has switched on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// VPP is on (`--vpp-api-addr` not empty): missing GRE source addresses are errors
+    /// rather than warnings.
+    pub vpp: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { vpp: true }
+    }
+}
+
+/// A valid config and what is worth telling the operator about it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// Accepted, but probably not what was meant (each says what happens instead).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates a config file (as for a daemon with VPP on; warnings dropped).
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    load_file_with(path, &LoadOptions::default()).map(|l| l.config)
+}
+
+/// Reads and validates a config file for a daemon run with `opts`.
+pub fn load_file_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let src = read_source(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    load_str(&src, path)
+    load_str_with(&src, path, opts)
 }
 
 /// Reads a regular file of at most [`MAX_CONFIG_BYTES`]. Devices, FIFOs and directories
 /// are refused before they are opened (opening a FIFO would block).
-fn read_source(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_source(path: &Path) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind, Read};
     if !std::fs::metadata(path)?.is_file() {
         return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
@@ -48,6 +75,11 @@ fn read_source(path: &Path) -> std::io::Result<String> {
 
 /// Validates config text; `path` is only used in messages and `Config::path`.
 pub fn load_str(src: &str, path: &Path) -> Result<Config, ConfigError> {
+    load_str_with(src, path, &LoadOptions::default()).map(|l| l.config)
+}
+
+/// Validates config text for a daemon run with `opts`.
+pub fn load_str_with(src: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let map = SourceMap::new(src, path);
 
     let (doc, syntax_errors) = DeTable::parse_recoverable(src);
@@ -66,7 +98,9 @@ pub fn load_str(src: &str, path: &Path) -> Result<Config, ConfigError> {
     let raw = RawConfig::deserialize(toml::de::Deserializer::from(doc))
         .map_err(|e| ConfigError::Parse(vec![parse_diagnostic(&map, &keys, src, &e)]))?;
 
-    validate(raw, &map, path.to_path_buf()).map_err(ConfigError::Semantic)
+    validate(raw, &map, path.to_path_buf(), opts)
+        .map(|(config, warnings)| Loaded { config, warnings })
+        .map_err(ConfigError::Semantic)
 }
 
 fn parse_diagnostic(

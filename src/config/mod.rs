@@ -8,6 +8,7 @@
 pub mod diff;
 pub mod duration;
 pub mod error;
+pub mod import;
 mod load;
 pub mod model;
 pub mod schema;
@@ -16,5 +17,6 @@ mod validate;
 pub use diff::{ConfigDiff, diff};
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
-pub use load::{load_file, load_str};
+pub(crate) use load::read_source;
+pub use load::{LoadOptions, Loaded, load_file, load_file_with, load_str, load_str_with};
 pub use model::*;

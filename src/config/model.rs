@@ -6,6 +6,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// What VPP gets when every backend of a frontend is down (a weight-table concept).
+pub use crate::health::weight::FailPolicy;
+
 /// A whole, valid configuration. Maps are ordered by name so output is deterministic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -208,6 +211,8 @@ pub struct Frontend {
     pub src_ip_sticky: bool,
     /// Default true.
     pub flush_on_down: bool,
+    /// What VPP gets when every backend is down. Default closed.
+    pub fail: FailPolicy,
     /// In priority order: the first pool with a backend up is active.
     pub pools: Vec<Pool>,
 }

@@ -102,6 +102,7 @@ pub struct RawFrontend {
     pub port: Option<Spanned<i64>>,
     pub src_ip_sticky: Option<bool>,
     pub flush_on_down: Option<bool>,
+    pub fail: Option<Spanned<String>>,
     pub pools: Option<Spanned<Vec<Spanned<RawPool>>>>,
 }
 

@@ -15,6 +15,7 @@ use toml::Spanned;
 
 use super::duration::parse_duration;
 use super::error::{Diagnostic, SourceMap};
+use super::load::LoadOptions;
 use super::model::*;
 use super::schema::*;
 
@@ -40,10 +41,13 @@ pub(crate) fn validate(
     raw: RawConfig,
     map: &SourceMap<'_>,
     file: PathBuf,
-) -> Result<Config, Vec<Diagnostic>> {
+    opts: &LoadOptions,
+) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
     let mut v = Validator {
         map,
+        opts,
         diags: Vec::new(),
+        warnings: Vec::new(),
     };
     let healthchecker = v.healthchecker(raw.healthchecker.as_ref());
     let lb = v.vpp_lb(raw.vpp.as_ref().and_then(|s| s.get_ref().lb.as_ref()));
@@ -53,14 +57,17 @@ pub(crate) fn validate(
     v.src_addresses_present(&lb, &families);
 
     if v.diags.is_empty() {
-        Ok(Config {
+        let mut warnings = v.warnings;
+        warnings.sort_by_key(|d| (d.line, d.column));
+        let config = Config {
             path: file,
             healthchecker,
             vpp: VppConfig { lb: lb.config },
             healthchecks,
             backends,
             frontends,
-        })
+        };
+        Ok((config, warnings))
     } else {
         let mut diags = v.diags;
         diags.sort_by_key(|d| (d.line, d.column));
@@ -70,7 +77,9 @@ pub(crate) fn validate(
 
 struct Validator<'a> {
     map: &'a SourceMap<'a>,
+    opts: &'a LoadOptions,
     diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 /// The validated `vpp.lb` plus whether each source address was written at all (an invalid
@@ -96,6 +105,10 @@ struct FamilyUse {
 }
 
 impl Validator<'_> {
+    fn warning(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(self.map.diagnostic(&span, key, message));
+    }
+
     fn error(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         self.diags.push(self.map.diagnostic(&span, key, message));
     }
@@ -287,16 +300,18 @@ impl Validator<'_> {
             &timeout_key,
             DEFAULT_TIMEOUT.min(interval),
         );
+        // The Go tool accepts this (its README has interval 2s, timeout 3s), so do we: the
+        // checker never overlaps probes of one backend, the next one simply waits.
         if let Some(t) = &raw.timeout
             && timeout > interval
         {
-            self.error(
+            let interval = super::duration::format_duration(interval);
+            self.warning(
                 t.span(),
                 timeout_key,
                 format!(
-                    "timeout ({}) must not be longer than interval ({})",
+                    "timeout ({}) is longer than interval ({interval}): accepted, but probes of a backend never overlap, so a probe that runs into the timeout delays the next one (each starts {interval} after the previous one ended)",
                     t.get_ref().0,
-                    super::duration::format_duration(interval)
                 ),
             );
         }
@@ -621,6 +636,18 @@ impl Validator<'_> {
         }
 
         let pools = self.pools(name, raw.pools.as_ref(), p, backends, families);
+        let fail = match raw.fail.as_ref().map(|f| (f, f.get_ref().as_str())) {
+            None | Some((_, "closed")) => FailPolicy::Closed,
+            Some((_, "open")) => FailPolicy::Open,
+            Some((f, other)) => {
+                self.error(
+                    f.span(),
+                    join(p, "fail"),
+                    format!("fail must be \"closed\" or \"open\", got \"{other}\""),
+                );
+                FailPolicy::Closed
+            }
+        };
 
         Some(Frontend {
             name: name.get_ref().clone(),
@@ -630,6 +657,7 @@ impl Validator<'_> {
             port,
             src_ip_sticky: raw.src_ip_sticky.unwrap_or(false),
             flush_on_down: raw.flush_on_down.unwrap_or(true),
+            fail,
             pools,
         })
     }
@@ -789,27 +817,40 @@ impl Validator<'_> {
         out
     }
 
-    /// vpp.lb needs the GRE source of every family some frontend sends to.
+    /// vpp.lb needs the GRE source of every family some frontend sends to, but only once
+    /// the daemon talks to VPP: with VPP off (health checking only) a missing one is a
+    /// warning, as in the Go tool, which asks for them only when it connects.
     fn src_addresses_present(&mut self, lb: &LbResult, families: &FamilyUse) {
-        if let Some((span, key)) = &families.ipv4
-            && lb.config.ipv4_src_address.is_none()
-            && !lb.ipv4_src_written
-        {
-            self.error(
-                span.clone(),
-                key.clone(),
+        let missing = [
+            (
+                &families.ipv4,
+                lb.config.ipv4_src_address.is_none() && !lb.ipv4_src_written,
                 "an IPv4 backend needs vpp.lb.ipv4-src-address (the GRE4 source), which is not set",
-            );
-        }
-        if let Some((span, key)) = &families.ipv6
-            && lb.config.ipv6_src_address.is_none()
-            && !lb.ipv6_src_written
-        {
-            self.error(
-                span.clone(),
-                key.clone(),
+            ),
+            (
+                &families.ipv6,
+                lb.config.ipv6_src_address.is_none() && !lb.ipv6_src_written,
                 "an IPv6 backend needs vpp.lb.ipv6-src-address (the GRE6 source), which is not set",
-            );
+            ),
+        ];
+        for (used, absent, what) in missing {
+            let Some((span, key)) = used else { continue };
+            if !absent {
+                continue;
+            }
+            if self.opts.vpp {
+                self.error(
+                    span.clone(),
+                    key.clone(),
+                    format!("{what} (an error because VPP is on; with --vpp-api-addr \"\" it is only a warning)"),
+                );
+            } else {
+                self.warning(
+                    span.clone(),
+                    key.clone(),
+                    format!("{what} (a warning because VPP is off, --vpp-api-addr \"\"; an error once VPP is on)"),
+                );
+            }
         }
     }
 
@@ -1111,6 +1152,74 @@ mod tests {
             Ok(c) => c,
             Err(e) => panic!("expected a valid config, got:\n{e}"),
         }
+    }
+
+    fn load_with(src: &str, vpp: bool) -> crate::config::Loaded {
+        let opts = crate::config::LoadOptions { vpp };
+        match crate::config::load_str_with(src, Path::new("t.toml"), &opts) {
+            Ok(l) => l,
+            Err(e) => panic!("expected a valid config, got:\n{e}"),
+        }
+    }
+
+    #[test]
+    fn fail_policy_defaults_to_closed_and_takes_open() {
+        let pools = [
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ];
+        let base = frontend_doc(&pools);
+        assert_eq!(load_ok(&base).frontends["web"].fail, FailPolicy::Closed);
+        let with = |v: &str| {
+            base.replace(
+                "[[frontends.web.pools]]",
+                &format!("fail = \"{v}\"\n[[frontends.web.pools]]"),
+            )
+        };
+        assert_eq!(
+            load_ok(&with("open")).frontends["web"].fail,
+            FailPolicy::Open
+        );
+        assert_eq!(
+            load_ok(&with("closed")).frontends["web"].fail,
+            FailPolicy::Closed
+        );
+        let errs: Vec<String> = semantic(&with("ajar"))
+            .iter()
+            .map(|d| format!("{}: {}", d.key, d.message))
+            .collect();
+        assert_eq!(
+            errs,
+            ["frontends.web.fail: fail must be \"closed\" or \"open\", got \"ajar\""]
+        );
+    }
+
+    #[test]
+    fn missing_gre_source_is_a_warning_with_vpp_off() {
+        let src = frontend_doc(&[
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ])
+        .replace("ipv4-src-address = \"192.0.2.254\"", "");
+        let loaded = load_with(&src, false);
+        assert_eq!(loaded.config.vpp.lb.ipv4_src_address, None);
+        let got: Vec<String> = loaded.warnings.iter().map(Diagnostic::to_string).collect();
+        assert_eq!(
+            got,
+            vec![
+                "t.toml:19:14: frontends.web.pools[0].backends.a: an IPv4 backend needs vpp.lb.ipv4-src-address (the GRE4 source), which is not set (a warning because VPP is off, --vpp-api-addr \"\"; an error once VPP is on)"
+            ]
+        );
+        // A complete config has no warnings either way.
+        let full = frontend_doc(&[
+            "[[frontends.web.pools]]",
+            "name = \"p\"",
+            "backends = { a = {} }",
+        ]);
+        assert!(load_with(&full, false).warnings.is_empty());
+        assert!(load_with(&full, true).warnings.is_empty());
     }
 
     fn semantic(src: &str) -> Vec<Diagnostic> {
@@ -1566,7 +1675,7 @@ mod tests {
             19,
             14,
             "frontends.web.pools[0].backends.a",
-            "an IPv4 backend needs vpp.lb.ipv4-src-address (the GRE4 source), which is not set",
+            "an IPv4 backend needs vpp.lb.ipv4-src-address (the GRE4 source), which is not set (an error because VPP is on; with --vpp-api-addr \"\" it is only a warning)",
         );
         // Only the IPv6 address is needed for a frontend with IPv6 backends.
         let v6_only = frontend_doc(&[
@@ -1581,7 +1690,7 @@ mod tests {
             19,
             14,
             "frontends.web.pools[0].backends.v6",
-            "an IPv6 backend needs vpp.lb.ipv6-src-address (the GRE6 source), which is not set",
+            "an IPv6 backend needs vpp.lb.ipv6-src-address (the GRE6 source), which is not set (an error because VPP is on; with --vpp-api-addr \"\" it is only a warning)",
         );
     }
 
@@ -1685,18 +1794,24 @@ mod tests {
     }
 
     #[test]
-    fn timeout_must_not_exceed_interval() {
-        one_error(
-            &doc(&[
-                "[healthchecks.h]",
-                "type = \"icmp\"",
-                "interval = \"2s\"",
-                "timeout = \"2500ms\"",
-            ]),
-            4,
-            11,
-            "healthchecks.h.timeout",
-            "timeout (2500ms) must not be longer than interval (2s)",
+    fn timeout_longer_than_interval_is_a_warning() {
+        let src = doc(&[
+            "[healthchecks.h]",
+            "type = \"icmp\"",
+            "interval = \"2s\"",
+            "timeout = \"2500ms\"",
+        ]);
+        let loaded = load_with(&src, true);
+        assert_eq!(
+            loaded.config.healthchecks["h"].timeout,
+            Duration::from_millis(2500)
+        );
+        let got: Vec<String> = loaded.warnings.iter().map(Diagnostic::to_string).collect();
+        assert_eq!(
+            got,
+            vec![
+                "t.toml:4:11: healthchecks.h.timeout: timeout (2500ms) is longer than interval (2s): accepted, but probes of a backend never overlap, so a probe that runs into the timeout delays the next one (each starts 2s after the previous one ended)"
+            ]
         );
         // Equal is fine.
         load_ok(&doc(&[

@@ -301,11 +301,30 @@ pub fn frontends(list: &[Frontend], look: &Look) -> String {
             f.address.clone().into(),
             f.protocol.clone().into(),
             port(f.port).into(),
-            or_dash(&f.active_pool).into(),
+            active_pool_cell(f).into(),
             format!("{up}/{total}").into(),
         ]);
     }
     t.render(look)
+}
+
+fn fail_text(f: &Frontend) -> String {
+    match (f.fail.as_str(), f.failed_open) {
+        ("", _) => "-".to_string(),
+        (policy, false) => policy.to_string(),
+        (policy, true) => {
+            format!("{policy}: FAILED OPEN (every backend down, the first pool keeps its weights)")
+        }
+    }
+}
+
+/// The active pool, or, while a `fail = "open"` frontend is failed open, the first pool
+/// (which then carries the traffic) marked as such.
+fn active_pool_cell(f: &Frontend) -> String {
+    match f.pools.first() {
+        Some(first) if f.failed_open => format!("{} (failed open)", first.name),
+        _ => or_dash(&f.active_pool),
+    }
 }
 
 pub fn frontend_detail(f: &Frontend, look: &Look) -> String {
@@ -320,7 +339,8 @@ pub fn frontend_detail(f: &Frontend, look: &Look) -> String {
             ),
             ("src-ip-sticky", yes_no(f.src_ip_sticky)),
             ("flush-on-down", yes_no(f.flush_on_down)),
-            ("active pool", or_dash(&f.active_pool)),
+            ("fail", fail_text(f)),
+            ("active pool", active_pool_cell(f)),
         ],
         look,
     );
@@ -959,6 +979,34 @@ mod tests {
         assert!(painted_state("unknown", &l).starts_with("\u{1b}[33m"));
         assert!(painted_state("paused", &l).starts_with("\u{1b}[33m"));
         assert_eq!(painted_state("paused", &look(false)), "paused");
+    }
+
+    #[test]
+    fn failed_open_is_shown_in_the_list_and_the_detail() {
+        let mut f = Frontend {
+            name: "web".into(),
+            state: FrontendState::Down as i32,
+            fail: "open".into(),
+            failed_open: true,
+            pools: vec![Pool {
+                name: "primary".into(),
+                ..Pool::default()
+            }],
+            ..Frontend::default()
+        };
+        let list = frontends(std::slice::from_ref(&f), &look(false));
+        assert!(list.contains("primary (failed open)"), "{list}");
+        let detail = frontend_detail(&f, &look(false));
+        assert!(detail.contains("open: FAILED OPEN"), "{detail}");
+        f.failed_open = false;
+        let list = frontends(std::slice::from_ref(&f), &look(false));
+        assert!(!list.contains("failed open"), "{list}");
+        let detail = frontend_detail(&f, &look(false));
+        assert!(!detail.contains("FAILED"), "{detail}");
+        assert!(
+            detail.lines().any(|l| l.trim_end().ends_with("open")),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -22,12 +22,12 @@ pub fn init(level: LogLevel, format: LogFormat, bus: EventBus) -> anyhow::Result
         Ok(s) if !s.is_empty() => EnvFilter::try_new(s)?,
         _ => EnvFilter::try_new(format!("warn,maglev={}", level.as_str()))?,
     };
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let fmt_layer = if json {
+    let style = LogStyle::choose(
+        format,
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    let fmt_layer = if style == LogStyle::Json {
         tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -39,21 +39,56 @@ pub fn init(level: LogLevel, format: LogFormat, bus: EventBus) -> anyhow::Result
     } else {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(style == LogStyle::Colour)
             .with_filter(filter)
             .boxed()
     };
     // Watchers choose their own minimum level; debug of our crate is the most we ever
-    // forward, so a trace-heavy dependency cannot flood the bus.
+    // forward, so a trace-heavy dependency cannot flood the bus. The per-probe and per-call
+    // records (`RECORDS`) are for the log only: they would never let a watcher go quiet.
     let bus_filter = Targets::new()
         .with_default(LevelFilter::INFO)
-        .with_target("maglev", LevelFilter::DEBUG);
+        .with_target("maglev", LevelFilter::DEBUG)
+        .with_target(RECORDS, LevelFilter::INFO);
     let bus_layer = BusLayer { bus }.with_filter(bus_filter);
     tracing_subscriber::registry()
         .with(fmt_layer)
         .with(bus_layer)
         .try_init()?;
     Ok(())
+}
+
+/// Target prefix of the DEBUG records written once per probe and per VPP API call (the
+/// Go tool's debug log): on stderr at `--log-level debug`, never on the event bus.
+pub const RECORDS: &str = "maglev::records";
+
+/// How stderr log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStyle {
+    /// One JSON object per line (journald, log shippers).
+    Json,
+    /// Human-readable lines, coloured.
+    Colour,
+    /// Human-readable lines without escape codes.
+    Plain,
+}
+
+impl LogStyle {
+    /// `auto` is text on a terminal and JSON otherwise; colour only on a terminal and
+    /// only without `NO_COLOR` (https://no-color.org: set and not empty).
+    pub fn choose(format: LogFormat, stderr_is_tty: bool, no_color: bool) -> LogStyle {
+        let text = match format {
+            LogFormat::Json => return LogStyle::Json,
+            LogFormat::Text => LogStyle::Plain,
+            LogFormat::Auto if !stderr_is_tty => return LogStyle::Json,
+            LogFormat::Auto => LogStyle::Plain,
+        };
+        if stderr_is_tty && !no_color {
+            LogStyle::Colour
+        } else {
+            text
+        }
+    }
 }
 
 /// Turns tracing events into `LogEvent`s on the bus.
@@ -102,6 +137,36 @@ impl Visit for FieldCollector {
         } else {
             self.fields
                 .insert(field.name().to_string(), format!("{value:?}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn style_by_format_terminal_and_no_color() {
+        use LogFormat::{Auto, Json, Text};
+        use LogStyle::{Colour, Plain};
+        let cases = [
+            // (format, tty, NO_COLOR) -> style
+            ((Auto, true, false), Colour),
+            ((Auto, true, true), Plain),
+            ((Auto, false, false), LogStyle::Json),
+            ((Auto, false, true), LogStyle::Json),
+            ((Json, true, false), LogStyle::Json),
+            ((Json, false, false), LogStyle::Json),
+            ((Text, true, false), Colour),
+            ((Text, true, true), Plain),
+            ((Text, false, false), Plain),
+        ];
+        for ((format, tty, no_color), want) in cases {
+            assert_eq!(
+                LogStyle::choose(format, tty, no_color),
+                want,
+                "{format:?} tty={tty} NO_COLOR={no_color}"
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 //! server and the metrics listener, then handle signals until shutdown.
 
 mod checker_runtime;
+mod fail_open;
 pub mod logging;
 pub mod notify;
 mod state;
@@ -50,8 +51,15 @@ pub fn main(args: DaemonArgs) -> ExitCode {
 
 /// `--check`: 0 valid, 1 parse (or read) error, 2 semantic error.
 fn check_only(args: &DaemonArgs) -> ExitCode {
-    match config::load_file(&args.config) {
-        Ok(cfg) => {
+    let opts = load_options(args);
+    match config::load_file_with(&args.config, &opts) {
+        Ok(config::Loaded {
+            config: cfg,
+            warnings,
+        }) => {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             println!(
                 "{}: ok ({} healthchecks, {} backends, {} frontends)",
                 args.config.display(),
@@ -68,6 +76,13 @@ fn check_only(args: &DaemonArgs) -> ExitCode {
     }
 }
 
+/// What the config is checked against: a daemon with these flags (VPP on or off).
+pub(crate) fn load_options(args: &DaemonArgs) -> config::LoadOptions {
+    config::LoadOptions {
+        vpp: !args.vpp_api_addr.is_empty(),
+    }
+}
+
 fn report_config_error(e: &ConfigError) {
     for line in e.lines() {
         eprintln!("{line}");
@@ -81,8 +96,13 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     // Refuse an unsafe or inconsistent gRPC listener before anything starts probing.
     crate::server::listen::plan(&args)?;
 
-    let config = match config::load_file(&args.config) {
-        Ok(c) => Arc::new(c),
+    let config = match config::load_file_with(&args.config, &load_options(&args)) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            Arc::new(loaded.config)
+        }
         Err(e) => {
             for line in e.lines() {
                 tracing::error!("{line}");
@@ -118,6 +138,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let server = crate::server::serve(daemon.clone()).await?;
     let vpp = crate::vpp::start(daemon.clone())?;
 
+    let fail_open_log = fail_open::spawn(daemon.clone());
     daemon.set_started();
     log_notify("READY=1");
     let watchdog = notify::watchdog_interval().map(|period| {
@@ -157,6 +178,7 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     if let Some(w) = watchdog {
         w.abort();
     }
+    fail_open_log.abort();
     tracing::info!("maglev daemon stopped");
     Ok(())
 }

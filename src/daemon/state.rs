@@ -76,7 +76,7 @@ impl Daemon {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.args.config.clone());
         self.checkable(&path)?;
-        let new = config::load_file(&path)?;
+        let new = config::load_file_with(&path, &super::load_options(&self.args))?.config;
         let diff = config::diff(&self.config(), &new);
         Ok((new, diff))
     }
@@ -111,25 +111,29 @@ impl Daemon {
     pub async fn reload(&self) -> Result<ConfigDiff, ReloadError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         log_notify("RELOADING=1");
-        let result = match config::load_file(&self.args.config) {
-            Ok(new) => {
-                let new = Arc::new(new);
-                let diff = self.checker.reload(new.clone());
-                self.config_tx.send_replace(new);
-                Ok(diff)
-            }
-            Err(e) => {
-                tracing::error!(
-                    config = %self.args.config.display(),
-                    "reload refused, the running config stays: {} error(s)",
-                    e.diagnostics().len().max(1)
-                );
-                for line in e.lines() {
-                    tracing::error!("{line}");
+        let result =
+            match config::load_file_with(&self.args.config, &super::load_options(&self.args)) {
+                Ok(loaded) => {
+                    for w in &loaded.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    let new = Arc::new(loaded.config);
+                    let diff = self.checker.reload(new.clone());
+                    self.config_tx.send_replace(new);
+                    Ok(diff)
                 }
-                Err(ReloadError::Config(e))
-            }
-        };
+                Err(e) => {
+                    tracing::error!(
+                        config = %self.args.config.display(),
+                        "reload refused, the running config stays: {} error(s)",
+                        e.diagnostics().len().max(1)
+                    );
+                    for line in e.lines() {
+                        tracing::error!("{line}");
+                    }
+                    Err(ReloadError::Config(e))
+                }
+            };
         log_notify("READY=1");
         result
     }

@@ -9,6 +9,13 @@
 //! | disabled              | weight 0, flush                          |
 //! | unknown, paused       | weight 0, never flush                    |
 //! | removed               | delete the AS, flush                     |
+//!
+//! Fail-open (DESIGN.md §12): a frontend with `fail = "open"` that has no backend up and
+//! at least one down in its first pool gives those down backends of the first pool their
+//! configured weight (no flush) instead of 0, so clients reach whatever may still answer.
+//! Disabled, paused, unknown and removed backends keep their row of the table: an
+//! operator's decision and "not checked yet" are not failures. The frontend state stays
+//! `down`; `FrontendWeights::failed_open` says the policy is in force.
 
 use super::error::ActionError;
 use super::result::State;
@@ -22,6 +29,26 @@ pub fn validate_weight(weight: u32) -> Result<u8, ActionError> {
         .ok()
         .filter(|w| *w <= MAX_WEIGHT)
         .ok_or(ActionError::InvalidWeight { weight })
+}
+
+/// A frontend's policy for when no backend is up and some are down (DESIGN.md §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FailPolicy {
+    /// Every AS weight 0: VPP drops new flows (`no_server`).
+    #[default]
+    Closed,
+    /// The down backends of the first pool keep their configured weights, so clients
+    /// reach whatever may still answer rather than nothing.
+    Open,
+}
+
+impl FailPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailPolicy::Closed => "closed",
+            FailPolicy::Open => "open",
+        }
+    }
 }
 
 /// What the reconciler should make of one AS.
@@ -140,6 +167,8 @@ pub struct FrontendWeights {
     /// Index of the first pool with a backend up; `None` when no backend is up.
     pub active_pool: Option<usize>,
     pub state: FrontendState,
+    /// The frontend is `fail = "open"` and that policy is in force now.
+    pub failed_open: bool,
 }
 
 impl FrontendWeights {
@@ -191,8 +220,42 @@ pub fn active_pool(pools: &[PoolInput]) -> Option<usize> {
         .position(|p| p.backends.iter().any(|b| b.state == State::Up))
 }
 
-/// Effective weights, active pool and state of one frontend.
+/// Effective weights, active pool and state of one frontend that fails closed.
 pub fn frontend_weights(pools: &[PoolInput], flush_on_down: bool) -> FrontendWeights {
+    frontend_weights_with(pools, flush_on_down, FailPolicy::Closed)
+}
+
+/// Effective weights, active pool and state of one frontend under its fail policy.
+pub fn frontend_weights_with(
+    pools: &[PoolInput],
+    flush_on_down: bool,
+    fail: FailPolicy,
+) -> FrontendWeights {
+    let mut fw = closed_weights(pools, flush_on_down);
+    if fail == FailPolicy::Open && fw.active_pool.is_none() {
+        fail_open(pools, &mut fw);
+    }
+    fw
+}
+
+/// Gives the down backends of the first pool their configured weights; records whether
+/// there were any (no down backend there: nothing failed, the frontend is just empty).
+fn fail_open(pools: &[PoolInput], fw: &mut FrontendWeights) {
+    let (Some(input), Some(output)) = (pools.first(), fw.pools.first_mut()) else {
+        return;
+    };
+    for (b, out) in input.backends.iter().zip(output.backends.iter_mut()) {
+        if b.state == State::Down {
+            out.action = AsAction::Weight {
+                weight: b.configured_weight(),
+                flush: false,
+            };
+            fw.failed_open = true;
+        }
+    }
+}
+
+fn closed_weights(pools: &[PoolInput], flush_on_down: bool) -> FrontendWeights {
     let active = active_pool(pools);
     let out: Vec<PoolWeights> = pools
         .iter()
@@ -235,6 +298,7 @@ pub fn frontend_weights(pools: &[PoolInput], flush_on_down: bool) -> FrontendWei
         pools: out,
         active_pool: active,
         state,
+        failed_open: false,
     }
 }
 
@@ -375,6 +439,73 @@ mod tests {
         assert_eq!(names, [("x", "z"), ("x", "a"), ("y", "m")]);
         assert_eq!(fw.action("y", "m"), Some(AsAction::Delete { flush: true }));
         assert_eq!(fw.action("y", "nope"), None);
+    }
+
+    #[test]
+    fn fail_open_gives_the_first_pools_down_backends_their_weights() {
+        use State::*;
+        let pools = |a, b, c| {
+            [
+                pool(
+                    "primary",
+                    vec![
+                        BackendInput::new("a", 60, a),
+                        BackendInput::new("b", 100, b).with_override(30),
+                    ],
+                ),
+                pool("fallback", vec![BackendInput::new("c", 100, c)]),
+            ]
+        };
+        // Everything down: open keeps a and b (b at its override), closed zeroes all.
+        let open = frontend_weights_with(&pools(Down, Down, Down), true, FailPolicy::Open);
+        assert!(open.failed_open);
+        assert_eq!(open.action("primary", "a"), Some(w(60, false)));
+        assert_eq!(open.action("primary", "b"), Some(w(30, false)));
+        assert_eq!(open.action("fallback", "c"), Some(w(0, true)));
+        assert_eq!(open.state, FrontendState::Down);
+        assert_eq!(open.active_pool, None);
+        let closed = frontend_weights_with(&pools(Down, Down, Down), true, FailPolicy::Closed);
+        assert!(!closed.failed_open);
+        assert_eq!(closed.action("primary", "a"), Some(w(0, true)));
+        assert_eq!(closed, frontend_weights(&pools(Down, Down, Down), true));
+
+        // Anything up anywhere: the policy is not in force, same as closed.
+        for (a, b, c) in [(Up, Down, Down), (Down, Down, Up)] {
+            let open = frontend_weights_with(&pools(a, b, c), true, FailPolicy::Open);
+            assert_eq!(
+                open,
+                frontend_weights(&pools(a, b, c), true),
+                "{a:?} {b:?} {c:?}"
+            );
+            assert!(!open.failed_open);
+        }
+
+        // Disabled and paused members stay at 0; the down one opens.
+        let open = frontend_weights_with(&pools(Disabled, Down, Down), true, FailPolicy::Open);
+        assert!(open.failed_open);
+        assert_eq!(open.action("primary", "a"), Some(w(0, true)));
+        assert_eq!(open.action("primary", "b"), Some(w(30, false)));
+        let open = frontend_weights_with(&pools(Paused, Down, Down), false, FailPolicy::Open);
+        assert_eq!(open.action("primary", "a"), Some(w(0, false)));
+
+        // Not checked yet (start-up) or nothing down in the first pool: no failure to open.
+        for (a, b, c) in [
+            (Unknown, Unknown, Unknown),
+            (Disabled, Paused, Down),
+            (Unknown, Unknown, Down),
+        ] {
+            let open = frontend_weights_with(&pools(a, b, c), true, FailPolicy::Open);
+            assert!(!open.failed_open, "{a:?} {b:?} {c:?}");
+            assert_eq!(open, frontend_weights(&pools(a, b, c), true));
+        }
+        assert!(!frontend_weights_with(&[], true, FailPolicy::Open).failed_open);
+    }
+
+    #[test]
+    fn fail_policy_names() {
+        assert_eq!(FailPolicy::default(), FailPolicy::Closed);
+        assert_eq!(FailPolicy::Open.as_str(), "open");
+        assert_eq!(FailPolicy::Closed.as_str(), "closed");
     }
 
     #[test]

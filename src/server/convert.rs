@@ -183,6 +183,8 @@ pub fn frontend(st: &CheckerState, view: &FrontendView) -> proto::Frontend {
             .and_then(|i| view.inputs.get(i))
             .map(|p| p.name.clone())
             .unwrap_or_default(),
+        fail: f.fail.as_str().to_string(),
+        failed_open: view.weights.failed_open,
     }
 }
 

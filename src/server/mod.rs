@@ -1,4 +1,5 @@
-//! The gRPC server: `maglev.v1.Maglev`, `grpc.health.v1` and server reflection (v1), on
+//! The gRPC server: `maglev.v1.Maglev`, `grpc.health.v1` and server reflection (v1, and
+//! v1alpha for grpcio-reflection, grpcui, Postman and older grpcurl), on
 //! TCP (plaintext on loopback only, unless told otherwise; TLS or mutual TLS anywhere) or
 //! a Unix socket.
 //!
@@ -46,6 +47,20 @@ pub fn reflection_service() -> anyhow::Result<
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("cannot build the gRPC reflection service")
+}
+
+/// The same reflection service in its older `grpc.reflection.v1alpha` form, which Python's
+/// grpcio-reflection, grpcui, Postman and older grpcurl speak (and nothing else).
+pub fn reflection_v1alpha_service() -> anyhow::Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("cannot build the gRPC reflection service (v1alpha)")
 }
 
 /// Handle to the running gRPC server.
@@ -100,6 +115,7 @@ pub async fn serve(daemon: Arc<Daemon>) -> anyhow::Result<ServerHandle> {
     let router = builder
         .add_service(health_service)
         .add_service(reflection_service()?)
+        .add_service(reflection_v1alpha_service()?)
         .add_service(maglev);
 
     let mut stop = shutdown_rx;

@@ -358,7 +358,7 @@ impl CountersPoller {
     /// supervisor reconnects it; the new epoch remaps the stats).
     async fn check_api(&self, client: &Client, vpe_pid: u32) {
         let ping = client.control_ping().await;
-        self.inputs.counters.api("control_ping", ping.is_ok());
+        self.inputs.counters.api("control_ping", &ping);
         if let Some(reason) = stale_api(vpe_pid, &ping) {
             warn!(%reason, "closing the VPP API connection: API and stats reconnect together");
             client.close(reason);
@@ -420,7 +420,7 @@ impl CountersPoller {
                 continue;
             }
             let found = client.ip_route_lookup(VIP_TABLE, t.key.prefix).await;
-            self.inputs.counters.api("ip_route_lookup", found.is_ok());
+            self.inputs.counters.api("ip_route_lookup", &found);
             let index = match found {
                 Ok(Some(route)) if route.stats_index != STATS_INDEX_INVALID => {
                     self.routes

@@ -38,7 +38,7 @@ async fn counted<T>(
     call: impl std::future::Future<Output = Result<T, VppError>>,
 ) -> Result<T, VppError> {
     let r = call.await;
-    counters.api(msg, r.is_ok());
+    counters.api(msg, &r);
     r
 }
 
@@ -190,7 +190,7 @@ pub async fn apply(
             }
         },
     };
-    counters.api(msg, result.is_ok());
+    counters.api(msg, &result);
     result.map(|()| msg)
 }
 

@@ -232,11 +232,28 @@ impl Client {
         Ok(reply)
     }
 
-    /// Sends `msg` and returns the reply with its header, whatever its retval.
+    /// Sends `msg` and returns the reply with its header, whatever its retval. Each call is
+    /// one DEBUG record (message, context, result, duration), as the Go tool logs them.
     pub async fn call_raw<M: Request>(&self, msg: &M) -> Result<(Header, M::Reply), VppError> {
+        let context = self.next_context();
+        let started = std::time::Instant::now();
+        let r = self.call_raw_with(msg, context).await;
+        let result = match &r {
+            Ok((h, _)) if h.retval == 0 => "ok".to_string(),
+            Ok((h, _)) => format!("retval {}", ApiErrorCode(h.retval)),
+            Err(e) => e.to_string(),
+        };
+        debug!(target: "maglev::records::vpp_api", msg = M::NAME, context, result, duration = ?started.elapsed(), "VPP API call");
+        r
+    }
+
+    async fn call_raw_with<M: Request>(
+        &self,
+        msg: &M,
+        context: u32,
+    ) -> Result<(Header, M::Reply), VppError> {
         let msg_id = self.id_of::<M>()?;
         let reply_id = self.id_of::<M::Reply>()?;
-        let context = self.next_context();
         let (tx, rx) = oneshot::channel();
         self.register(context, Pending::Reply(tx))?;
         let payload = encode_message(&self.request_header(msg_id, context), msg);
@@ -268,9 +285,20 @@ impl Client {
     /// Sends a dump followed by a `control_ping` with the same context and collects
     /// the details until `control_ping_reply`.
     pub async fn dump<M: Dump>(&self, msg: &M) -> Result<Vec<M::Details>, VppError> {
+        let context = self.next_context();
+        let started = std::time::Instant::now();
+        let r = self.dump_with(msg, context).await;
+        let result = match &r {
+            Ok(items) => format!("ok ({} details)", items.len()),
+            Err(e) => e.to_string(),
+        };
+        debug!(target: "maglev::records::vpp_api", msg = M::NAME, context, result, duration = ?started.elapsed(), "VPP API call");
+        r
+    }
+
+    async fn dump_with<M: Dump>(&self, msg: &M, context: u32) -> Result<Vec<M::Details>, VppError> {
         let msg_id = self.id_of::<M>()?;
         let details_id = self.id_of::<M::Details>()?;
-        let context = self.next_context();
         let (tx, rx) = oneshot::channel();
         self.register(
             context,
