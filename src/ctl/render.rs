@@ -119,54 +119,80 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// One string for the whole table, written in place: tables of 10,000 rows are
+    /// printed (`show backends`), so no per-line or per-cell strings.
     pub fn render(&self, look: &Look) -> String {
-        let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
         for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.text.chars().count());
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(width(&cell.text));
             }
         }
-        let mut out = String::new();
-        let line = |cells: Vec<(String, Option<Style>)>, out: &mut String| {
-            let mut text = String::new();
-            for (i, (cell, style)) in cells.into_iter().enumerate() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                let last = i + 1 == columns;
-                let painted = match style {
-                    Some(s) => look.paint(&cell, s),
-                    None => cell,
-                };
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                if self.right.contains(&i) {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(&painted);
-                } else {
-                    text.push_str(&painted);
-                    if !last {
-                        text.push_str(&" ".repeat(pad));
-                    }
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        };
-        line(
-            self.headers
-                .iter()
-                .map(|h| (h.to_string(), Some(Style::new().bold())))
-                .collect(),
+        let line_len: usize = widths.iter().map(|w| w + 2).sum();
+        let mut out = String::with_capacity(line_len * (self.rows.len() + 1));
+        let bold = Style::new().bold();
+        self.line(
+            self.headers.iter().map(|h| (*h, Some(bold))),
+            &widths,
+            look,
             &mut out,
         );
         for row in &self.rows {
-            let mut cells: Vec<(String, Option<Style>)> =
-                row.iter().map(|c| (c.text.clone(), c.style)).collect();
-            cells.resize(columns, (String::new(), None));
-            line(cells, &mut out);
+            let cells = row.iter().map(|c| (c.text.as_str(), c.style));
+            self.line(cells, &widths, look, &mut out);
         }
         out
+    }
+
+    /// Appends one line: cells padded to `widths` (missing ones empty), two spaces apart,
+    /// no trailing blanks.
+    fn line<'a>(
+        &self,
+        mut cells: impl Iterator<Item = (&'a str, Option<Style>)>,
+        widths: &[usize],
+        look: &Look,
+        out: &mut String,
+    ) {
+        let start = out.len();
+        let columns = widths.len();
+        for (i, w) in widths.iter().enumerate() {
+            let (cell, style) = cells.next().unwrap_or(("", None));
+            let pad = w.saturating_sub(width(cell));
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let right = self.right.contains(&i);
+            if right {
+                push_spaces(out, pad);
+            }
+            match style {
+                Some(s) if look.color => {
+                    let _ = write!(out, "{}", cell.style(s));
+                }
+                _ => out.push_str(cell),
+            }
+            if !right && i + 1 < columns {
+                push_spaces(out, pad);
+            }
+        }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        out.push('\n');
+    }
+}
+
+/// Display width of a cell: one column per character.
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+fn push_spaces(out: &mut String, n: usize) {
+    const SPACES: &str = "                                                                ";
+    let mut left = n;
+    while left > 0 {
+        let step = left.min(SPACES.len());
+        out.push_str(&SPACES[..step]);
+        left -= step;
     }
 }
 
