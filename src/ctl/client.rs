@@ -182,6 +182,10 @@ fn tls_config(host: &str, files: &TlsFiles) -> Result<ClientTlsConfig, CtlError>
     }
 }
 
+/// The largest answer ctl accepts. tonic's default (4 MiB) is about 15,000 backends with
+/// a short history: `show backends` on a large daemon must not fail on its size.
+const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
 /// A connected client with the per-request timeout.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -226,7 +230,7 @@ impl Client {
             }
         };
         Ok(Client {
-            rpc: MaglevClient::new(channel),
+            rpc: MaglevClient::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES),
             server: server.to_string(),
             timeout,
         })
