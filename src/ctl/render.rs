@@ -2,6 +2,7 @@
 //! unknown/paused yellow, disabled/removed dimmed) only when colour is on. Pure functions
 //! returning `String`, so they are tested without a terminal.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration as StdDuration, SystemTime};
 
@@ -59,63 +60,64 @@ fn state_style(state: &str) -> Style {
 
 /// One cell: its text and how to colour it (colour is applied after padding, so escape
 /// codes never disturb the alignment).
+/// Text borrowed from the message where it can be: 10,000-row tables are printed.
 #[derive(Debug, Clone)]
-pub struct Cell {
-    text: String,
+pub struct Cell<'a> {
+    text: Cow<'a, str>,
     style: Option<Style>,
 }
 
-impl Cell {
-    pub fn new(text: impl Into<String>) -> Cell {
+impl<'a> Cell<'a> {
+    pub fn new(text: impl Into<Cow<'a, str>>) -> Cell<'a> {
         Cell {
             text: text.into(),
             style: None,
         }
     }
 
-    pub fn state(state: &str) -> Cell {
+    pub fn state(state: &str) -> Cell<'a> {
         Cell {
-            text: state.to_string(),
+            text: Cow::Owned(state.to_string()),
             style: Some(state_style(state)),
         }
     }
 }
 
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
+impl<'a> From<&'a str> for Cell<'a> {
+    fn from(s: &'a str) -> Cell<'a> {
         Cell::new(s)
     }
 }
 
-impl From<String> for Cell {
-    fn from(s: String) -> Cell {
+impl From<String> for Cell<'_> {
+    fn from(s: String) -> Self {
         Cell::new(s)
     }
 }
 
 /// An aligned table: columns padded to their widest cell, two spaces apart, headers bold.
 #[derive(Debug, Default)]
-pub struct Table {
+pub struct Table<'a> {
     headers: Vec<&'static str>,
-    rows: Vec<Vec<Cell>>,
+    rows: Vec<Vec<Cell<'a>>>,
     /// Columns aligned right (numbers).
     right: Vec<usize>,
 }
 
-impl Table {
-    pub fn new(headers: &[&'static str]) -> Table {
+impl<'a> Table<'a> {
+    pub fn new(headers: &[&'static str]) -> Table<'a> {
         Table {
             headers: headers.to_vec(),
             ..Table::default()
         }
     }
 
-    pub fn right(mut self, columns: &[usize]) -> Table {
+    pub fn right(mut self, columns: &[usize]) -> Table<'a> {
         self.right = columns.to_vec();
         self
     }
 
-    pub fn row(&mut self, cells: Vec<Cell>) {
+    pub fn row(&mut self, cells: Vec<Cell<'a>>) {
         self.rows.push(cells);
     }
 
@@ -138,7 +140,7 @@ impl Table {
             &mut out,
         );
         for row in &self.rows {
-            let cells = row.iter().map(|c| (c.text.as_str(), c.style));
+            let cells = row.iter().map(|c| (c.text.as_ref(), c.style));
             self.line(cells, &widths, look, &mut out);
         }
         out
@@ -146,9 +148,9 @@ impl Table {
 
     /// Appends one line: cells padded to `widths` (missing ones empty), two spaces apart,
     /// no trailing blanks.
-    fn line<'a>(
+    fn line<'c>(
         &self,
-        mut cells: impl Iterator<Item = (&'a str, Option<Style>)>,
+        mut cells: impl Iterator<Item = (&'c str, Option<Style>)>,
         widths: &[usize],
         look: &Look,
         out: &mut String,
@@ -410,11 +412,11 @@ pub fn backends(list: &[Backend], look: &Look) -> String {
     ]);
     for b in list {
         t.row(vec![
-            b.name.clone().into(),
-            b.address.clone().into(),
+            b.name.as_str().into(),
+            b.address.as_str().into(),
             Cell::state(&backend_state(b.state())),
             health_of(b).into(),
-            b.healthcheck.clone().into(),
+            b.healthcheck.as_str().into(),
             result_short(b.last_result.as_ref()).into(),
             age(b.state_since.as_ref(), look).into(),
         ]);
