@@ -490,6 +490,46 @@ mod golden {
 
     const JSON: &str = "{\n  \"backends\": [\n    {\n      \"address\": \"192.0.2.1\",\n      \"enabled\": true,\n      \"fall\": 3,\n      \"frontends\": [\n        \"web\",\n        \"web-v6\"\n      ],\n      \"health\": 4,\n      \"healthcheck\": \"http\",\n      \"history\": [\n        {\n          \"at\": \"1970-01-01T00:11:40Z\",\n          \"from\": \"unknown\",\n          \"reason\": \"probe\",\n          \"result\": {\n            \"at\": \"1970-01-01T00:11:40.250Z\",\n            \"code\": \"L7OK\",\n            \"detail\": \"HTTP 200\",\n            \"duration\": 0.0015,\n            \"ok\": true\n          },\n          \"to\": \"up\"\n        }\n      ],\n      \"last_result\": {\n        \"at\": \"1970-01-01T00:16:30.250Z\",\n        \"code\": \"L7OK\",\n        \"detail\": \"\",\n        \"duration\": 0.0015,\n        \"ok\": true\n      },\n      \"name\": \"web1\",\n      \"next_interval\": 2.0,\n      \"rise\": 2,\n      \"state\": \"up\",\n      \"state_since\": \"1970-01-01T00:11:40Z\"\n    },\n    {\n      \"address\": \"2001:db8::10\",\n      \"enabled\": true,\n      \"fall\": 2,\n      \"frontends\": [],\n      \"health\": 0,\n      \"healthcheck\": \"tcp\",\n      \"history\": [\n        {\n          \"at\": \"1970-01-01T00:01:40.000000005Z\",\n          \"from\": \"unknown\",\n          \"reason\": \"resume\",\n          \"result\": null,\n          \"to\": \"up\"\n        },\n        {\n          \"at\": \"1970-01-01T00:16:38Z\",\n          \"from\": \"up\",\n          \"reason\": \"probe\",\n          \"result\": {\n            \"at\": \"1970-01-01T00:16:38.250Z\",\n            \"code\": \"L4CON\",\n            \"detail\": \"refused\",\n            \"duration\": 0.0015,\n            \"ok\": false\n          },\n          \"to\": \"down\"\n        }\n      ],\n      \"last_result\": {\n        \"at\": \"1970-01-01T00:16:39.250Z\",\n        \"code\": \"L4CON\",\n        \"detail\": \"connection \\\"refused\\\"\\tnow\",\n        \"duration\": 0.0015,\n        \"ok\": false\n      },\n      \"name\": \"db-zürich-long-name\",\n      \"next_interval\": 0.5,\n      \"rise\": 3,\n      \"state\": \"down\",\n      \"state_since\": \"1970-01-01T00:16:38Z\"\n    },\n    {\n      \"address\": \"192.0.2.3\",\n      \"enabled\": false,\n      \"fall\": 1,\n      \"frontends\": [],\n      \"health\": 0,\n      \"healthcheck\": \"icmp\",\n      \"history\": [],\n      \"last_result\": null,\n      \"name\": \"spare\",\n      \"next_interval\": null,\n      \"rise\": 1,\n      \"state\": \"disabled\",\n      \"state_since\": null\n    },\n    {\n      \"address\": \"\",\n      \"enabled\": false,\n      \"fall\": 0,\n      \"frontends\": [],\n      \"health\": 0,\n      \"healthcheck\": \"\",\n      \"history\": [],\n      \"last_result\": null,\n      \"name\": \"odd\",\n      \"next_interval\": null,\n      \"rise\": 0,\n      \"state\": \"unspecified\",\n      \"state_since\": \"1970-01-01T01:06:40Z\"\n    }\n  ]\n}\n";
 
+    /// Takes `room` bytes, then fails like a pipe whose reader went away.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_quietly_in_both_forms() {
+        // `maglev ctl --json show backends | head -1`: the streamed JSON meets the closed
+        // pipe half-way and must still end as the silent error, not "cannot write output".
+        let list: Vec<Backend> = std::iter::repeat_n(sample(), 400).flatten().collect();
+        let look = render::Look::plain();
+        for json in [false, true] {
+            let mut out = ClosedAfter { room: 1_000 };
+            let result = Session::new(json, false).emit_with(
+                &mut out,
+                || render::backends(&list, &look),
+                || j::BackendsDoc(&list),
+            );
+            match result {
+                Err(CtlError::Local(msg)) => assert!(msg.is_empty(), "json={json}: {msg}"),
+                other => panic!("json={json}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn text_is_pinned() {
         assert_eq!(output(false, false), TEXT);
