@@ -182,6 +182,11 @@ fn tls_config(host: &str, files: &TlsFiles) -> Result<ClientTlsConfig, CtlError>
     }
 }
 
+/// The largest answer ctl accepts. `show backends` is about 160 bytes a backend plus 65 a
+/// remembered state change: tonic's default of 4 MiB is under 10,000 backends once each
+/// has the default five changes, and a large daemon must not become unlistable.
+const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
 /// A connected client with the per-request timeout.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -226,7 +231,7 @@ impl Client {
             }
         };
         Ok(Client {
-            rpc: MaglevClient::new(channel),
+            rpc: MaglevClient::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES),
             server: server.to_string(),
             timeout,
         })

@@ -2,6 +2,7 @@
 //! unknown/paused yellow, disabled/removed dimmed) only when colour is on. Pure functions
 //! returning `String`, so they are tested without a terminal.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::{Duration as StdDuration, SystemTime};
 
@@ -59,114 +60,141 @@ fn state_style(state: &str) -> Style {
 
 /// One cell: its text and how to colour it (colour is applied after padding, so escape
 /// codes never disturb the alignment).
+/// Text borrowed from the message where it can be: 10,000-row tables are printed.
 #[derive(Debug, Clone)]
-pub struct Cell {
-    text: String,
+pub struct Cell<'a> {
+    text: Cow<'a, str>,
     style: Option<Style>,
 }
 
-impl Cell {
-    pub fn new(text: impl Into<String>) -> Cell {
+impl<'a> Cell<'a> {
+    pub fn new(text: impl Into<Cow<'a, str>>) -> Cell<'a> {
         Cell {
             text: text.into(),
             style: None,
         }
     }
 
-    pub fn state(state: &str) -> Cell {
+    pub fn state(state: &str) -> Cell<'a> {
         Cell {
-            text: state.to_string(),
+            text: Cow::Owned(state.to_string()),
             style: Some(state_style(state)),
         }
     }
 }
 
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
+impl<'a> From<&'a str> for Cell<'a> {
+    fn from(s: &'a str) -> Cell<'a> {
         Cell::new(s)
     }
 }
 
-impl From<String> for Cell {
-    fn from(s: String) -> Cell {
+impl From<String> for Cell<'_> {
+    fn from(s: String) -> Self {
         Cell::new(s)
     }
 }
 
 /// An aligned table: columns padded to their widest cell, two spaces apart, headers bold.
 #[derive(Debug, Default)]
-pub struct Table {
+pub struct Table<'a> {
     headers: Vec<&'static str>,
-    rows: Vec<Vec<Cell>>,
+    rows: Vec<Vec<Cell<'a>>>,
     /// Columns aligned right (numbers).
     right: Vec<usize>,
 }
 
-impl Table {
-    pub fn new(headers: &[&'static str]) -> Table {
+impl<'a> Table<'a> {
+    pub fn new(headers: &[&'static str]) -> Table<'a> {
         Table {
             headers: headers.to_vec(),
             ..Table::default()
         }
     }
 
-    pub fn right(mut self, columns: &[usize]) -> Table {
+    pub fn right(mut self, columns: &[usize]) -> Table<'a> {
         self.right = columns.to_vec();
         self
     }
 
-    pub fn row(&mut self, cells: Vec<Cell>) {
+    pub fn row(&mut self, cells: Vec<Cell<'a>>) {
         self.rows.push(cells);
     }
 
+    /// One string for the whole table, written in place: tables of 10,000 rows are
+    /// printed (`show backends`), so no per-line or per-cell strings.
     pub fn render(&self, look: &Look) -> String {
-        let columns = self.headers.len();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
         for row in &self.rows {
-            for (i, cell) in row.iter().enumerate().take(columns) {
-                widths[i] = widths[i].max(cell.text.chars().count());
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(width(&cell.text));
             }
         }
-        let mut out = String::new();
-        let line = |cells: Vec<(String, Option<Style>)>, out: &mut String| {
-            let mut text = String::new();
-            for (i, (cell, style)) in cells.into_iter().enumerate() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                let last = i + 1 == columns;
-                let painted = match style {
-                    Some(s) => look.paint(&cell, s),
-                    None => cell,
-                };
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                if self.right.contains(&i) {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(&painted);
-                } else {
-                    text.push_str(&painted);
-                    if !last {
-                        text.push_str(&" ".repeat(pad));
-                    }
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        };
-        line(
-            self.headers
-                .iter()
-                .map(|h| (h.to_string(), Some(Style::new().bold())))
-                .collect(),
+        let line_len: usize = widths.iter().map(|w| w + 2).sum();
+        let mut out = String::with_capacity(line_len * (self.rows.len() + 1));
+        let bold = Style::new().bold();
+        self.line(
+            self.headers.iter().map(|h| (*h, Some(bold))),
+            &widths,
+            look,
             &mut out,
         );
         for row in &self.rows {
-            let mut cells: Vec<(String, Option<Style>)> =
-                row.iter().map(|c| (c.text.clone(), c.style)).collect();
-            cells.resize(columns, (String::new(), None));
-            line(cells, &mut out);
+            let cells = row.iter().map(|c| (c.text.as_ref(), c.style));
+            self.line(cells, &widths, look, &mut out);
         }
         out
+    }
+
+    /// Appends one line: cells padded to `widths` (missing ones empty), two spaces apart,
+    /// no trailing blanks.
+    fn line<'c>(
+        &self,
+        mut cells: impl Iterator<Item = (&'c str, Option<Style>)>,
+        widths: &[usize],
+        look: &Look,
+        out: &mut String,
+    ) {
+        let start = out.len();
+        let columns = widths.len();
+        for (i, w) in widths.iter().enumerate() {
+            let (cell, style) = cells.next().unwrap_or(("", None));
+            let pad = w.saturating_sub(width(cell));
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let right = self.right.contains(&i);
+            if right {
+                push_spaces(out, pad);
+            }
+            match style {
+                Some(s) if look.color => {
+                    let _ = write!(out, "{}", cell.style(s));
+                }
+                _ => out.push_str(cell),
+            }
+            if !right && i + 1 < columns {
+                push_spaces(out, pad);
+            }
+        }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        out.push('\n');
+    }
+}
+
+/// Display width of a cell: one column per character.
+fn width(text: &str) -> usize {
+    text.chars().count()
+}
+
+fn push_spaces(out: &mut String, n: usize) {
+    const SPACES: &str = "                                                                ";
+    let mut left = n;
+    while left > 0 {
+        let step = left.min(SPACES.len());
+        out.push_str(&SPACES[..step]);
+        left -= step;
     }
 }
 
@@ -404,11 +432,11 @@ pub fn backends(list: &[Backend], look: &Look) -> String {
     ]);
     for b in list {
         t.row(vec![
-            b.name.clone().into(),
-            b.address.clone().into(),
+            b.name.as_str().into(),
+            b.address.as_str().into(),
             Cell::state(&backend_state(b.state())),
             health_of(b).into(),
-            b.healthcheck.clone().into(),
+            b.healthcheck.as_str().into(),
             result_short(b.last_result.as_ref()).into(),
             age(b.state_since.as_ref(), look).into(),
         ]);

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::io::Write;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::client::{Client, CtlError};
@@ -52,14 +53,33 @@ impl Session {
     }
 
     fn emit(&self, out: &mut dyn Write, text: &str, doc: Value) -> Result<(), CtlError> {
-        let result = if self.json {
-            serde_json::to_string_pretty(&doc)
-                .map_err(std::io::Error::other)
-                .and_then(|s| writeln!(out, "{s}"))
+        if self.json {
+            self.emit_with(out, String::new, || doc)
         } else {
-            out.write_all(text.as_bytes())
-        };
-        result.and_then(|()| out.flush()).map_err(output_error)
+            write_all(out, text.as_bytes())
+        }
+    }
+
+    /// Like `emit`, but builds only the form the session prints: for long lists the other
+    /// one is not free.
+    fn emit_with<D: Serialize>(
+        &self,
+        out: &mut dyn Write,
+        text: impl FnOnce() -> String,
+        doc: impl FnOnce() -> D,
+    ) -> Result<(), CtlError> {
+        if self.json {
+            // Straight to the output through a buffer: a whole document of 10,000
+            // backends is 9 MB.
+            let mut w = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
+            serde_json::to_writer_pretty(&mut w, &doc())
+                .map_err(std::io::Error::from)
+                .and_then(|()| w.write_all(b"\n"))
+                .and_then(|()| w.flush())
+                .map_err(output_error)
+        } else {
+            write_all(out, text().as_bytes())
+        }
     }
 
     /// Runs every command but `watch events` (see `watch`).
@@ -94,9 +114,11 @@ impl Session {
                 let r = client
                     .call(rpc.list_backends(ListBackendsRequest {}))
                     .await?;
-                let doc =
-                    json!({ "backends": r.backends.iter().map(j::backend).collect::<Vec<_>>() });
-                self.emit(out, &render::backends(&r.backends, &look), doc)?;
+                self.emit_with(
+                    out,
+                    || render::backends(&r.backends, &look),
+                    || j::BackendsDoc(&r.backends),
+                )?;
             }
             Command::ShowBackends(Some(name)) => {
                 let req = GetBackendRequest { name: name.clone() };
@@ -284,6 +306,13 @@ fn watch_level(spec: &WatchSpec) -> ProtoLevel {
     crate::server::convert::log_level(spec.log_level.unwrap_or(crate::events::LogLevel::Info))
 }
 
+/// One write of the whole output, then a flush.
+fn write_all(out: &mut dyn Write, bytes: &[u8]) -> Result<(), CtlError> {
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(output_error)
+}
+
 /// A closed pipe (`maglev ctl show backends | head -1`) is not worth a message.
 fn output_error(e: std::io::Error) -> CtlError {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -320,5 +349,201 @@ mod tests {
             ..WatchSpec::default()
         };
         assert_eq!(watch_level(&spec), ProtoLevel::Trace);
+    }
+}
+
+#[cfg(test)]
+mod golden {
+    //! Pins the exact bytes of `show backends` (text, colour, JSON) for a small state, so
+    //! that speed work on the renderers cannot change what the user sees.
+    use super::*;
+    use crate::proto::{Backend, BackendState, ProbeResult, ResultCode, Transition};
+    use prost_types::{Duration, Timestamp};
+    use std::time::{Duration as StdDuration, SystemTime};
+
+    fn ts(seconds: i64, nanos: i32) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos })
+    }
+
+    fn result(code: ResultCode, ok: bool, detail: &str, at: i64) -> ProbeResult {
+        ProbeResult {
+            code: code as i32,
+            ok,
+            detail: detail.into(),
+            at: ts(at, 250_000_000),
+            duration: Some(Duration {
+                seconds: 0,
+                nanos: 1_500_000,
+            }),
+        }
+    }
+
+    pub(super) fn sample() -> Vec<Backend> {
+        vec![
+            Backend {
+                name: "web1".into(),
+                address: "192.0.2.1".into(),
+                healthcheck: "http".into(),
+                enabled: true,
+                state: BackendState::Up as i32,
+                health: 4,
+                rise: 2,
+                fall: 3,
+                last_result: Some(result(ResultCode::L7ok, true, "", 990)),
+                history: vec![Transition {
+                    from: BackendState::Unknown as i32,
+                    to: BackendState::Up as i32,
+                    at: ts(700, 0),
+                    result: Some(result(ResultCode::L7ok, true, "HTTP 200", 700)),
+                    reason: "probe".into(),
+                }],
+                frontends: vec!["web".into(), "web-v6".into()],
+                state_since: ts(700, 0),
+                next_interval: Some(Duration {
+                    seconds: 2,
+                    nanos: 0,
+                }),
+            },
+            Backend {
+                name: "db-zürich-long-name".into(),
+                address: "2001:db8::10".into(),
+                healthcheck: "tcp".into(),
+                enabled: true,
+                state: BackendState::Down as i32,
+                health: 0,
+                rise: 3,
+                fall: 2,
+                last_result: Some(result(
+                    ResultCode::L4con,
+                    false,
+                    "connection \"refused\"\tnow",
+                    999,
+                )),
+                history: vec![
+                    Transition {
+                        from: BackendState::Unknown as i32,
+                        to: BackendState::Up as i32,
+                        at: ts(100, 5),
+                        result: None,
+                        reason: "resume".into(),
+                    },
+                    Transition {
+                        from: BackendState::Up as i32,
+                        to: BackendState::Down as i32,
+                        at: ts(998, 0),
+                        result: Some(result(ResultCode::L4con, false, "refused", 998)),
+                        reason: "probe".into(),
+                    },
+                ],
+                frontends: Vec::new(),
+                state_since: ts(998, 0),
+                next_interval: Some(Duration {
+                    seconds: 0,
+                    nanos: 500_000_000,
+                }),
+            },
+            Backend {
+                name: "spare".into(),
+                address: "192.0.2.3".into(),
+                healthcheck: "icmp".into(),
+                enabled: false,
+                state: BackendState::Disabled as i32,
+                health: 0,
+                rise: 1,
+                fall: 1,
+                last_result: None,
+                history: Vec::new(),
+                frontends: Vec::new(),
+                state_since: None,
+                next_interval: None,
+            },
+            Backend {
+                name: "odd".into(),
+                state: 99,
+                state_since: ts(4_000, 0),
+                ..Backend::default()
+            },
+        ]
+    }
+
+    fn output(json: bool, color: bool) -> String {
+        let look = render::Look {
+            color,
+            now: SystemTime::UNIX_EPOCH + StdDuration::from_secs(1_000),
+        };
+        let list = sample();
+        let mut out = Vec::new();
+        let session = Session::new(json, color);
+        session
+            .emit_with(
+                &mut out,
+                || render::backends(&list, &look),
+                || j::BackendsDoc(&list),
+            )
+            .expect("emit");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    const TEXT: &str = "NAME                 ADDRESS       STATE        HEALTH  CHECK  LAST RESULT                       SINCE\nweb1                 192.0.2.1     up           4/4     http   L7OK                              5m ago\ndb-zürich-long-name  2001:db8::10  down         0/4     tcp    L4CON (connection \"refused\"\tnow)  2s ago\nspare                192.0.2.3     disabled     0/1     icmp   -                                 -\nodd                                unspecified  0/0            -                                 just now\n";
+
+    const TEXT_COLOUR: &str = "\u{1b}[1mNAME\u{1b}[0m                 \u{1b}[1mADDRESS\u{1b}[0m       \u{1b}[1mSTATE\u{1b}[0m        \u{1b}[1mHEALTH\u{1b}[0m  \u{1b}[1mCHECK\u{1b}[0m  \u{1b}[1mLAST RESULT\u{1b}[0m                       \u{1b}[1mSINCE\u{1b}[0m\nweb1                 192.0.2.1     \u{1b}[32mup\u{1b}[0m           4/4     http   L7OK                              5m ago\ndb-zürich-long-name  2001:db8::10  \u{1b}[31mdown\u{1b}[0m         0/4     tcp    L4CON (connection \"refused\"\tnow)  2s ago\nspare                192.0.2.3     \u{1b}[2mdisabled\u{1b}[0m     0/1     icmp   -                                 -\nodd                                unspecified  0/0            -                                 just now\n";
+
+    const JSON: &str = "{\n  \"backends\": [\n    {\n      \"address\": \"192.0.2.1\",\n      \"enabled\": true,\n      \"fall\": 3,\n      \"frontends\": [\n        \"web\",\n        \"web-v6\"\n      ],\n      \"health\": 4,\n      \"healthcheck\": \"http\",\n      \"history\": [\n        {\n          \"at\": \"1970-01-01T00:11:40Z\",\n          \"from\": \"unknown\",\n          \"reason\": \"probe\",\n          \"result\": {\n            \"at\": \"1970-01-01T00:11:40.250Z\",\n            \"code\": \"L7OK\",\n            \"detail\": \"HTTP 200\",\n            \"duration\": 0.0015,\n            \"ok\": true\n          },\n          \"to\": \"up\"\n        }\n      ],\n      \"last_result\": {\n        \"at\": \"1970-01-01T00:16:30.250Z\",\n        \"code\": \"L7OK\",\n        \"detail\": \"\",\n        \"duration\": 0.0015,\n        \"ok\": true\n      },\n      \"name\": \"web1\",\n      \"next_interval\": 2.0,\n      \"rise\": 2,\n      \"state\": \"up\",\n      \"state_since\": \"1970-01-01T00:11:40Z\"\n    },\n    {\n      \"address\": \"2001:db8::10\",\n      \"enabled\": true,\n      \"fall\": 2,\n      \"frontends\": [],\n      \"health\": 0,\n      \"healthcheck\": \"tcp\",\n      \"history\": [\n        {\n          \"at\": \"1970-01-01T00:01:40.000000005Z\",\n          \"from\": \"unknown\",\n          \"reason\": \"resume\",\n          \"result\": null,\n          \"to\": \"up\"\n        },\n        {\n          \"at\": \"1970-01-01T00:16:38Z\",\n          \"from\": \"up\",\n          \"reason\": \"probe\",\n          \"result\": {\n            \"at\": \"1970-01-01T00:16:38.250Z\",\n            \"code\": \"L4CON\",\n            \"detail\": \"refused\",\n            \"duration\": 0.0015,\n            \"ok\": false\n          },\n          \"to\": \"down\"\n        }\n      ],\n      \"last_result\": {\n        \"at\": \"1970-01-01T00:16:39.250Z\",\n        \"code\": \"L4CON\",\n        \"detail\": \"connection \\\"refused\\\"\\tnow\",\n        \"duration\": 0.0015,\n        \"ok\": false\n      },\n      \"name\": \"db-zürich-long-name\",\n      \"next_interval\": 0.5,\n      \"rise\": 3,\n      \"state\": \"down\",\n      \"state_since\": \"1970-01-01T00:16:38Z\"\n    },\n    {\n      \"address\": \"192.0.2.3\",\n      \"enabled\": false,\n      \"fall\": 1,\n      \"frontends\": [],\n      \"health\": 0,\n      \"healthcheck\": \"icmp\",\n      \"history\": [],\n      \"last_result\": null,\n      \"name\": \"spare\",\n      \"next_interval\": null,\n      \"rise\": 1,\n      \"state\": \"disabled\",\n      \"state_since\": null\n    },\n    {\n      \"address\": \"\",\n      \"enabled\": false,\n      \"fall\": 0,\n      \"frontends\": [],\n      \"health\": 0,\n      \"healthcheck\": \"\",\n      \"history\": [],\n      \"last_result\": null,\n      \"name\": \"odd\",\n      \"next_interval\": null,\n      \"rise\": 0,\n      \"state\": \"unspecified\",\n      \"state_since\": \"1970-01-01T01:06:40Z\"\n    }\n  ]\n}\n";
+
+    /// Takes `room` bytes, then fails like a pipe whose reader went away.
+    struct ClosedAfter {
+        room: usize,
+    }
+
+    impl Write for ClosedAfter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_quietly_in_both_forms() {
+        // `maglev ctl --json show backends | head -1`: the streamed JSON meets the closed
+        // pipe half-way and must still end as the silent error, not "cannot write output".
+        let list: Vec<Backend> = std::iter::repeat_n(sample(), 400).flatten().collect();
+        let look = render::Look::plain();
+        for json in [false, true] {
+            let mut out = ClosedAfter { room: 1_000 };
+            let result = Session::new(json, false).emit_with(
+                &mut out,
+                || render::backends(&list, &look),
+                || j::BackendsDoc(&list),
+            );
+            match result {
+                Err(CtlError::Local(msg)) => assert!(msg.is_empty(), "json={json}: {msg}"),
+                other => panic!("json={json}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn text_is_pinned() {
+        assert_eq!(output(false, false), TEXT);
+    }
+
+    #[test]
+    fn colour_text_is_pinned() {
+        assert_eq!(output(false, true), TEXT_COLOUR);
+    }
+
+    #[test]
+    fn json_is_pinned() {
+        assert_eq!(output(true, false), JSON);
+        // Colour never reaches JSON.
+        assert_eq!(output(true, true), JSON);
     }
 }

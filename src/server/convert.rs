@@ -2,6 +2,7 @@
 //! gRPC API shows them. Pure functions over borrowed state; the service calls them under
 //! the checker's read lock and never holds it across an await.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
@@ -108,6 +109,11 @@ pub fn transition(t: &Transition) -> proto::Transition {
 
 /// One backend with its health, last result, history and the frontends using it.
 pub fn backend(config: &Config, name: &str, e: &BackendEntry) -> proto::Backend {
+    backend_in(name, e, &config.frontends_of(name))
+}
+
+/// `backend`, with the frontends that reference it already known.
+fn backend_in(name: &str, e: &BackendEntry, frontends: &[&str]) -> proto::Backend {
     let h = &e.health;
     proto::Backend {
         name: name.to_string(),
@@ -122,11 +128,7 @@ pub fn backend(config: &Config, name: &str, e: &BackendEntry) -> proto::Backend 
         fall: h.counter().fall(),
         last_result: h.last_result().map(probe_result),
         history: h.history().iter().map(transition).collect(),
-        frontends: config
-            .frontends_of(name)
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        frontends: frontends.iter().map(|f| (*f).to_string()).collect(),
         state_since: Some(timestamp(h.state_since())),
         next_interval: duration(e.next_delay),
     }
@@ -134,10 +136,32 @@ pub fn backend(config: &Config, name: &str, e: &BackendEntry) -> proto::Backend 
 
 /// Every backend, by name.
 pub fn backends(st: &CheckerState) -> Vec<proto::Backend> {
+    let users = frontends_by_backend(&st.config);
     st.backends
         .iter()
-        .map(|(name, e)| backend(&st.config, name, e))
+        .map(|(name, e)| {
+            let frontends = users.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+            backend_in(name, e, frontends)
+        })
         .collect()
+}
+
+/// Backend name -> the frontends that reference it, in name order (as
+/// `Config::frontends_of` gives them), in one pass over the pools: asking
+/// `frontends_of` for each backend walks every pool every time, O(backends²) when
+/// frontends hold most of them.
+fn frontends_by_backend(config: &Config) -> HashMap<&str, Vec<&str>> {
+    let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
+    for f in config.frontends.values() {
+        for member in f.pools.iter().flat_map(|p| &p.backends) {
+            let list = users.entry(member.backend.as_str()).or_default();
+            // A backend sits in at most one pool of a frontend; listed once all the same.
+            if list.last() != Some(&f.name.as_str()) {
+                list.push(f.name.as_str());
+            }
+        }
+    }
+    users
 }
 
 /// One frontend as its view computes it right now.
@@ -587,6 +611,34 @@ port = 80
         assert!(!b.enabled);
         assert_eq!(b.state, proto::BackendState::Disabled as i32);
         assert!(b.last_result.is_none());
+    }
+
+    #[test]
+    fn listed_frontends_match_frontends_of_for_every_backend() {
+        // A second frontend sharing backends with the first: the one-pass index must give
+        // what `Config::frontends_of` gives, backend by backend.
+        let text = CONFIG.to_string()
+            + r#"
+[frontends.alt]
+address = "192.0.2.2"
+port = 443
+  [[frontends.alt.pools]]
+  name = "only"
+  backends = { c = {}, a = {} }
+"#;
+        let config = match crate::config::load_str(&text, Path::new("t.toml")) {
+            Ok(c) => Arc::new(c),
+            Err(e) => panic!("test config: {e}"),
+        };
+        let st = CheckerState::new(Arc::clone(&config), SystemTime::UNIX_EPOCH);
+        let list = backends(&st);
+        assert_eq!(list.len(), 3);
+        for b in &list {
+            assert_eq!(b.frontends, config.frontends_of(&b.name), "{}", b.name);
+        }
+        assert_eq!(list[0].frontends, ["alt", "vip"]);
+        assert_eq!(list[1].frontends, ["vip"]);
+        assert_eq!(list[2].frontends, ["alt", "vip"]);
     }
 
     #[test]
