@@ -171,6 +171,7 @@ impl CheckerState {
                     transition: t.clone(),
                 }));
             }
+            inner.dirty.mark(frontends.iter().map(String::as_str));
             self.recompute_some(inner, frontends, t.at);
         }
     }
@@ -187,6 +188,7 @@ impl CheckerState {
             {
                 tracing::info!(frontend = %name, from = old.as_str(), to = new.as_str(),
                     "frontend {name} {old} -> {new}");
+                inner.dirty.mark([name.as_str()]);
                 inner.bus.publish(Event::Frontend(FrontendEvent {
                     frontend: name.clone(),
                     from: old,
@@ -247,10 +249,11 @@ impl CheckerState {
         tracing::info!(frontend, pool, backend, weight, previous = ?old,
             "weight of {backend} in {frontend}/{pool} set to {weight}");
         let at = SystemTime::now();
+        inner.dirty.mark([frontend]);
         let before = self.frontend_states.get(frontend).copied();
         self.recompute_some(inner, &[frontend.to_string()], at);
-        // The reconciler syncs a VIP on every frontend event; a weight change that leaves
-        // the frontend state as it was still needs one.
+        // Watchers see a frontend event for every weight change, also one that leaves the
+        // frontend state as it was.
         let after = self.frontend_states.get(frontend).copied();
         if before == after
             && let Some(state) = after

@@ -18,19 +18,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::client::{ConnState, Connection, LbApiGeneration, VppError};
 use super::counters::VppCounters;
 use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, diff};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
-use crate::checker::Checker;
+use crate::checker::{Checker, DirtyFrontends};
 use crate::config::Config;
-use crate::events::Event;
 use coalesce::Coalescer;
 
 pub use warmup::{Phase, Warmup};
@@ -72,7 +70,8 @@ pub(crate) struct Inputs {
     pub conn: Arc<Connection>,
     pub counters: Arc<VppCounters>,
     pub config: watch::Receiver<Arc<Config>>,
-    pub events: broadcast::Receiver<Arc<Event>>,
+    /// Frontends whose VIP may need a sync (never the log/event bus).
+    pub dirty: Arc<DirtyFrontends>,
     pub requests: mpsc::Receiver<SyncRequest>,
     pub dry_run: bool,
     /// When the daemon started (the warmup clock).
@@ -92,6 +91,8 @@ struct Report {
     failed: BTreeSet<String>,
     errors: usize,
     first_error: Option<String>,
+    /// Writes made, per kind (for the sync's summary line).
+    kinds: BTreeMap<&'static str, usize>,
 }
 
 impl Report {
@@ -139,7 +140,7 @@ impl Reconciler {
             conn,
             counters,
             mut config,
-            mut events,
+            dirty,
             mut requests,
             dry_run,
             started,
@@ -163,8 +164,7 @@ impl Reconciler {
             problems: Vec::new(),
         };
         me.on_conn_change();
-        let (mut events_open, mut config_open, mut conn_open, mut requests_open) =
-            (true, true, true, true);
+        let (mut config_open, mut conn_open, mut requests_open) = (true, true, true);
         loop {
             let wake = me.next_wake(Instant::now());
             tokio::select! {
@@ -175,28 +175,10 @@ impl Reconciler {
                     }
                     None => requests_open = false,
                 },
-                ev = events.recv(), if events_open => {
-                    // Take the whole burst that is already queued (one transition publishes
-                    // several events at once), so it becomes one sync.
-                    let mut ev = ev;
-                    loop {
-                        match ev {
-                            Ok(ev) => me.on_event(&ev),
-                            Err(RecvError::Lagged(n)) => {
-                                warn!(lost = n, "VPP reconciler missed events: full sync");
-                                me.next_full = Instant::now();
-                            }
-                            Err(RecvError::Closed) => {
-                                events_open = false;
-                                break;
-                            }
-                        }
-                        ev = match events.try_recv() {
-                            Ok(e) => Ok(e),
-                            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                            Err(TryRecvError::Empty) => break,
-                        };
+                () = dirty.marked() => {
+                    // Everything marked so far is one set: a burst of any size is one look.
+                    for f in dirty.take().frontends {
+                        me.on_dirty(&f);
                     }
                 }
                 changed = config.changed(), if config_open => match changed {
@@ -242,16 +224,9 @@ impl Reconciler {
         wake
     }
 
-    fn on_event(&mut self, event: &Event) {
-        let frontend = match event {
-            Event::Backend(b) => b.frontend.as_deref(),
-            Event::Frontend(f) => Some(f.frontend.as_str()),
-            Event::Log(_) => None,
-        };
-        if let Some(f) = frontend {
-            let due = self.coalesce.due(f, Instant::now());
-            self.pending.entry(f.to_string()).or_insert(due);
-        }
+    fn on_dirty(&mut self, frontend: &str) {
+        let due = self.coalesce.due(frontend, Instant::now());
+        self.pending.entry(frontend.to_string()).or_insert(due);
     }
 
     fn on_reload(&mut self) {
@@ -525,6 +500,7 @@ impl Reconciler {
             }
         };
         let mut wrote = Vec::new();
+        let started = Instant::now();
         for scope in scopes {
             let ops = diff(&desired, &actual, scope, mode).ops;
             let label = scope.as_str();
@@ -556,6 +532,9 @@ impl Reconciler {
             if lost {
                 break;
             }
+        }
+        if !report.kinds.is_empty() || report.errors > 0 {
+            log_summary(scope_label, &report, started);
         }
         if mode == WeightMode::Legacy && !wrote.is_empty() && report.first_error.is_none() {
             self.verify(&client, &desired, &wrote, epoch, &mut report)
@@ -592,13 +571,14 @@ impl Reconciler {
                 .map(|v| v.frontend.clone());
             match result {
                 Ok(msg) => {
-                    info!(
+                    debug!(
                         kind = op.kind(),
                         msg,
                         frontend = frontend.as_deref().unwrap_or("-"),
                         "VPP write: {op}"
                     );
                     self.counters.write(op.kind());
+                    *report.kinds.entry(op.kind()).or_insert(0) += 1;
                     report.ops.push(op.to_string());
                     if let LbOp::SetConf(c) = op {
                         self.pushed_conf = Some((epoch, *c));
@@ -657,6 +637,24 @@ impl Reconciler {
             }
         }
     }
+}
+
+/// One INFO line per sync that wrote something: counts per kind and how long it took
+/// (the single writes are at DEBUG, so a 64,000-AS sync is one line, not 64,000).
+fn log_summary(scope: &str, report: &Report, started: Instant) {
+    let counts: Vec<String> = report
+        .kinds
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    info!(
+        scope,
+        writes = report.kinds.values().sum::<usize>(),
+        errors = report.errors,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "VPP sync ({scope}): {}",
+        counts.join(" ")
+    );
 }
 
 async fn sleep_until(t: Option<Instant>) {

@@ -124,7 +124,7 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             conn: conn.clone(),
             counters: counters.clone(),
             config: daemon.subscribe_config(),
-            events: daemon.bus.subscribe(),
+            dirty: daemon.checker.dirty(),
             requests: rx,
             dry_run: args.dry_run,
             started,
