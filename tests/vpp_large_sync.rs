@@ -17,7 +17,7 @@ mod loopback;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use daemon_support::DaemonBuilder;
+use daemon_support::{DaemonBuilder, eventually, http_get};
 use loopback::{TcpBackend, free_port, sock};
 use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VppDouble};
@@ -97,6 +97,22 @@ async fn a_flap_after_a_large_sync_reaches_vpp_and_the_log_stays_small() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let synced = t0.elapsed();
+    // The warmup ends with a full sync (which reads VPP); after it, per-VIP syncs read
+    // nothing.
+    let url = d.metrics_url("/metrics");
+    eventually("the full sync that ends the warmup", || {
+        let url = url.clone();
+        async move {
+            let (_, body) = http_get(&url).await?;
+            body.contains("maglev_vpp_lbsync_total{scope=\"all\"")
+                .then_some(())
+        }
+    })
+    .await;
+    let reads = |double: &VppDouble| {
+        ["lb_as_v2_dump", "lb_vip_dump", "cli_inband", "lb_conf_get"].map(|m| double.requests(m))
+    };
+    let reads_before = reads(&double);
 
     // One backend dies: every VIP's AS of it goes to 0 (with flush), soon.
     let victim: IpAddr = sock(10, port).ip();
@@ -121,6 +137,11 @@ async fn a_flap_after_a_large_sync_reaches_vpp_and_the_log_stays_small() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    assert_eq!(
+        reads(&double),
+        reads_before,
+        "per-VIP syncs read nothing from VPP (dumps, cli_inband, conf)"
+    );
     println!(
         "{total} ASes in {vips} VIPs: programmed in {synced:?}; a failure reached all VIPs in {reached:?}"
     );

@@ -12,6 +12,7 @@
 //!   nothing special, the reconnect brings a full sync.
 
 mod coalesce;
+mod mirror;
 mod warmup;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,12 +25,15 @@ use tracing::{debug, error, info, warn};
 
 use super::client::{ConnState, Connection, LbApiGeneration, VppError};
 use super::counters::VppCounters;
-use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, diff};
+use super::lb::{
+    DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, desired_of, diff,
+};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
 use crate::checker::{Checker, DirtyFrontends};
 use crate::config::Config;
 use coalesce::Coalescer;
+use mirror::Mirror;
 
 pub use warmup::{Phase, Warmup};
 
@@ -129,6 +133,8 @@ pub(crate) struct Reconciler {
     pid: Option<u32>,
     /// lb API 1.1.0 cannot read the conf back: what this connection pushed.
     pushed_conf: Option<(u64, LbConfValues)>,
+    /// VPP's lb state as last read or written (see `mirror`).
+    mirror: Option<Mirror>,
     problems: Vec<String>,
 }
 
@@ -161,6 +167,7 @@ impl Reconciler {
             epoch: None,
             pid: None,
             pushed_conf: None,
+            mirror: None,
             problems: Vec::new(),
         };
         me.on_conn_change();
@@ -302,7 +309,7 @@ impl Reconciler {
             }
         };
         let full = matches!(target, Target::All);
-        let report = self.sync(&target).await?;
+        let report = self.sync(&target, true).await?;
         if full && report.first_error.is_none() {
             self.pending.clear();
             self.next_full = Instant::now() + self.lb_config().sync_interval;
@@ -326,7 +333,7 @@ impl Reconciler {
             return;
         }
         if now >= self.next_full {
-            match self.sync(&Target::All).await {
+            match self.sync(&Target::All, true).await {
                 Ok(report) if report.first_error.is_none() => {
                     self.pending.clear();
                     self.next_full = now + lb.sync_interval;
@@ -366,10 +373,17 @@ impl Reconciler {
     async fn sync_frontends(&mut self, frontends: Vec<String>, now: Instant) -> BTreeSet<String> {
         let retry_at = now + RETRY.min(self.lb_config().sync_interval);
         self.coalesce.synced(&frontends, Instant::now());
-        match self.sync(&Target::Frontends(frontends.clone())).await {
+        match self
+            .sync(&Target::Frontends(frontends.clone()), false)
+            .await
+        {
             Ok(report) => {
                 for f in &report.failed {
                     self.pending.insert(f.clone(), retry_at);
+                }
+                if report.errors > 0 && self.warmup.done() {
+                    // The mirror is stale: the retry is a full sync (it reads VPP).
+                    self.next_full = self.next_full.min(retry_at);
                 }
                 frontends
                     .into_iter()
@@ -467,12 +481,20 @@ impl Reconciler {
     }
 
     /// Reads VPP once, then diffs and writes each scope of `target`.
-    async fn sync(&mut self, target: &Target) -> Result<Report, SyncError> {
+    /// `read`: read VPP first even for a per-VIP sync (an operator's request: someone
+    /// else may have written to VPP).
+    async fn sync(&mut self, target: &Target, read: bool) -> Result<Report, SyncError> {
         let client = self.conn.client().ok_or(SyncError::Disconnected)?;
         let mode = lb_io::weight_mode(&client)?;
         let epoch = self.epoch.unwrap_or_default();
-        let desired = self.desired();
-        self.report_problems(&desired);
+        let full = matches!(target, Target::All);
+        let desired = match target {
+            Target::All => self.desired(),
+            Target::Frontends(names) => self.checker.read(|st| desired_of(st, names)),
+        };
+        if full {
+            self.report_problems(&desired);
+        }
         let scopes: Vec<Scope> = match target {
             Target::All => vec![Scope::All],
             Target::Frontends(names) => names
@@ -484,25 +506,34 @@ impl Reconciler {
         if scopes.is_empty() {
             return Ok(report);
         }
-        let known_conf = self
-            .pushed_conf
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, c)| c);
         let scope_label = scopes[0].as_str();
-        let actual = match lb_io::read_actual(&client, &self.counters, known_conf).await {
-            Ok(a) => a,
-            Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
-                return Err(SyncError::Disconnected);
-            }
-            Err(e) => {
-                self.counters.lbsync(scope_label, "error");
-                return Err(e.into());
-            }
-        };
+        // A full sync reads VPP; a per-VIP one diffs against the mirror, unless it is
+        // missing, stale or of another connection.
+        let usable = self.mirror.as_ref().is_some_and(|m| m.usable(epoch));
+        if full || read || !usable {
+            let known_conf = self
+                .pushed_conf
+                .filter(|(e, _)| *e == epoch)
+                .map(|(_, c)| c);
+            let actual = match lb_io::read_actual(&client, &self.counters, known_conf).await {
+                Ok(a) => a,
+                Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
+                    return Err(SyncError::Disconnected);
+                }
+                Err(e) => {
+                    self.counters.lbsync(scope_label, "error");
+                    return Err(e.into());
+                }
+            };
+            self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
+        }
         let mut wrote = Vec::new();
         let started = Instant::now();
         for scope in scopes {
-            let ops = diff(&desired, &actual, scope, mode).ops;
+            let ops = match &self.mirror {
+                Some(m) => diff(&desired, m.state(), scope, mode).ops,
+                None => Vec::new(),
+            };
             let label = scope.as_str();
             if ops.is_empty() {
                 self.counters.lbsync(label, "noop");
@@ -560,6 +591,7 @@ impl Reconciler {
     ) -> bool {
         let results =
             lb_io::apply_all(client, &self.counters, ops, mode, lb_io::WRITE_WINDOW).await;
+        let mut lost = false;
         for (op, result) in ops.iter().zip(results) {
             // None: skipped after an earlier failure of its VIP.
             let Some(result) = result else {
@@ -578,6 +610,9 @@ impl Reconciler {
                         "VPP write: {op}"
                     );
                     self.counters.write(op.kind());
+                    if let Some(m) = self.mirror.as_mut() {
+                        m.wrote(op, mode);
+                    }
                     *report.kinds.entry(op.kind()).or_insert(0) += 1;
                     report.ops.push(op.to_string());
                     if let LbOp::SetConf(c) = op {
@@ -586,18 +621,22 @@ impl Reconciler {
                 }
                 Err(e) => {
                     error!(error = %e, kind = op.kind(), "VPP write failed: {op}");
+                    // VPP may or may not have applied it: read before trusting the mirror.
+                    if let Some(m) = self.mirror.as_mut() {
+                        m.mark_stale();
+                    }
                     report.fail(format!("{op}: {e}"));
                     // Conf and stale VIPs are retried by the next full sync.
                     if let Some(f) = frontend {
                         report.failed.insert(f);
                     }
-                    if matches!(e, VppError::Disconnected(_) | VppError::Timeout { .. }) {
-                        return true;
-                    }
+                    // Later ops may have succeeded (several VIPs are in flight): they
+                    // still go into the mirror.
+                    lost |= matches!(e, VppError::Disconnected(_) | VppError::Timeout { .. });
                 }
             }
         }
-        false
+        lost
     }
 
     /// lb API 1.1.0: read back and check that VPP now shows what was written (its
@@ -618,6 +657,9 @@ impl Reconciler {
             Ok(a) => a,
             Err(e) => {
                 report.fail(format!("verify read: {e}"));
+                if let Some(m) = self.mirror.as_mut() {
+                    m.mark_stale();
+                }
                 return;
             }
         };
@@ -636,6 +678,8 @@ impl Reconciler {
                 report.failed.insert(v.frontend.clone());
             }
         }
+        // What VPP showed is the best mirror there is.
+        self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
     }
 }
 

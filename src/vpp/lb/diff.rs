@@ -9,7 +9,11 @@
 //!
 //! An AS whose `used` flag is clear (deleted, awaiting GC) counts as absent: adding it
 //! again is how VPP revives it. A weight change flushes only when the weight goes to 0 and
-//! the policy says so; a weight that is already right is left alone (steady state: no ops).
+//! the policy says so; a weight that is already right is left alone (steady state: no ops),
+//! except that an AS at 0 not flushed since it got there is flushed once when the policy
+//! asks for it (`ActualAs::flushed`). Legacy (lb 1.1.0) has no weight 0: an AS at 0 is
+//! deleted (flushing per the policy then); one already deleted has nothing to flush, so a
+//! later flush request writes nothing and its flows end with the flow timeout.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -256,11 +260,16 @@ fn as_ops(want: &DesiredVip, have: Option<&ActualVip>, mode: WeightMode, ops: &m
                 weight: w.weight,
             }),
             (Some(w), Some(a), WeightMode::Weighted) => {
-                (a.weight != Some(w.weight)).then_some(LbOp::SetWeight {
+                let flush = w.weight == 0 && w.flush;
+                // Flush is an edge: an AS already at 0 whose flows were not flushed since
+                // it got there (standby, paused, override 0, down without flush-on-down)
+                // is flushed once when the policy starts asking for it.
+                let reflush = flush && a.weight == Some(0) && !a.flushed;
+                (a.weight != Some(w.weight) || reflush).then_some(LbOp::SetWeight {
                     key,
                     address,
                     weight: w.weight,
-                    flush: w.weight == 0 && w.flush,
+                    flush,
                 })
             }
             (Some(w), None, WeightMode::Legacy) => (w.weight > 0).then_some(LbOp::AddAs {
