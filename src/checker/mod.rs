@@ -4,6 +4,7 @@
 //! changes state and emits the same events. Readers (gRPC, metrics, VPP) look at the state
 //! through [`Checker::read`].
 
+mod counts;
 pub mod dirty;
 mod state;
 pub mod stats;
