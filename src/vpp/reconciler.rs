@@ -80,6 +80,8 @@ pub(crate) struct Inputs {
     pub dry_run: bool,
     /// When the daemon started (the warmup clock).
     pub started: Instant,
+    /// True = shutting down: start no sync and no further VIP, finish the VIPs in flight.
+    pub stop: watch::Receiver<bool>,
 }
 
 enum Target {
@@ -123,6 +125,7 @@ pub(crate) struct Reconciler {
     conn_rx: watch::Receiver<ConnState>,
     counters: Arc<VppCounters>,
     dry_run: bool,
+    stop: watch::Receiver<bool>,
     warmup: Warmup,
     /// Frontend -> when its VIP is due for a sync.
     pending: BTreeMap<String, Instant>,
@@ -150,6 +153,7 @@ impl Reconciler {
             mut requests,
             dry_run,
             started,
+            mut stop,
         } = inputs;
         config.mark_unchanged();
         let conn_rx = conn.state();
@@ -160,6 +164,7 @@ impl Reconciler {
             conn_rx,
             counters,
             dry_run,
+            stop: stop.clone(),
             warmup: Warmup::new(started),
             pending: BTreeMap::new(),
             coalesce: Coalescer::default(),
@@ -173,8 +178,13 @@ impl Reconciler {
         me.on_conn_change();
         let (mut config_open, mut conn_open, mut requests_open) = (true, true, true);
         loop {
+            if me.stopping() {
+                info!("VPP reconciler stopped (shutdown); VPP keeps what it has");
+                return;
+            }
             let wake = me.next_wake(Instant::now());
             tokio::select! {
+                _ = stop.changed() => continue,
                 req = requests.recv(), if requests_open => match req {
                     Some(req) => {
                         let result = me.on_request(req.frontend).await;
@@ -200,6 +210,10 @@ impl Reconciler {
             }
             me.run_due().await;
         }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
     }
 
     fn connected(&self) -> bool {
@@ -526,10 +540,16 @@ impl Reconciler {
                 }
             };
             self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
+            if self.stopping() {
+                return Ok(report);
+            }
         }
         let mut wrote = Vec::new();
         let started = Instant::now();
         for scope in scopes {
+            if self.stopping() {
+                break;
+            }
             let ops = match &self.mirror {
                 Some(m) => diff(&desired, m.state(), scope, mode).ops,
                 None => Vec::new(),
@@ -589,8 +609,16 @@ impl Reconciler {
         epoch: u64,
         report: &mut Report,
     ) -> bool {
-        let results =
-            lb_io::apply_all(client, &self.counters, ops, mode, lb_io::WRITE_WINDOW).await;
+        let stop = self.stop.clone();
+        let results = lb_io::apply_all_until(
+            client,
+            &self.counters,
+            ops,
+            mode,
+            lb_io::WRITE_WINDOW,
+            || *stop.borrow(),
+        )
+        .await;
         let mut lost = false;
         for (op, result) in ops.iter().zip(results) {
             // None: skipped after an earlier failure of its VIP.
