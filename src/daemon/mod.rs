@@ -22,8 +22,9 @@ use crate::config::{self, ConfigError};
 use crate::events::EventBus;
 use crate::probe::Prober;
 
+use notify::log_notify;
 pub use signals::Request;
-pub use state::{Daemon, ReloadError};
+pub use state::Daemon;
 
 /// At shutdown, how long a VPP sync in flight may take to finish its VIPs.
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(5);
@@ -181,10 +182,4 @@ pub async fn run(
     }
     tracing::info!("maglev daemon stopped");
     Ok(())
-}
-
-fn log_notify(state: &str) {
-    if let Err(e) = notify::notify(state) {
-        tracing::warn!(error = %e, "sd_notify {state} failed");
-    }
 }
