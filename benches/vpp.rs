@@ -252,9 +252,7 @@ async fn full_sync(t: &mut Table) -> Res<usize> {
 /// A per-VIP sync as the reconciler does it: that frontend's desired state, diffed
 /// against the mirror; no read.
 async fn vip_sync(t: &mut Table, frontend: &str) -> Res<usize> {
-    let desired = t
-        .checker
-        .read(|st| desired_of(st, &[frontend.to_string()]));
+    let desired = t.checker.read(|st| desired_of(st, &[frontend.to_string()]));
     let key = desired.vip_of(frontend).ok_or("unknown VIP")?.key;
     let mode = lb_io::weight_mode(&t.client)?;
     write(t, &desired, Scope::Vip(key), mode).await
@@ -317,19 +315,20 @@ async fn full_table(vips: usize, per_vip: usize) -> Res<(Table, f64)> {
 
 /// The double's read requests so far (dumps, CLI, conf).
 fn reads(double: &VppDouble) -> u64 {
-    ["lb_vip_dump", "lb_as_v2_dump", "lb_as_dump", "cli_inband", "lb_conf_get"]
-        .iter()
-        .map(|m| double.requests(m))
-        .sum()
+    [
+        "lb_vip_dump",
+        "lb_as_v2_dump",
+        "lb_as_dump",
+        "cli_inband",
+        "lb_conf_get",
+    ]
+    .iter()
+    .map(|m| double.requests(m))
+    .sum()
 }
 
 /// Latencies of `count` per-VIP syncs, and the reads the double saw during them.
-async fn per_vip(
-    t: &mut Table,
-    vips: usize,
-    per_vip: usize,
-    count: usize,
-) -> Res<(Vec<f64>, u64)> {
+async fn per_vip(t: &mut Table, vips: usize, per_vip: usize, count: usize) -> Res<(Vec<f64>, u64)> {
     let reads_before = reads(&t._double);
     let mut lat = Vec::with_capacity(count);
     for k in 0..count {

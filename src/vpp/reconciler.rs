@@ -546,10 +546,10 @@ impl Reconciler {
         }
         let mut wrote = Vec::new();
         let started = Instant::now();
+        // The ops of every scope go out as one batch: several VIPs in flight at once (a
+        // backend in 1,000 VIPs is 1,000 writes, not 1,000 round trips one after another).
+        let mut batch: Vec<LbOp> = Vec::new();
         for scope in scopes {
-            if self.stopping() {
-                break;
-            }
             let ops = match &self.mirror {
                 Some(m) => diff(&desired, m.state(), scope, mode).ops,
                 None => Vec::new(),
@@ -567,21 +567,28 @@ impl Reconciler {
                 self.counters.lbsync(label, "dry_run");
                 continue;
             }
-            let errors_before = report.errors;
-            let lost = self
-                .write(&client, &desired, &ops, mode, epoch, &mut report)
-                .await;
-            self.counters.lbsync(
-                label,
-                if report.errors > errors_before {
-                    "error"
-                } else {
-                    "applied"
-                },
-            );
+            for op in ops {
+                // Each per-VIP scope carries the conf when it differs: once is enough.
+                if matches!(op, LbOp::SetConf(_)) && batch.contains(&op) {
+                    continue;
+                }
+                batch.push(op);
+            }
             wrote.push(scope);
-            if lost {
-                break;
+        }
+        if !batch.is_empty() && !self.stopping() {
+            self.write(&client, &desired, &batch, mode, epoch, &mut report)
+                .await;
+            for scope in &wrote {
+                let failed = match scope {
+                    Scope::All => report.errors > 0,
+                    Scope::Vip(key) => desired
+                        .vips
+                        .get(key)
+                        .is_some_and(|v| report.failed.contains(&v.frontend)),
+                };
+                self.counters
+                    .lbsync(scope.as_str(), if failed { "error" } else { "applied" });
             }
         }
         if !report.kinds.is_empty() || report.errors > 0 {
@@ -598,8 +605,8 @@ impl Reconciler {
     }
 
     /// Sends `ops` (each VIP's in order, several VIPs at once: `lb_io::apply_all`), then
-    /// logs and counts them in op order. Returns true when the connection is gone (the
-    /// reconnect brings a full sync).
+    /// logs and counts them in op order, and keeps the mirror in step. A lost connection
+    /// needs nothing more: the reconnect brings a full sync.
     async fn write(
         &mut self,
         client: &super::client::Client,
@@ -608,7 +615,7 @@ impl Reconciler {
         mode: WeightMode,
         epoch: u64,
         report: &mut Report,
-    ) -> bool {
+    ) {
         let stop = self.stop.clone();
         let results = lb_io::apply_all_until(
             client,
@@ -619,7 +626,6 @@ impl Reconciler {
             || *stop.borrow(),
         )
         .await;
-        let mut lost = false;
         for (op, result) in ops.iter().zip(results) {
             // None: skipped after an earlier failure of its VIP.
             let Some(result) = result else {
@@ -659,12 +665,10 @@ impl Reconciler {
                         report.failed.insert(f);
                     }
                     // Later ops may have succeeded (several VIPs are in flight): they
-                    // still go into the mirror.
-                    lost |= matches!(e, VppError::Disconnected(_) | VppError::Timeout { .. });
+                    // still go into the mirror, so no early return here.
                 }
             }
         }
-        lost
     }
 
     /// lb API 1.1.0: read back and check that VPP now shows what was written (its

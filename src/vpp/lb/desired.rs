@@ -83,15 +83,14 @@ pub fn desired_of(st: &CheckerState, frontends: &[String]) -> DesiredState {
         .filter_map(|name| frontend_view(st, name))
         .collect();
     let mut state = desired_state(&st.config, &views);
-    state.vips.retain(|key, vip| {
-        !st.config
-            .frontends
-            .range::<str, _>((
-                std::ops::Bound::Unbounded,
-                std::ops::Bound::Excluded(vip.frontend.as_str()),
-            ))
-            .any(|(_, f)| vip_key(f) == *key)
-    });
+    // The first frontend (in name order) of each VIP owns it: one pass over the config.
+    let mut owner: std::collections::HashMap<VipKey, &str> = std::collections::HashMap::new();
+    for (name, f) in &st.config.frontends {
+        owner.entry(vip_key(f)).or_insert(name.as_str());
+    }
+    state
+        .vips
+        .retain(|key, vip| owner.get(key).is_none_or(|o| *o == vip.frontend));
     state
 }
 

@@ -194,7 +194,15 @@ pub fn diff(
     // Removals first: they free prefixes for VIPs added below (VPP refuses per-port
     // VIPs of one prefix with different encaps, and all-port next to per-port).
     let mut recreated: BTreeSet<VipKey> = BTreeSet::new();
-    for (key, have) in &actual.vips {
+    // A per-VIP scope looks at its VIP only: its cost does not grow with the table.
+    let (actual_vips, desired_vips): (Vec<_>, Vec<_>) = match scope {
+        Scope::All => (actual.vips.iter().collect(), desired.vips.iter().collect()),
+        Scope::Vip(k) => (
+            actual.vips.get_key_value(&k).into_iter().collect(),
+            desired.vips.get_key_value(&k).into_iter().collect(),
+        ),
+    };
+    for (key, have) in actual_vips {
         let remove = match desired.vips.get(key) {
             None => scope == Scope::All,
             Some(want) => in_scope(key) && needs_recreate(want, have),
@@ -205,7 +213,7 @@ pub fn diff(
         }
     }
 
-    for (key, want) in desired.vips.iter().filter(|(k, _)| in_scope(k)) {
+    for (key, want) in desired_vips.into_iter().filter(|(k, _)| in_scope(k)) {
         match actual.vips.get(key) {
             Some(have) if !recreated.contains(key) => as_ops(want, Some(have), mode, &mut ops),
             _ => {
