@@ -13,6 +13,7 @@
 
 mod coalesce;
 mod mirror;
+mod planner;
 mod warmup;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,13 +33,11 @@ use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
 use crate::checker::{Checker, DirtyFrontends};
 use crate::config::Config;
-use coalesce::Coalescer;
 use mirror::Mirror;
+use planner::{NewConnection, Planner};
 
 pub use warmup::{Phase, Warmup};
 
-/// A failed sync is tried again after this (or the sync interval, if shorter).
-const RETRY: Duration = Duration::from_secs(2);
 /// Warmup: how often to look for VIPs that can be released.
 const WARMUP_POLL: Duration = Duration::from_millis(250);
 
@@ -126,14 +125,8 @@ pub(crate) struct Reconciler {
     counters: Arc<VppCounters>,
     dry_run: bool,
     stop: watch::Receiver<bool>,
-    warmup: Warmup,
-    /// Frontend -> when its VIP is due for a sync.
-    pending: BTreeMap<String, Instant>,
-    coalesce: Coalescer,
-    /// When the next full sync is due (after the warmup).
-    next_full: Instant,
-    epoch: Option<u64>,
-    pid: Option<u32>,
+    /// What is due when (pure; see `planner`).
+    plan: Planner,
     /// lb API 1.1.0 cannot read the conf back: what this connection pushed.
     pushed_conf: Option<(u64, LbConfValues)>,
     /// VPP's lb state as last read or written (see `mirror`).
@@ -165,12 +158,7 @@ impl Reconciler {
             counters,
             dry_run,
             stop: stop.clone(),
-            warmup: Warmup::new(started),
-            pending: BTreeMap::new(),
-            coalesce: Coalescer::default(),
-            next_full: Instant::now(),
-            epoch: None,
-            pid: None,
+            plan: Planner::new(started, Instant::now()),
             pushed_conf: None,
             mirror: None,
             problems: Vec::new(),
@@ -226,34 +214,16 @@ impl Reconciler {
 
     /// The next moment something is due (None = only an outside event can help).
     fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let lb = self.lb_config();
-        match self.warmup.phase(now, &lb) {
-            Phase::Hold { until } => return Some(until),
-            Phase::Final => return Some(now),
-            Phase::Release | Phase::Done => {}
-        }
-        if !self.connected() {
-            return None;
-        }
-        let mut wake = self.pending.values().min().copied();
-        let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
-        if self.warmup.done() {
-            consider(self.next_full);
-        } else {
-            consider(self.warmup.next_poll());
-        }
-        wake
+        self.plan
+            .next_wake(now, &self.lb_config(), self.connected())
     }
 
     fn on_dirty(&mut self, frontend: &str) {
-        let due = self.coalesce.due(frontend, Instant::now());
-        self.pending.entry(frontend.to_string()).or_insert(due);
+        self.plan.on_dirty(frontend, Instant::now());
     }
 
     fn on_reload(&mut self) {
-        if self.warmup.done() {
-            self.next_full = Instant::now();
-        }
+        self.plan.on_reload(Instant::now());
     }
 
     fn on_conn_change(&mut self) {
@@ -268,19 +238,13 @@ impl Reconciler {
         else {
             return;
         };
-        if self.epoch == Some(epoch) {
-            return;
+        match self.plan.on_connected(epoch, vpe_pid, Instant::now()) {
+            NewConnection::Same => return,
+            NewConnection::New { restarted: true } => {
+                info!(vpe_pid, "VPP restarted: its lb state is rebuilt");
+            }
+            NewConnection::New { restarted: false } => {}
         }
-        if let Some(old) = self.pid
-            && old != vpe_pid
-        {
-            info!(
-                old_pid = old,
-                vpe_pid, "VPP restarted: its lb state is rebuilt"
-            );
-        }
-        self.epoch = Some(epoch);
-        self.pid = Some(vpe_pid);
         match generation {
             LbApiGeneration::Weighted => {
                 info!(%version, "lb API 1.2.0: weights in use");
@@ -296,19 +260,15 @@ impl Reconciler {
                 "VPP has no usable lb plugin API: nothing will be programmed"
             ),
         }
-        if self.warmup.done() {
+        if self.plan.warmup.done() {
             info!(epoch, "connected to VPP: full sync");
-            self.next_full = Instant::now();
-        } else {
-            // VPP may have come back empty: released VIPs must be written again.
-            self.warmup.reset_released();
         }
     }
 
     async fn on_request(&mut self, frontend: Option<String>) -> Result<Vec<String>, SyncError> {
         let now = Instant::now();
-        if let Phase::Hold { until } = self.warmup.phase(now, &self.lb_config()) {
-            return Err(SyncError::Warmup(until - now));
+        if let Some(wait) = self.plan.refuse_request(now, &self.lb_config()) {
+            return Err(SyncError::Warmup(wait));
         }
         let target = match frontend {
             None => Target::All,
@@ -325,8 +285,8 @@ impl Reconciler {
         let full = matches!(target, Target::All);
         let report = self.sync(&target, true).await?;
         if full && report.first_error.is_none() {
-            self.pending.clear();
-            self.next_full = Instant::now() + self.lb_config().sync_interval;
+            self.plan
+                .full_synced(true, Instant::now(), &self.lb_config());
         }
         report.into_result()
     }
@@ -334,7 +294,7 @@ impl Reconciler {
     async fn run_due(&mut self) {
         let now = Instant::now();
         let lb = self.lb_config();
-        match self.warmup.phase(now, &lb) {
+        match self.plan.warmup.phase(now, &lb) {
             Phase::Hold { .. } => return,
             Phase::Final => self.finish_warmup("startup-max-delay reached"),
             Phase::Release | Phase::Done => {}
@@ -342,63 +302,39 @@ impl Reconciler {
         if !self.connected() {
             return;
         }
-        if !self.warmup.done() {
+        if !self.plan.warmup.done() {
             self.warmup_step(now).await;
             return;
         }
-        if now >= self.next_full {
-            match self.sync(&Target::All, true).await {
-                Ok(report) if report.first_error.is_none() => {
-                    self.pending.clear();
-                    self.next_full = now + lb.sync_interval;
-                }
-                Ok(_) => {
-                    // Retry soon; per-VIP failures are covered by the full retry.
-                    self.next_full = now + RETRY.min(lb.sync_interval);
-                }
+        if self.plan.full_due(now) {
+            // Per-VIP failures are covered by the full retry.
+            let ok = match self.sync(&Target::All, true).await {
+                Ok(report) => report.first_error.is_none(),
                 Err(e) => {
                     self.sync_failed(&e);
-                    self.next_full = now + RETRY.min(lb.sync_interval);
+                    false
                 }
-            }
+            };
+            self.plan.full_synced(ok, now, &lb);
             return;
         }
-        let due = self.take_due(now);
+        let due = self.plan.take_due(now);
         if due.is_empty() {
             return;
         }
         self.sync_frontends(due, now).await;
     }
 
-    /// Removes and returns the frontends whose sync is due.
-    fn take_due(&mut self, now: Instant) -> Vec<String> {
-        let mut due = Vec::new();
-        self.pending.retain(|f, t| {
-            let keep = *t > now;
-            if !keep {
-                due.push(f.clone());
-            }
-            keep
-        });
-        due
-    }
-
     /// Per-VIP syncs of `frontends`; failures come back later.
     async fn sync_frontends(&mut self, frontends: Vec<String>, now: Instant) -> BTreeSet<String> {
-        let retry_at = now + RETRY.min(self.lb_config().sync_interval);
-        self.coalesce.synced(&frontends, Instant::now());
+        let lb = self.lb_config();
+        self.plan.vips_started(&frontends, Instant::now());
         match self
             .sync(&Target::Frontends(frontends.clone()), false)
             .await
         {
             Ok(report) => {
-                for f in &report.failed {
-                    self.pending.insert(f.clone(), retry_at);
-                }
-                if report.errors > 0 && self.warmup.done() {
-                    // The mirror is stale: the retry is a full sync (it reads VPP).
-                    self.next_full = self.next_full.min(retry_at);
-                }
+                self.plan.vips_synced(&report.failed, now, &lb);
                 frontends
                     .into_iter()
                     .filter(|f| !report.failed.contains(f))
@@ -407,9 +343,8 @@ impl Reconciler {
             Err(e) => {
                 self.sync_failed(&e);
                 if !matches!(e, SyncError::Disconnected) {
-                    for f in frontends {
-                        self.pending.insert(f, retry_at);
-                    }
+                    self.plan
+                        .vips_synced(&frontends.into_iter().collect(), now, &lb);
                 }
                 BTreeSet::new()
             }
@@ -422,15 +357,16 @@ impl Reconciler {
         // Due events of released VIPs are synced; those of the others are dropped (the
         // poll below releases them once their backends are known).
         let mut targets: BTreeSet<String> = self
+            .plan
             .take_due(now)
             .into_iter()
-            .filter(|f| self.warmup.is_released(f))
+            .filter(|f| self.plan.warmup.is_released(f))
             .collect();
         let desired = self.desired();
-        if now >= self.warmup.next_poll() {
-            self.warmup.polled(now + WARMUP_POLL);
+        if now >= self.plan.warmup.next_poll() {
+            self.plan.warmup.polled(now + WARMUP_POLL);
             for vip in desired.vips.values() {
-                if !vip.has_unknown && !self.warmup.is_released(&vip.frontend) {
+                if !vip.has_unknown && !self.plan.warmup.is_released(&vip.frontend) {
                     targets.insert(vip.frontend.clone());
                 }
             }
@@ -438,7 +374,7 @@ impl Reconciler {
         if !targets.is_empty() {
             let newly: Vec<String> = targets
                 .iter()
-                .filter(|f| !self.warmup.is_released(f))
+                .filter(|f| !self.plan.warmup.is_released(f))
                 .cloned()
                 .collect();
             if !newly.is_empty() {
@@ -448,27 +384,23 @@ impl Reconciler {
                 .sync_frontends(targets.into_iter().collect(), now)
                 .await;
             for f in ok {
-                self.warmup.release(f);
+                self.plan.warmup.release(f);
             }
         }
         let all_released = desired
             .vips
             .values()
-            .all(|v| self.warmup.is_released(&v.frontend));
+            .all(|v| self.plan.warmup.is_released(&v.frontend));
         if all_released {
             self.finish_warmup("every VIP is released");
-            self.next_full = now;
         }
     }
 
     fn finish_warmup(&mut self, why: &str) {
-        if self.warmup.done() {
-            return;
+        if self.plan.finish_warmup(Instant::now()) {
+            info!("VPP warmup over ({why}): full sync");
+            self.status.update(|i| i.warmup_done = true);
         }
-        info!("VPP warmup over ({why}): full sync");
-        self.warmup.finish();
-        self.next_full = Instant::now();
-        self.status.update(|i| i.warmup_done = true);
     }
 
     fn sync_failed(&self, e: &SyncError) {
@@ -500,7 +432,7 @@ impl Reconciler {
     async fn sync(&mut self, target: &Target, read: bool) -> Result<Report, SyncError> {
         let client = self.conn.client().ok_or(SyncError::Disconnected)?;
         let mode = lb_io::weight_mode(&client)?;
-        let epoch = self.epoch.unwrap_or_default();
+        let epoch = self.plan.epoch().unwrap_or_default();
         let full = matches!(target, Target::All);
         let desired = match target {
             Target::All => self.desired(),
