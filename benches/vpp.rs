@@ -401,7 +401,7 @@ async fn run(smoke: bool, reps: usize, out: &Path) -> Res<String> {
         md,
         "### 2. Detection to dataplane\n\n\
          From the failing probe result to the `lb_as_set_weight` (weight 0) arriving at the \
-         VPP double, through the daemon's own checker, event bus, reconciler and VPP client; \
+         VPP double, through the daemon's own checker, dirty-frontend set, reconciler and VPP client; \
          {n} failures rotating over 100 VIPs.\n\n\
          | p50 ms | p99 ms | max ms | target p99 |\n|---|---|---|---|\n\
          | {p50:.3} | {p99:.3} | {max:.3} | < 2 ms |\n\n",
@@ -425,8 +425,9 @@ async fn run(smoke: bool, reps: usize, out: &Path) -> Res<String> {
     let _ = write!(
         md,
         "### 3. Sync throughput\n\n\
-         Read VPP, diff, write in order, as the reconciler does, against the VPP double \
-         (which runs in the bench process and shares its 2 cores).\n\n\
+         A full sync reads VPP, diffs and writes; a per-VIP sync diffs against the mirror \
+         (no read), as the reconciler does, against the VPP double (which runs in the \
+         bench process and shares its 2 cores).\n\n\
          | figure | value | target |\n|---|---|---|\n\
          | full sync, {vips} VIPs x {per} ASes into an empty double, ms (median of {reps}, min–max) | {:.0} ({:.0}–{:.0}) | < 2000 |\n\
          | per-VIP sync of one changed AS in that table, p50 / p99 / max ms ({} syncs) | {v50:.2} / {v99:.2} / {vmax:.2} | p99 < 1 |\n\
