@@ -81,7 +81,12 @@ fn cpu_time(pid: u32) -> Duration {
     // Fields after the command name (which may hold spaces) start at ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of stat(5), i.e. 11 and 12 after the name.
     // SAFETY: sysconf only reads a constant.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
@@ -154,9 +159,15 @@ fn fit_fd_limit(want: usize) -> usize {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
     // Room for the test's own sockets and the daemon's probes in flight.
-    let room = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX).saturating_sub(256) / 2;
+    let room = usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(256)
+        / 2;
     if room < want {
-        println!("open-file limit {}: {room} backends instead of {want}", lim.rlim_cur);
+        println!(
+            "open-file limit {}: {room} backends instead of {want}",
+            lim.rlim_cur
+        );
     }
     want.min(room)
 }

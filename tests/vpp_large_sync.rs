@@ -147,7 +147,12 @@ async fn a_flap_after_a_large_sync_reaches_vpp_and_the_log_stays_small() {
     );
 
     let log = d.log();
-    for l in log.lines().filter(|l| l.contains("VPP sync (")).rev().take(3) {
+    for l in log
+        .lines()
+        .filter(|l| l.contains("VPP sync ("))
+        .rev()
+        .take(3)
+    {
         println!("{l}");
     }
     assert!(!log.contains("missed events"), "{}", tail(&log));
