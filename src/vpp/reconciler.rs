@@ -12,6 +12,7 @@
 //!   nothing special, the reconnect brings a full sync.
 
 mod coalesce;
+mod executor;
 mod mirror;
 mod planner;
 mod warmup;
@@ -33,6 +34,7 @@ use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
 use crate::checker::{Checker, DirtyFrontends};
 use crate::config::Config;
+use executor::{LbExecutor, VppExecutor, apply_to_mirror};
 use mirror::Mirror;
 use planner::{NewConnection, Planner};
 
@@ -461,7 +463,11 @@ impl Reconciler {
                 .pushed_conf
                 .filter(|(e, _)| *e == epoch)
                 .map(|(_, c)| c);
-            let actual = match lb_io::read_actual(&client, &self.counters, known_conf).await {
+            let exec = VppExecutor {
+                client: &client,
+                counters: &self.counters,
+            };
+            let actual = match exec.read(known_conf).await {
                 Ok(a) => a,
                 Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
                     return Err(SyncError::Disconnected);
@@ -549,15 +555,14 @@ impl Reconciler {
         report: &mut Report,
     ) {
         let stop = self.stop.clone();
-        let results = lb_io::apply_all_until(
+        let exec = VppExecutor {
             client,
-            &self.counters,
-            ops,
-            mode,
-            lb_io::WRITE_WINDOW,
-            || *stop.borrow(),
-        )
-        .await;
+            counters: &self.counters,
+        };
+        let results = exec.apply(ops, mode, &move || *stop.borrow()).await;
+        if let Some(m) = self.mirror.as_mut() {
+            apply_to_mirror(m, ops, &results, mode);
+        }
         for (op, result) in ops.iter().zip(results) {
             // None: skipped after an earlier failure of its VIP.
             let Some(result) = result else {
@@ -576,9 +581,6 @@ impl Reconciler {
                         "VPP write: {op}"
                     );
                     self.counters.write(op.kind());
-                    if let Some(m) = self.mirror.as_mut() {
-                        m.wrote(op, mode);
-                    }
                     *report.kinds.entry(op.kind()).or_insert(0) += 1;
                     report.ops.push(op.to_string());
                     if let LbOp::SetConf(c) = op {
@@ -587,10 +589,7 @@ impl Reconciler {
                 }
                 Err(e) => {
                     error!(error = %e, kind = op.kind(), "VPP write failed: {op}");
-                    // VPP may or may not have applied it: read before trusting the mirror.
-                    if let Some(m) = self.mirror.as_mut() {
-                        m.mark_stale();
-                    }
+                    // The mirror is stale now (apply_to_mirror): the retry reads VPP.
                     report.fail(format!("{op}: {e}"));
                     // Conf and stale VIPs are retried by the next full sync.
                     if let Some(f) = frontend {
@@ -617,7 +616,11 @@ impl Reconciler {
             .pushed_conf
             .filter(|(e, _)| *e == epoch)
             .map(|(_, c)| c);
-        let actual = match lb_io::read_actual(client, &self.counters, known_conf).await {
+        let exec = VppExecutor {
+            client,
+            counters: &self.counters,
+        };
+        let actual = match exec.read(known_conf).await {
             Ok(a) => a,
             Err(e) => {
                 report.fail(format!("verify read: {e}"));
