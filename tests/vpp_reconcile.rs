@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use daemon_support::DaemonBuilder;
 use loopback::{TcpBackend, free_port, sock};
-use maglev::proto::SyncVpplbStateRequest;
 use maglev::proto::maglev_client::MaglevClient;
+use maglev::proto::{GetVppInfoRequest, SyncVpplbStateRequest};
 use maglev::vpp::client::{Client, ClientConfig};
 use maglev::vpp::messages::lb::{LbAddDelAsV2, LbAddDelVipV2};
 use maglev::vpp::wire::{EncapType, Prefix};
@@ -149,6 +149,36 @@ async fn precreate(double: &VppDouble, vip: &str, port: u16, ases: &[(&str, u8)]
 }
 
 /// SyncVPPLBState of every frontend (a full sync); returns once it is done.
+/// Waits until the daemon says its VPP warmup is over (gRPC `GetVPPInfo`).
+async fn warmup_over(d: &daemon_support::Daemon) {
+    let c = d.client().await;
+    d.wait_for_async("the VPP warmup to end", DEADLINE, || {
+        let mut c = c.clone();
+        async move {
+            let info = c
+                .get_vpp_info(GetVppInfoRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            info.warmup_done.then_some(())
+        }
+    })
+    .await;
+}
+
+/// Waits until `/metrics` shows a line starting with `prefix`.
+async fn metric_shows(d: &daemon_support::Daemon, prefix: &str) {
+    let url = d.metrics_url("/metrics");
+    d.wait_for_async(&format!("metric {prefix}"), DEADLINE, || {
+        let url = url.clone();
+        async move {
+            let (_, body) = daemon_support::http_get(&url).await?;
+            body.lines().any(|l| l.starts_with(prefix)).then_some(())
+        }
+    })
+    .await;
+}
+
 async fn sync_all(c: &mut MaglevClient<Channel>) {
     c.sync_vpplb_state(SyncVpplbStateRequest {
         frontend: String::new(),
@@ -300,7 +330,7 @@ async fn per_vip_sync_leaves_stale_vips_to_the_full_sync() {
         (weights(&double)? == full).then_some(())
     })
     .await;
-    d.wait_log("VPP warmup over", DEADLINE).await;
+    warmup_over(&d).await;
     // The reconciler handles one thing at a time: once a second full sync has answered,
     // the warmup's own full sync is over too.
     let mut c = d.client().await;
@@ -382,7 +412,7 @@ port = 80
         (weights(&double)? == drained).then_some(())
     })
     .await;
-    d.wait_log("VPP warmup over", DEADLINE).await;
+    warmup_over(&d).await;
 
     let writes = double.writes().split_off(setup_writes);
     assert!(!writes.is_empty());
@@ -520,13 +550,28 @@ async fn dry_run_writes_nothing() {
     let d = daemon(&config(port, "0s", "3s", &web(false, ONE_POOL)), &double)
         .arg("--dry-run")
         .spawn();
-    d.wait_log("dry-run: would del vip 198.51.100.1/32 tcp/443", DEADLINE)
-        .await;
-    d.wait_log(
-        "dry-run: would add as 127.0.0.3 to vip 192.0.2.1/32 tcp/80 weight 100",
-        DEADLINE,
+    // The reconciler's own full sync ran, in dry-run mode.
+    metric_shows(
+        &d,
+        "maglev_vpp_lbsync_total{scope=\"all\",kind=\"dry_run\"}",
     )
     .await;
+    // What it would write, as the API tells it.
+    let mut c = d.client().await;
+    let ops = c
+        .sync_vpplb_state(SyncVpplbStateRequest {
+            frontend: String::new(),
+        })
+        .await
+        .expect("dry-run sync")
+        .into_inner();
+    assert!(ops.dry_run);
+    for want in [
+        "del vip 198.51.100.1/32 tcp/443",
+        "add as 127.0.0.3 to vip 192.0.2.1/32 tcp/80 weight 100",
+    ] {
+        assert!(ops.operations.iter().any(|o| o == want), "{ops:?}");
+    }
     assert_eq!(double.writes().len(), setup_writes, "{:?}", double.writes());
     assert!(double.vip(pfx("198.51.100.1/32"), 443).is_some());
     assert!(web_vip(&double).is_none());

@@ -4,6 +4,8 @@
 //! changes state and emits the same events. Readers (gRPC, metrics, VPP) look at the state
 //! through [`Checker::read`].
 
+mod counts;
+pub mod dirty;
 mod state;
 pub mod stats;
 mod task;
@@ -21,6 +23,7 @@ use crate::events::EventBus;
 use crate::health::{ActionError, BackendHealth, ProbeResult, Transition};
 use crate::probe::{ProbeSpec, Prober};
 
+pub use dirty::{Dirty, DirtyFrontends};
 pub use state::{BackendEntry, CheckerState, OverrideKey};
 pub use view::{FrontendView, frontend_view};
 
@@ -81,6 +84,8 @@ pub struct Checker {
 pub(crate) struct Inner {
     pub(crate) state: RwLock<CheckerState>,
     pub(crate) bus: EventBus,
+    /// Frontends whose VIP may need a sync (the reconciler's trigger, apart from the bus).
+    pub(crate) dirty: Arc<DirtyFrontends>,
     pub(crate) probe: Arc<dyn Probe>,
     /// Where the backend tasks run (also those started later by a reload or an action).
     pub(crate) runtime: Handle,
@@ -107,6 +112,7 @@ impl Checker {
         let inner = Arc::new(Inner {
             state: RwLock::new(CheckerState::new(config.clone(), SystemTime::now())),
             bus,
+            dirty: Arc::new(DirtyFrontends::default()),
             probe,
             runtime,
             epoch: tokio::time::Instant::now(),
@@ -130,6 +136,11 @@ impl Checker {
 
     pub fn bus(&self) -> &EventBus {
         &self.inner.bus
+    }
+
+    /// The frontends whose VPP state may have changed (for the reconciler only).
+    pub fn dirty(&self) -> Arc<DirtyFrontends> {
+        Arc::clone(&self.inner.dirty)
     }
 
     /// Runs `f` with a consistent view of the state (a read lock: keep `f` short).

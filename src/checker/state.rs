@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use super::counts::Counts;
 use super::stats::ProbeStats;
 use super::task::{self, FirstProbe};
-use super::view::frontend_view;
+use super::view::pool_inputs;
 use super::{CheckerError, Inner};
 use crate::config::{self, Config, ConfigDiff, HealthCheck};
 use crate::events::{BackendEvent, Event, FrontendEvent};
@@ -47,6 +48,8 @@ pub struct CheckerState {
     pub overrides: BTreeMap<OverrideKey, u8>,
     /// Last published state per frontend.
     pub frontend_states: BTreeMap<String, FrontendState>,
+    /// What decides each frontend's state, kept up to date per transition.
+    counts: Counts,
     next_generation: u64,
 }
 
@@ -57,6 +60,7 @@ impl CheckerState {
             backends: BTreeMap::new(),
             overrides: BTreeMap::new(),
             frontend_states: BTreeMap::new(),
+            counts: Counts::default(),
             next_generation: 1,
         };
         for name in config.backends.keys() {
@@ -64,7 +68,24 @@ impl CheckerState {
                 st.backends.insert(name.clone(), entry);
             }
         }
+        st.recount_all();
         st
+    }
+
+    /// Rebuilds every frontend's counts (start, reload): O(config).
+    fn recount_all(&mut self) {
+        let config = Arc::clone(&self.config);
+        let inputs = config
+            .frontends
+            .keys()
+            .filter_map(|name| Some((name.as_str(), pool_inputs(self, name)?)));
+        let counts = Counts::build(&config, inputs.collect::<Vec<_>>().into_iter());
+        self.counts = counts;
+    }
+
+    /// A frontend's state from the counts (no walk over its pools).
+    fn frontend_state(&self, name: &str) -> Option<FrontendState> {
+        self.counts.state(name)
     }
 
     fn new_entry(&mut self, config: &Config, name: &str, now: SystemTime) -> Option<BackendEntry> {
@@ -114,12 +135,7 @@ impl CheckerState {
     /// Publishes a backend transition (once per referencing frontend), logs it, and
     /// re-evaluates those frontends.
     pub(crate) fn publish_transition(&mut self, inner: &Inner, backend: &str, t: Transition) {
-        let frontends: Vec<String> = self
-            .config
-            .frontends_of(backend)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let frontends = self.counts.frontends_of(backend).to_vec();
         self.publish_transition_to(inner, backend, t, &frontends);
     }
 
@@ -130,6 +146,7 @@ impl CheckerState {
         t: Transition,
         frontends: &[String],
     ) {
+        self.counts.transition(backend, t.from, t.to);
         let address = match self.backends.get_mut(backend) {
             Some(e) => {
                 *e.transitions.entry((t.from, t.to)).or_insert(0) += 1;
@@ -171,22 +188,23 @@ impl CheckerState {
                     transition: t.clone(),
                 }));
             }
+            inner.dirty.mark(frontends.iter().map(String::as_str));
             self.recompute_some(inner, frontends, t.at);
         }
     }
 
     fn recompute_some(&mut self, inner: &Inner, frontends: &[String], at: SystemTime) {
         for name in frontends {
-            let Some(view) = frontend_view(self, name) else {
+            let Some(new) = self.frontend_state(name) else {
                 continue;
             };
-            let new = view.weights.state;
             let old = self.frontend_states.insert(name.clone(), new);
             if let Some(old) = old
                 && old != new
             {
                 tracing::info!(frontend = %name, from = old.as_str(), to = new.as_str(),
                     "frontend {name} {old} -> {new}");
+                inner.dirty.mark([name.as_str()]);
                 inner.bus.publish(Event::Frontend(FrontendEvent {
                     frontend: name.clone(),
                     from: old,
@@ -205,9 +223,8 @@ impl CheckerState {
             .retain(|k, _| frontends.contains_key(k));
         if initial {
             for name in &names {
-                if let Some(view) = frontend_view(self, name) {
-                    self.frontend_states
-                        .insert(name.clone(), view.weights.state);
+                if let Some(state) = self.frontend_state(name) {
+                    self.frontend_states.insert(name.clone(), state);
                 }
             }
         } else {
@@ -244,13 +261,17 @@ impl CheckerState {
             validate_weight(weight).map_err(|e| CheckerError::InvalidArgument(e.to_string()))?;
         let key = (frontend.to_string(), pool.to_string(), backend.to_string());
         let old = self.overrides.insert(key, weight);
+        if let Some(inputs) = pool_inputs(self, frontend) {
+            self.counts.recount(frontend, &inputs);
+        }
         tracing::info!(frontend, pool, backend, weight, previous = ?old,
             "weight of {backend} in {frontend}/{pool} set to {weight}");
         let at = SystemTime::now();
+        inner.dirty.mark([frontend]);
         let before = self.frontend_states.get(frontend).copied();
         self.recompute_some(inner, &[frontend.to_string()], at);
-        // The reconciler syncs a VIP on every frontend event; a weight change that leaves
-        // the frontend state as it was still needs one.
+        // Watchers see a frontend event for every weight change, also one that leaves the
+        // frontend state as it was.
         let after = self.frontend_states.get(frontend).copied();
         if before == after
             && let Some(state) = after
@@ -294,6 +315,8 @@ impl CheckerState {
         }
 
         self.config = new.clone();
+        // Before any state changes below: those then update the counts one by one.
+        self.recount_all();
         let history = new.healthchecker.transition_history;
 
         // Backends in both: restart where the probe changed, else keep everything.
@@ -369,10 +392,12 @@ impl CheckerState {
             })
         });
         for f in &diff.frontends_added {
-            if let Some(view) = frontend_view(self, f) {
-                self.frontend_states.insert(f.clone(), view.weights.state);
+            if let Some(state) = self.frontend_state(f) {
+                self.frontend_states.insert(f.clone(), state);
             }
         }
+        // Overrides were pruned and backends added: count again from the settled state.
+        self.recount_all();
         self.recompute_frontends(inner, false);
         tracing::info!(
             added = diff.backends_added.len(),

@@ -19,6 +19,18 @@ pub struct FrontendView {
 /// Computes the view of one frontend; None when the name is unknown.
 pub fn frontend_view(st: &CheckerState, name: &str) -> Option<FrontendView> {
     let frontend = st.config.frontends.get(name)?;
+    let inputs = pool_inputs(st, name)?;
+    let weights = frontend_weights_with(&inputs, frontend.flush_on_down, frontend.fail);
+    Some(FrontendView {
+        frontend: frontend.clone(),
+        inputs,
+        weights,
+    })
+}
+
+/// Per pool, per member (config order): the state and weights the health core sees.
+pub(crate) fn pool_inputs(st: &CheckerState, name: &str) -> Option<Vec<PoolInput>> {
+    let frontend = st.config.frontends.get(name)?;
     let inputs: Vec<PoolInput> = frontend
         .pools
         .iter()
@@ -47,10 +59,5 @@ pub fn frontend_view(st: &CheckerState, name: &str) -> Option<FrontendView> {
                 .collect(),
         })
         .collect();
-    let weights = frontend_weights_with(&inputs, frontend.flush_on_down, frontend.fail);
-    Some(FrontendView {
-        frontend: frontend.clone(),
-        inputs,
-        weights,
-    })
+    Some(inputs)
 }

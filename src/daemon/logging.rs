@@ -1,5 +1,5 @@
 //! Log setup: text or JSON to stderr at the operator's level, plus a second layer that feeds
-//! log lines to the event bus (for `watch events log`) with its own, independent level.
+//! log lines to the event bus (for `watch events log`): debug only when `--log-level` asks for it.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -43,12 +43,15 @@ pub fn init(level: LogLevel, format: LogFormat, bus: EventBus) -> anyhow::Result
             .with_filter(filter)
             .boxed()
     };
-    // Watchers choose their own minimum level; debug of our crate is the most we ever
-    // forward, so a trace-heavy dependency cannot flood the bus. The per-probe and per-call
-    // records (`RECORDS`) are for the log only: they would never let a watcher go quiet.
+    // The bus never carries more than the operator asked for, except that watchers may
+    // always see info and above (`WatchEvents` has its own minimum level down to info).
+    // Nothing but watchers listens to it: the reconciler has its own trigger. The
+    // per-probe and per-call records (`RECORDS`) are for the log only: they would never
+    // let a watcher go quiet.
+    let ours = bus_level(level);
     let bus_filter = Targets::new()
-        .with_default(LevelFilter::INFO)
-        .with_target("maglev", LevelFilter::DEBUG)
+        .with_default(ours.min(LevelFilter::INFO))
+        .with_target("maglev", ours)
         .with_target(RECORDS, LevelFilter::INFO);
     let bus_layer = BusLayer { bus }.with_filter(bus_filter);
     tracing_subscriber::registry()
@@ -88,6 +91,15 @@ impl LogStyle {
         } else {
             text
         }
+    }
+}
+
+/// The most verbose level forwarded to the bus for `--log-level`: debug only when asked
+/// for (never trace: a trace-heavy path could flood watchers), else info.
+pub fn bus_level(level: LogLevel) -> LevelFilter {
+    match level {
+        LogLevel::Error | LogLevel::Warn | LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Debug | LogLevel::Trace => LevelFilter::DEBUG,
     }
 }
 
@@ -168,5 +180,15 @@ mod tests {
                 "{format:?} tty={tty} NO_COLOR={no_color}"
             );
         }
+    }
+
+    #[test]
+    fn the_bus_honours_the_log_level() {
+        assert_eq!(bus_level(LogLevel::Info), LevelFilter::INFO);
+        assert_eq!(bus_level(LogLevel::Warn), LevelFilter::INFO);
+        assert_eq!(bus_level(LogLevel::Debug), LevelFilter::DEBUG);
+        assert_eq!(bus_level(LogLevel::Trace), LevelFilter::DEBUG);
+        // info: debug lines of our crate are not forwarded.
+        assert!(bus_level(LogLevel::Info) < LevelFilter::DEBUG);
     }
 }

@@ -5,15 +5,17 @@ mod checker_runtime;
 mod fail_open;
 pub mod logging;
 pub mod notify;
+pub mod signals;
 mod state;
 
 use std::process::ExitCode;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use crate::checker::Checker;
 use crate::cli::DaemonArgs;
@@ -21,7 +23,14 @@ use crate::config::{self, ConfigError};
 use crate::events::EventBus;
 use crate::probe::Prober;
 
-pub use state::{Daemon, ReloadError};
+use notify::log_notify;
+pub use signals::Request;
+pub use state::Daemon;
+
+/// At shutdown, how long a VPP sync in flight may take to finish its VIPs.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(5);
+/// After a stop signal, the process ends by then whatever it is doing.
+const HARD_EXIT: Duration = Duration::from_secs(8);
 
 /// Entry point of the daemon role.
 pub fn main(args: DaemonArgs) -> ExitCode {
@@ -39,7 +48,18 @@ pub fn main(args: DaemonArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    // Signals are handled outside the daemon's runtime: a saturated runtime still stops.
+    let requests = match signals::start(HARD_EXIT) {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("maglev daemon: cannot install the signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args, requests));
+    // Whatever is still running (a hung task) does not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -89,7 +109,11 @@ fn report_config_error(e: &ConfigError) {
     }
 }
 
-async fn run(args: DaemonArgs) -> anyhow::Result<()> {
+/// The daemon until `requests` says stop (or closes): reloads on `Request::Reload`.
+pub async fn run(
+    args: DaemonArgs,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+) -> anyhow::Result<()> {
     let bus = EventBus::new(4096);
     logging::init(args.log_level, args.log_format, bus.clone())?;
     tracing::info!(version = %crate::version::long(), config = %args.config.display(), "maglev daemon starting");
@@ -152,25 +176,24 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         })
     });
 
-    let mut hup = signal(SignalKind::hangup()).context("cannot install SIGHUP handler")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
+    let why = loop {
+        match requests.recv().await {
+            Some(Request::Reload) => {
                 tracing::info!("SIGHUP: reloading {}", daemon.config_path().display());
                 let _ = daemon.reload().await;
             }
-            _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            Some(Request::Stop(name)) => break name,
+            None => break "end of requests",
         }
-    }
+    };
+    tracing::info!("{why}: shutting down");
 
     // Leave VPP exactly as it is: tearing VIPs down on exit would black-hole traffic.
+    // No new probes, no new syncs; a sync in flight finishes the VIPs it is writing.
     log_notify("STOPPING=1");
     daemon.checker.stop();
+    vpp.shutdown(SYNC_DEADLINE).await;
     drop(checker_rt);
-    vpp.stop();
     server.shutdown().await;
     if let Some(t) = metrics_task {
         t.abort();
@@ -181,10 +204,4 @@ async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     fail_open_log.abort();
     tracing::info!("maglev daemon stopped");
     Ok(())
-}
-
-fn log_notify(state: &str) {
-    if let Err(e) = notify::notify(state) {
-        tracing::warn!(error = %e, "sd_notify {state} failed");
-    }
 }

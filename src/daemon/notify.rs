@@ -23,6 +23,13 @@ pub fn notify(state: &str) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// [`notify`], with a failure logged (never fatal).
+pub fn log_notify(state: &str) {
+    if let Err(e) = notify(state) {
+        tracing::warn!(error = %e, "sd_notify {state} failed");
+    }
+}
+
 /// The watchdog period systemd asked for (`WATCHDOG_USEC`, for this pid), if any.
 pub fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;

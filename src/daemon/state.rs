@@ -9,18 +9,12 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::notify;
+use super::notify::log_notify;
 use crate::checker::Checker;
 use crate::cli::DaemonArgs;
 use crate::config::{self, Config, ConfigDiff, ConfigError};
 use crate::events::EventBus;
 use crate::vpp::VppStatus;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
 
 pub struct Daemon {
     pub args: DaemonArgs,
@@ -108,7 +102,7 @@ impl Daemon {
 
     /// Reloads the config file: the one path for SIGHUP and the ReloadConfig RPC. A bad
     /// file is refused with its errors logged, and the running config stays.
-    pub async fn reload(&self) -> Result<ConfigDiff, ReloadError> {
+    pub async fn reload(&self) -> Result<ConfigDiff, ConfigError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         log_notify("RELOADING=1");
         let result =
@@ -131,7 +125,7 @@ impl Daemon {
                     for line in e.lines() {
                         tracing::error!("{line}");
                     }
-                    Err(ReloadError::Config(e))
+                    Err(e)
                 }
             };
         log_notify("READY=1");
@@ -144,12 +138,6 @@ impl Daemon {
             return Err("starting".into());
         }
         self.vpp.ready()
-    }
-}
-
-fn log_notify(state: &str) {
-    if let Err(e) = notify::notify(state) {
-        tracing::warn!(error = %e, "sd_notify {state} failed");
     }
 }
 

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::{convert, vpp, watch as events};
 use crate::checker::{CheckerError, OperatorAction, frontend_view};
-use crate::daemon::{Daemon, ReloadError};
+use crate::daemon::Daemon;
 use crate::health::{ActionError, BackendHealth};
 use crate::proto::{self, maglev_server::Maglev};
 
@@ -261,7 +261,7 @@ impl Maglev for MaglevService {
         tracing::info!("ReloadConfig RPC: reloading {}", path.display());
         let result = match self.daemon.reload().await {
             Ok(diff) => convert::config_ok(&path, &diff, true),
-            Err(ReloadError::Config(e)) => convert::config_error(&path, &e),
+            Err(e) => convert::config_error(&path, &e),
         };
         Ok(Response::new(result))
     }

@@ -22,7 +22,9 @@ use crate::vpp::wire::{EncapType, Prefix};
 
 pub use actual::{ActualAs, ActualState, ActualVip, ReadError};
 pub use cli_text::{CliAs, CliParseError, CliVip, parse_show_lb_vips_verbose};
-pub use desired::{DesiredAs, DesiredState, DesiredVip, desired_now, desired_state};
+pub use desired::{
+    DesiredAs, DesiredState, DesiredVip, desired_now, desired_of, desired_state, vip_key,
+};
 pub use diff::{LbDiff, LbOp, Scope, WeightMode, diff};
 
 /// How VPP finds a VIP: prefix with host bits cleared, protocol (255 for an all-port

@@ -278,6 +278,20 @@ pub async fn apply_all(
     mode: WeightMode,
     window: usize,
 ) -> Applied {
+    apply_all_until(client, counters, ops, mode, window, || false).await
+}
+
+/// [`apply_all`] that starts no further VIP once `stop()` says so (shutdown): the VIPs in
+/// flight finish their ops (a re-create is never cut between its delete and its add), the
+/// others are left as they are (`None`).
+pub async fn apply_all_until(
+    client: &Client,
+    counters: &VppCounters,
+    ops: &[LbOp],
+    mode: WeightMode,
+    window: usize,
+    stop: impl Fn() -> bool,
+) -> Applied {
     use futures_util::StreamExt;
 
     let mut out: Applied = (0..ops.len()).map(|_| None).collect();
@@ -312,8 +326,12 @@ pub async fn apply_all(
         }
         done
     };
-    let mut results = futures_util::stream::iter(chains.into_iter().map(|(_, c)| chain(c)))
-        .buffer_unordered(window);
+    // Lazily pulled by `buffer_unordered`: `stop` is asked before each VIP starts.
+    let started = chains
+        .into_iter()
+        .take_while(|_| !stop())
+        .map(|(_, c)| chain(c));
+    let mut results = futures_util::stream::iter(started).buffer_unordered(window);
     while let Some(done) = results.next().await {
         for (i, r) in done {
             out[i] = Some(r);

@@ -12,31 +12,34 @@
 //!   nothing special, the reconnect brings a full sync.
 
 mod coalesce;
+mod executor;
+mod mirror;
+mod planner;
 mod warmup;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::client::{ConnState, Connection, LbApiGeneration, VppError};
 use super::counters::VppCounters;
-use super::lb::{DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, diff};
+use super::lb::{
+    DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, desired_of, diff,
+};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
-use crate::checker::Checker;
+use crate::checker::{Checker, DirtyFrontends};
 use crate::config::Config;
-use crate::events::Event;
-use coalesce::Coalescer;
+use executor::{LbExecutor, VppExecutor, apply_to_mirror};
+use mirror::Mirror;
+use planner::{NewConnection, Planner};
 
 pub use warmup::{Phase, Warmup};
 
-/// A failed sync is tried again after this (or the sync interval, if shorter).
-const RETRY: Duration = Duration::from_secs(2);
 /// Warmup: how often to look for VIPs that can be released.
 const WARMUP_POLL: Duration = Duration::from_millis(250);
 
@@ -72,11 +75,14 @@ pub(crate) struct Inputs {
     pub conn: Arc<Connection>,
     pub counters: Arc<VppCounters>,
     pub config: watch::Receiver<Arc<Config>>,
-    pub events: broadcast::Receiver<Arc<Event>>,
+    /// Frontends whose VIP may need a sync (never the log/event bus).
+    pub dirty: Arc<DirtyFrontends>,
     pub requests: mpsc::Receiver<SyncRequest>,
     pub dry_run: bool,
     /// When the daemon started (the warmup clock).
     pub started: Instant,
+    /// True = shutting down: start no sync and no further VIP, finish the VIPs in flight.
+    pub stop: watch::Receiver<bool>,
 }
 
 enum Target {
@@ -92,6 +98,8 @@ struct Report {
     failed: BTreeSet<String>,
     errors: usize,
     first_error: Option<String>,
+    /// Writes made, per kind (for the sync's summary line).
+    kinds: BTreeMap<&'static str, usize>,
 }
 
 impl Report {
@@ -118,16 +126,13 @@ pub(crate) struct Reconciler {
     conn_rx: watch::Receiver<ConnState>,
     counters: Arc<VppCounters>,
     dry_run: bool,
-    warmup: Warmup,
-    /// Frontend -> when its VIP is due for a sync.
-    pending: BTreeMap<String, Instant>,
-    coalesce: Coalescer,
-    /// When the next full sync is due (after the warmup).
-    next_full: Instant,
-    epoch: Option<u64>,
-    pid: Option<u32>,
+    stop: watch::Receiver<bool>,
+    /// What is due when (pure; see `planner`).
+    plan: Planner,
     /// lb API 1.1.0 cannot read the conf back: what this connection pushed.
     pushed_conf: Option<(u64, LbConfValues)>,
+    /// VPP's lb state as last read or written (see `mirror`).
+    mirror: Option<Mirror>,
     problems: Vec<String>,
 }
 
@@ -139,10 +144,11 @@ impl Reconciler {
             conn,
             counters,
             mut config,
-            mut events,
+            dirty,
             mut requests,
             dry_run,
             started,
+            mut stop,
         } = inputs;
         config.mark_unchanged();
         let conn_rx = conn.state();
@@ -153,21 +159,22 @@ impl Reconciler {
             conn_rx,
             counters,
             dry_run,
-            warmup: Warmup::new(started),
-            pending: BTreeMap::new(),
-            coalesce: Coalescer::default(),
-            next_full: Instant::now(),
-            epoch: None,
-            pid: None,
+            stop: stop.clone(),
+            plan: Planner::new(started, Instant::now()),
             pushed_conf: None,
+            mirror: None,
             problems: Vec::new(),
         };
         me.on_conn_change();
-        let (mut events_open, mut config_open, mut conn_open, mut requests_open) =
-            (true, true, true, true);
+        let (mut config_open, mut conn_open, mut requests_open) = (true, true, true);
         loop {
+            if me.stopping() {
+                info!("VPP reconciler stopped (shutdown); VPP keeps what it has");
+                return;
+            }
             let wake = me.next_wake(Instant::now());
             tokio::select! {
+                _ = stop.changed() => continue,
                 req = requests.recv(), if requests_open => match req {
                     Some(req) => {
                         let result = me.on_request(req.frontend).await;
@@ -175,28 +182,10 @@ impl Reconciler {
                     }
                     None => requests_open = false,
                 },
-                ev = events.recv(), if events_open => {
-                    // Take the whole burst that is already queued (one transition publishes
-                    // several events at once), so it becomes one sync.
-                    let mut ev = ev;
-                    loop {
-                        match ev {
-                            Ok(ev) => me.on_event(&ev),
-                            Err(RecvError::Lagged(n)) => {
-                                warn!(lost = n, "VPP reconciler missed events: full sync");
-                                me.next_full = Instant::now();
-                            }
-                            Err(RecvError::Closed) => {
-                                events_open = false;
-                                break;
-                            }
-                        }
-                        ev = match events.try_recv() {
-                            Ok(e) => Ok(e),
-                            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                            Err(TryRecvError::Closed) => Err(RecvError::Closed),
-                            Err(TryRecvError::Empty) => break,
-                        };
+                () = dirty.marked() => {
+                    // Everything marked so far is one set: a burst of any size is one look.
+                    for f in dirty.take().frontends {
+                        me.on_dirty(&f);
                     }
                 }
                 changed = config.changed(), if config_open => match changed {
@@ -213,6 +202,10 @@ impl Reconciler {
         }
     }
 
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     fn connected(&self) -> bool {
         self.conn_rx.borrow().is_connected()
     }
@@ -223,41 +216,16 @@ impl Reconciler {
 
     /// The next moment something is due (None = only an outside event can help).
     fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let lb = self.lb_config();
-        match self.warmup.phase(now, &lb) {
-            Phase::Hold { until } => return Some(until),
-            Phase::Final => return Some(now),
-            Phase::Release | Phase::Done => {}
-        }
-        if !self.connected() {
-            return None;
-        }
-        let mut wake = self.pending.values().min().copied();
-        let mut consider = |t: Instant| wake = Some(wake.map_or(t, |w| w.min(t)));
-        if self.warmup.done() {
-            consider(self.next_full);
-        } else {
-            consider(self.warmup.next_poll());
-        }
-        wake
+        self.plan
+            .next_wake(now, &self.lb_config(), self.connected())
     }
 
-    fn on_event(&mut self, event: &Event) {
-        let frontend = match event {
-            Event::Backend(b) => b.frontend.as_deref(),
-            Event::Frontend(f) => Some(f.frontend.as_str()),
-            Event::Log(_) => None,
-        };
-        if let Some(f) = frontend {
-            let due = self.coalesce.due(f, Instant::now());
-            self.pending.entry(f.to_string()).or_insert(due);
-        }
+    fn on_dirty(&mut self, frontend: &str) {
+        self.plan.on_dirty(frontend, Instant::now());
     }
 
     fn on_reload(&mut self) {
-        if self.warmup.done() {
-            self.next_full = Instant::now();
-        }
+        self.plan.on_reload(Instant::now());
     }
 
     fn on_conn_change(&mut self) {
@@ -272,19 +240,13 @@ impl Reconciler {
         else {
             return;
         };
-        if self.epoch == Some(epoch) {
-            return;
+        match self.plan.on_connected(epoch, vpe_pid, Instant::now()) {
+            NewConnection::Same => return,
+            NewConnection::New { restarted: true } => {
+                info!(vpe_pid, "VPP restarted: its lb state is rebuilt");
+            }
+            NewConnection::New { restarted: false } => {}
         }
-        if let Some(old) = self.pid
-            && old != vpe_pid
-        {
-            info!(
-                old_pid = old,
-                vpe_pid, "VPP restarted: its lb state is rebuilt"
-            );
-        }
-        self.epoch = Some(epoch);
-        self.pid = Some(vpe_pid);
         match generation {
             LbApiGeneration::Weighted => {
                 info!(%version, "lb API 1.2.0: weights in use");
@@ -300,19 +262,15 @@ impl Reconciler {
                 "VPP has no usable lb plugin API: nothing will be programmed"
             ),
         }
-        if self.warmup.done() {
+        if self.plan.warmup.done() {
             info!(epoch, "connected to VPP: full sync");
-            self.next_full = Instant::now();
-        } else {
-            // VPP may have come back empty: released VIPs must be written again.
-            self.warmup.reset_released();
         }
     }
 
     async fn on_request(&mut self, frontend: Option<String>) -> Result<Vec<String>, SyncError> {
         let now = Instant::now();
-        if let Phase::Hold { until } = self.warmup.phase(now, &self.lb_config()) {
-            return Err(SyncError::Warmup(until - now));
+        if let Some(wait) = self.plan.refuse_request(now, &self.lb_config()) {
+            return Err(SyncError::Warmup(wait));
         }
         let target = match frontend {
             None => Target::All,
@@ -327,10 +285,10 @@ impl Reconciler {
             }
         };
         let full = matches!(target, Target::All);
-        let report = self.sync(&target).await?;
+        let report = self.sync(&target, true).await?;
         if full && report.first_error.is_none() {
-            self.pending.clear();
-            self.next_full = Instant::now() + self.lb_config().sync_interval;
+            self.plan
+                .full_synced(true, Instant::now(), &self.lb_config());
         }
         report.into_result()
     }
@@ -338,7 +296,7 @@ impl Reconciler {
     async fn run_due(&mut self) {
         let now = Instant::now();
         let lb = self.lb_config();
-        match self.warmup.phase(now, &lb) {
+        match self.plan.warmup.phase(now, &lb) {
             Phase::Hold { .. } => return,
             Phase::Final => self.finish_warmup("startup-max-delay reached"),
             Phase::Release | Phase::Done => {}
@@ -346,56 +304,39 @@ impl Reconciler {
         if !self.connected() {
             return;
         }
-        if !self.warmup.done() {
+        if !self.plan.warmup.done() {
             self.warmup_step(now).await;
             return;
         }
-        if now >= self.next_full {
-            match self.sync(&Target::All).await {
-                Ok(report) if report.first_error.is_none() => {
-                    self.pending.clear();
-                    self.next_full = now + lb.sync_interval;
-                }
-                Ok(_) => {
-                    // Retry soon; per-VIP failures are covered by the full retry.
-                    self.next_full = now + RETRY.min(lb.sync_interval);
-                }
+        if self.plan.full_due(now) {
+            // Per-VIP failures are covered by the full retry.
+            let ok = match self.sync(&Target::All, true).await {
+                Ok(report) => report.first_error.is_none(),
                 Err(e) => {
                     self.sync_failed(&e);
-                    self.next_full = now + RETRY.min(lb.sync_interval);
+                    false
                 }
-            }
+            };
+            self.plan.full_synced(ok, now, &lb);
             return;
         }
-        let due = self.take_due(now);
+        let due = self.plan.take_due(now);
         if due.is_empty() {
             return;
         }
         self.sync_frontends(due, now).await;
     }
 
-    /// Removes and returns the frontends whose sync is due.
-    fn take_due(&mut self, now: Instant) -> Vec<String> {
-        let mut due = Vec::new();
-        self.pending.retain(|f, t| {
-            let keep = *t > now;
-            if !keep {
-                due.push(f.clone());
-            }
-            keep
-        });
-        due
-    }
-
     /// Per-VIP syncs of `frontends`; failures come back later.
     async fn sync_frontends(&mut self, frontends: Vec<String>, now: Instant) -> BTreeSet<String> {
-        let retry_at = now + RETRY.min(self.lb_config().sync_interval);
-        self.coalesce.synced(&frontends, Instant::now());
-        match self.sync(&Target::Frontends(frontends.clone())).await {
+        let lb = self.lb_config();
+        self.plan.vips_started(&frontends, Instant::now());
+        match self
+            .sync(&Target::Frontends(frontends.clone()), false)
+            .await
+        {
             Ok(report) => {
-                for f in &report.failed {
-                    self.pending.insert(f.clone(), retry_at);
-                }
+                self.plan.vips_synced(&report.failed, now, &lb);
                 frontends
                     .into_iter()
                     .filter(|f| !report.failed.contains(f))
@@ -404,9 +345,8 @@ impl Reconciler {
             Err(e) => {
                 self.sync_failed(&e);
                 if !matches!(e, SyncError::Disconnected) {
-                    for f in frontends {
-                        self.pending.insert(f, retry_at);
-                    }
+                    self.plan
+                        .vips_synced(&frontends.into_iter().collect(), now, &lb);
                 }
                 BTreeSet::new()
             }
@@ -419,15 +359,16 @@ impl Reconciler {
         // Due events of released VIPs are synced; those of the others are dropped (the
         // poll below releases them once their backends are known).
         let mut targets: BTreeSet<String> = self
+            .plan
             .take_due(now)
             .into_iter()
-            .filter(|f| self.warmup.is_released(f))
+            .filter(|f| self.plan.warmup.is_released(f))
             .collect();
         let desired = self.desired();
-        if now >= self.warmup.next_poll() {
-            self.warmup.polled(now + WARMUP_POLL);
+        if now >= self.plan.warmup.next_poll() {
+            self.plan.warmup.polled(now + WARMUP_POLL);
             for vip in desired.vips.values() {
-                if !vip.has_unknown && !self.warmup.is_released(&vip.frontend) {
+                if !vip.has_unknown && !self.plan.warmup.is_released(&vip.frontend) {
                     targets.insert(vip.frontend.clone());
                 }
             }
@@ -435,7 +376,7 @@ impl Reconciler {
         if !targets.is_empty() {
             let newly: Vec<String> = targets
                 .iter()
-                .filter(|f| !self.warmup.is_released(f))
+                .filter(|f| !self.plan.warmup.is_released(f))
                 .cloned()
                 .collect();
             if !newly.is_empty() {
@@ -445,27 +386,23 @@ impl Reconciler {
                 .sync_frontends(targets.into_iter().collect(), now)
                 .await;
             for f in ok {
-                self.warmup.release(f);
+                self.plan.warmup.release(f);
             }
         }
         let all_released = desired
             .vips
             .values()
-            .all(|v| self.warmup.is_released(&v.frontend));
+            .all(|v| self.plan.warmup.is_released(&v.frontend));
         if all_released {
             self.finish_warmup("every VIP is released");
-            self.next_full = now;
         }
     }
 
     fn finish_warmup(&mut self, why: &str) {
-        if self.warmup.done() {
-            return;
+        if self.plan.finish_warmup(Instant::now()) {
+            info!("VPP warmup over ({why}): full sync");
+            self.status.update(|i| i.warmup_done = true);
         }
-        info!("VPP warmup over ({why}): full sync");
-        self.warmup.finish();
-        self.next_full = Instant::now();
-        self.status.update(|i| i.warmup_done = true);
     }
 
     fn sync_failed(&self, e: &SyncError) {
@@ -492,12 +429,20 @@ impl Reconciler {
     }
 
     /// Reads VPP once, then diffs and writes each scope of `target`.
-    async fn sync(&mut self, target: &Target) -> Result<Report, SyncError> {
+    /// `read`: read VPP first even for a per-VIP sync (an operator's request: someone
+    /// else may have written to VPP).
+    async fn sync(&mut self, target: &Target, read: bool) -> Result<Report, SyncError> {
         let client = self.conn.client().ok_or(SyncError::Disconnected)?;
         let mode = lb_io::weight_mode(&client)?;
-        let epoch = self.epoch.unwrap_or_default();
-        let desired = self.desired();
-        self.report_problems(&desired);
+        let epoch = self.plan.epoch().unwrap_or_default();
+        let full = matches!(target, Target::All);
+        let desired = match target {
+            Target::All => self.desired(),
+            Target::Frontends(names) => self.checker.read(|st| desired_of(st, names)),
+        };
+        if full {
+            self.report_problems(&desired);
+        }
         let scopes: Vec<Scope> = match target {
             Target::All => vec![Scope::All],
             Target::Frontends(names) => names
@@ -509,24 +454,44 @@ impl Reconciler {
         if scopes.is_empty() {
             return Ok(report);
         }
-        let known_conf = self
-            .pushed_conf
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, c)| c);
         let scope_label = scopes[0].as_str();
-        let actual = match lb_io::read_actual(&client, &self.counters, known_conf).await {
-            Ok(a) => a,
-            Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
-                return Err(SyncError::Disconnected);
+        // A full sync reads VPP; a per-VIP one diffs against the mirror, unless it is
+        // missing, stale or of another connection.
+        let usable = self.mirror.as_ref().is_some_and(|m| m.usable(epoch));
+        if full || read || !usable {
+            let known_conf = self
+                .pushed_conf
+                .filter(|(e, _)| *e == epoch)
+                .map(|(_, c)| c);
+            let exec = VppExecutor {
+                client: &client,
+                counters: &self.counters,
+            };
+            let actual = match exec.read(known_conf).await {
+                Ok(a) => a,
+                Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
+                    return Err(SyncError::Disconnected);
+                }
+                Err(e) => {
+                    self.counters.lbsync(scope_label, "error");
+                    return Err(e.into());
+                }
+            };
+            self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
+            if self.stopping() {
+                return Ok(report);
             }
-            Err(e) => {
-                self.counters.lbsync(scope_label, "error");
-                return Err(e.into());
-            }
-        };
+        }
         let mut wrote = Vec::new();
+        let started = Instant::now();
+        // The ops of every scope go out as one batch: several VIPs in flight at once (a
+        // backend in 1,000 VIPs is 1,000 writes, not 1,000 round trips one after another).
+        let mut batch: Vec<LbOp> = Vec::new();
         for scope in scopes {
-            let ops = diff(&desired, &actual, scope, mode).ops;
+            let ops = match &self.mirror {
+                Some(m) => diff(&desired, m.state(), scope, mode).ops,
+                None => Vec::new(),
+            };
             let label = scope.as_str();
             if ops.is_empty() {
                 self.counters.lbsync(label, "noop");
@@ -540,22 +505,32 @@ impl Reconciler {
                 self.counters.lbsync(label, "dry_run");
                 continue;
             }
-            let errors_before = report.errors;
-            let lost = self
-                .write(&client, &desired, &ops, mode, epoch, &mut report)
-                .await;
-            self.counters.lbsync(
-                label,
-                if report.errors > errors_before {
-                    "error"
-                } else {
-                    "applied"
-                },
-            );
-            wrote.push(scope);
-            if lost {
-                break;
+            for op in ops {
+                // Each per-VIP scope carries the conf when it differs: once is enough.
+                if matches!(op, LbOp::SetConf(_)) && batch.contains(&op) {
+                    continue;
+                }
+                batch.push(op);
             }
+            wrote.push(scope);
+        }
+        if !batch.is_empty() && !self.stopping() {
+            self.write(&client, &desired, &batch, mode, epoch, &mut report)
+                .await;
+            for scope in &wrote {
+                let failed = match scope {
+                    Scope::All => report.errors > 0,
+                    Scope::Vip(key) => desired
+                        .vips
+                        .get(key)
+                        .is_some_and(|v| report.failed.contains(&v.frontend)),
+                };
+                self.counters
+                    .lbsync(scope.as_str(), if failed { "error" } else { "applied" });
+            }
+        }
+        if !report.kinds.is_empty() || report.errors > 0 {
+            log_summary(scope_label, &report, started);
         }
         if mode == WeightMode::Legacy && !wrote.is_empty() && report.first_error.is_none() {
             self.verify(&client, &desired, &wrote, epoch, &mut report)
@@ -568,8 +543,8 @@ impl Reconciler {
     }
 
     /// Sends `ops` (each VIP's in order, several VIPs at once: `lb_io::apply_all`), then
-    /// logs and counts them in op order. Returns true when the connection is gone (the
-    /// reconnect brings a full sync).
+    /// logs and counts them in op order, and keeps the mirror in step. A lost connection
+    /// needs nothing more: the reconnect brings a full sync.
     async fn write(
         &mut self,
         client: &super::client::Client,
@@ -578,9 +553,16 @@ impl Reconciler {
         mode: WeightMode,
         epoch: u64,
         report: &mut Report,
-    ) -> bool {
-        let results =
-            lb_io::apply_all(client, &self.counters, ops, mode, lb_io::WRITE_WINDOW).await;
+    ) {
+        let stop = self.stop.clone();
+        let exec = VppExecutor {
+            client,
+            counters: &self.counters,
+        };
+        let results = exec.apply(ops, mode, &move || *stop.borrow()).await;
+        if let Some(m) = self.mirror.as_mut() {
+            apply_to_mirror(m, ops, &results, mode);
+        }
         for (op, result) in ops.iter().zip(results) {
             // None: skipped after an earlier failure of its VIP.
             let Some(result) = result else {
@@ -592,13 +574,14 @@ impl Reconciler {
                 .map(|v| v.frontend.clone());
             match result {
                 Ok(msg) => {
-                    info!(
+                    debug!(
                         kind = op.kind(),
                         msg,
                         frontend = frontend.as_deref().unwrap_or("-"),
                         "VPP write: {op}"
                     );
                     self.counters.write(op.kind());
+                    *report.kinds.entry(op.kind()).or_insert(0) += 1;
                     report.ops.push(op.to_string());
                     if let LbOp::SetConf(c) = op {
                         self.pushed_conf = Some((epoch, *c));
@@ -606,18 +589,17 @@ impl Reconciler {
                 }
                 Err(e) => {
                     error!(error = %e, kind = op.kind(), "VPP write failed: {op}");
+                    // The mirror is stale now (apply_to_mirror): the retry reads VPP.
                     report.fail(format!("{op}: {e}"));
                     // Conf and stale VIPs are retried by the next full sync.
                     if let Some(f) = frontend {
                         report.failed.insert(f);
                     }
-                    if matches!(e, VppError::Disconnected(_) | VppError::Timeout { .. }) {
-                        return true;
-                    }
+                    // Later ops may have succeeded (several VIPs are in flight): they
+                    // still go into the mirror, so no early return here.
                 }
             }
         }
-        false
     }
 
     /// lb API 1.1.0: read back and check that VPP now shows what was written (its
@@ -634,10 +616,17 @@ impl Reconciler {
             .pushed_conf
             .filter(|(e, _)| *e == epoch)
             .map(|(_, c)| c);
-        let actual = match lb_io::read_actual(client, &self.counters, known_conf).await {
+        let exec = VppExecutor {
+            client,
+            counters: &self.counters,
+        };
+        let actual = match exec.read(known_conf).await {
             Ok(a) => a,
             Err(e) => {
                 report.fail(format!("verify read: {e}"));
+                if let Some(m) = self.mirror.as_mut() {
+                    m.mark_stale();
+                }
                 return;
             }
         };
@@ -656,7 +645,27 @@ impl Reconciler {
                 report.failed.insert(v.frontend.clone());
             }
         }
+        // What VPP showed is the best mirror there is.
+        self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
     }
+}
+
+/// One INFO line per sync that wrote something: counts per kind and how long it took
+/// (the single writes are at DEBUG, so a 64,000-AS sync is one line, not 64,000).
+fn log_summary(scope: &str, report: &Report, started: Instant) {
+    let counts: Vec<String> = report
+        .kinds
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    info!(
+        scope,
+        writes = report.kinds.values().sum::<usize>(),
+        errors = report.errors,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "VPP sync ({scope}): {}",
+        counts.join(" ")
+    );
 }
 
 async fn sleep_until(t: Option<Instant>) {

@@ -78,6 +78,10 @@ pub struct VppService {
     counters: Arc<VppCounters>,
     /// Per-VIP counters; `None` when the stats are off (VPP or `--vpp-stats-addr`).
     lb_counters: Option<watch::Receiver<Published>>,
+    /// True once shutting down (the reconciler finishes the VIPs in flight and stops).
+    stop: watch::Sender<bool>,
+    /// Awaited at shutdown (up to a deadline), not aborted: see `shutdown`.
+    reconciler: std::sync::Mutex<Option<JoinHandle<()>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -86,6 +90,7 @@ pub struct VppService {
 pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
     let args = &daemon.args;
     let counters = Arc::new(VppCounters::default());
+    let (stop, stop_rx) = watch::channel(false);
     let service = if args.vpp_api_addr.is_empty() {
         info!("VPP disabled (--vpp-api-addr is empty): health checking only");
         VppService {
@@ -95,6 +100,8 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             requests: None,
             counters,
             lb_counters: None,
+            stop,
+            reconciler: std::sync::Mutex::new(None),
             tasks: Vec::new(),
         }
     } else {
@@ -124,13 +131,14 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             conn: conn.clone(),
             counters: counters.clone(),
             config: daemon.subscribe_config(),
-            events: daemon.bus.subscribe(),
+            dirty: daemon.checker.dirty(),
             requests: rx,
             dry_run: args.dry_run,
             started,
+            stop: stop_rx,
         }));
         let status = tokio::spawn(track_status(daemon.vpp.clone(), conn.clone()));
-        let mut tasks = vec![reconciler, status];
+        let mut tasks = vec![status];
         let lb_counters = if args.vpp_stats_addr.is_empty() {
             info!("VPP stats off (--vpp-stats-addr is empty): no per-VIP counters");
             None
@@ -155,6 +163,8 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             requests: Some(tx),
             counters,
             lb_counters,
+            stop,
+            reconciler: std::sync::Mutex::new(Some(reconciler)),
             tasks,
         }
     };
@@ -168,12 +178,43 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
 impl VppService {
     /// Stops talking to VPP. VPP itself is left exactly as it is.
     pub fn stop(&self) {
+        self.stop.send_replace(true);
+        if let Some(t) = self.take_reconciler() {
+            t.abort();
+        }
         for t in &self.tasks {
             t.abort();
         }
         if let Some(conn) = &self.conn {
             conn.stop();
         }
+    }
+
+    fn take_reconciler(&self) -> Option<JoinHandle<()>> {
+        self.reconciler
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Shutdown: no new sync, no further VIP; the VIPs being written finish (a re-create
+    /// is never left between its delete and its add) within `deadline`, after which the
+    /// sync is cut (and logged). Then everything stops; VPP keeps what it has.
+    pub async fn shutdown(&self, deadline: std::time::Duration) {
+        self.stop.send_replace(true);
+        if let Some(mut t) = self.take_reconciler() {
+            match tokio::time::timeout(deadline, &mut t).await {
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::error!(
+                        ?deadline,
+                        "shutdown: the VPP sync in flight did not finish in time: cut"
+                    );
+                    t.abort();
+                }
+            }
+        }
+        self.stop();
     }
 
     pub fn enabled(&self) -> bool {

@@ -370,6 +370,29 @@ impl Daemon {
     }
 
     /// Waits up to `limit` until the daemon's log contains `needle`.
+    /// [`Daemon::wait_for`] with an async check (a gRPC call, a scrape).
+    pub async fn wait_for_async<T, F, Fut>(&self, what: &str, limit: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            if start.elapsed() > limit {
+                let log = self.log();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "timed out waiting for {what}; daemon log tail (newest first):\n{}",
+                    tail.join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn wait_log(&self, needle: &str, limit: Duration) {
         self.wait_for(&format!("log line {needle:?}"), limit, || {
             self.log().contains(needle).then_some(())

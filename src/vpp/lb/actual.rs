@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use super::cli_text::{CliParseError, CliVip};
+use super::diff::{LbOp, WeightMode};
 use super::{LbConfValues, VipKey, encap_name};
 use crate::vpp::client::LbAsEntry;
 use crate::vpp::messages::lb::{LbConfGetReply, LbVipDetails};
@@ -21,6 +22,9 @@ pub struct ActualAs {
     /// adding it again revives it.
     pub used: bool,
     pub num_buckets: Option<u32>,
+    /// At weight 0 and its flows flushed since it got there. VPP does not tell: a read
+    /// says false, the reconciler's mirror of VPP knows (flush is an edge, not a level).
+    pub flushed: bool,
 }
 
 /// One live VIP as VPP has it (deleted VIPs that 26.06 still lists are left out).
@@ -111,6 +115,7 @@ impl ActualState {
                         weight: a.weight,
                         used: a.used,
                         num_buckets: a.num_buckets,
+                        flushed: false,
                     },
                 );
             }
@@ -174,6 +179,7 @@ impl ActualState {
                         weight: a.weight,
                         used: a.used,
                         num_buckets: a.buckets,
+                        flushed: false,
                     },
                 );
             }
@@ -195,6 +201,94 @@ impl ActualState {
             )));
         }
         Ok(out)
+    }
+}
+
+impl ActualState {
+    /// What VPP holds once `op` succeeded: how the reconciler keeps its mirror of VPP
+    /// without reading it back. A deleted AS stays, unused (as in VPP until its GC).
+    pub fn apply(&mut self, op: &LbOp, mode: WeightMode) {
+        let weight = |w: u8| match mode {
+            WeightMode::Weighted => Some(w),
+            WeightMode::Legacy => None,
+        };
+        match op {
+            LbOp::SetConf(c) => self.conf = Some(*c),
+            LbOp::AddVip {
+                key,
+                encap,
+                src_ip_sticky,
+            } => {
+                self.vips.insert(
+                    *key,
+                    ActualVip {
+                        key: *key,
+                        encap: *encap,
+                        src_ip_sticky: Some(*src_ip_sticky),
+                        index: None,
+                        flow_table_length: None,
+                        ases: BTreeMap::new(),
+                    },
+                );
+            }
+            LbOp::DelVip { key } => {
+                self.vips.remove(key);
+            }
+            LbOp::AddAs {
+                key,
+                address,
+                weight: w,
+            } => {
+                if let Some(vip) = self.vips.get_mut(key) {
+                    vip.ases.insert(
+                        *address,
+                        ActualAs {
+                            weight: weight(*w),
+                            used: true,
+                            num_buckets: None,
+                            // A new AS has no flows to flush.
+                            flushed: *w == 0,
+                        },
+                    );
+                }
+            }
+            LbOp::SetWeight {
+                key,
+                address,
+                weight: w,
+                flush,
+            } => {
+                if let Some(a) = self.vips.get_mut(key).and_then(|v| v.ases.get_mut(address)) {
+                    let was_flushed_at_0 = a.weight == Some(0) && a.flushed;
+                    a.weight = weight(*w);
+                    a.flushed = *w == 0 && (*flush || was_flushed_at_0);
+                }
+            }
+            LbOp::DelAs { key, address, .. } => {
+                if let Some(a) = self.vips.get_mut(key).and_then(|v| v.ases.get_mut(address)) {
+                    a.used = false;
+                    a.flushed = false;
+                }
+            }
+        }
+    }
+
+    /// A fresh read of VPP, keeping what only the old mirror knew: which ASes at weight 0
+    /// were flushed since they got there (VPP does not say).
+    pub fn keep_flushed_from(&mut self, old: &ActualState) {
+        for (key, vip) in &mut self.vips {
+            let Some(old_vip) = old.vips.get(key) else {
+                continue;
+            };
+            for (addr, a) in &mut vip.ases {
+                if a.used && a.weight == Some(0) {
+                    a.flushed = old_vip
+                        .ases
+                        .get(addr)
+                        .is_some_and(|o| o.used && o.weight == Some(0) && o.flushed);
+                }
+            }
+        }
     }
 }
 

@@ -74,6 +74,35 @@ pub fn desired_now(st: &CheckerState) -> DesiredState {
     desired_state(&st.config, &views)
 }
 
+/// What maglev wants now for `frontends` only (a per-VIP sync): their views alone, so
+/// the cost follows the VIPs synced, not the whole config. A VIP shared with a frontend
+/// that comes earlier in the config is that one's, as in [`desired_now`].
+pub fn desired_of(st: &CheckerState, frontends: &[String]) -> DesiredState {
+    let views: Vec<FrontendView> = frontends
+        .iter()
+        .filter_map(|name| frontend_view(st, name))
+        .collect();
+    let mut state = desired_state(&st.config, &views);
+    // The first frontend (in name order) of each VIP owns it: one pass over the config.
+    let mut owner: std::collections::HashMap<VipKey, &str> = std::collections::HashMap::new();
+    for (name, f) in &st.config.frontends {
+        owner.entry(vip_key(f)).or_insert(name.as_str());
+    }
+    state
+        .vips
+        .retain(|key, vip| owner.get(key).is_none_or(|o| *o == vip.frontend));
+    state
+}
+
+/// The VIP of a frontend.
+pub fn vip_key(fe: &crate::config::Frontend) -> VipKey {
+    VipKey::new(
+        Prefix::new(fe.address.addr, fe.address.len),
+        fe.protocol.ip_proto(),
+        fe.port,
+    )
+}
+
 /// The desired state for `config`, from one view per frontend (views of frontends not in
 /// the config are ignored).
 pub fn desired_state(config: &Config, views: &[FrontendView]) -> DesiredState {
@@ -101,11 +130,7 @@ pub fn desired_state(config: &Config, views: &[FrontendView]) -> DesiredState {
 
 fn desired_vip(config: &Config, view: &FrontendView, problems: &mut Vec<String>) -> DesiredVip {
     let fe = &view.frontend;
-    let key = VipKey::new(
-        Prefix::new(fe.address.addr, fe.address.len),
-        fe.protocol.ip_proto(),
-        fe.port,
-    );
+    let key = vip_key(fe);
     // The backends' family picks the tunnel (validated to be one family per frontend).
     let first_backend = fe
         .backend_names()

@@ -9,7 +9,11 @@
 //!
 //! An AS whose `used` flag is clear (deleted, awaiting GC) counts as absent: adding it
 //! again is how VPP revives it. A weight change flushes only when the weight goes to 0 and
-//! the policy says so; a weight that is already right is left alone (steady state: no ops).
+//! the policy says so; a weight that is already right is left alone (steady state: no ops),
+//! except that an AS at 0 not flushed since it got there is flushed once when the policy
+//! asks for it (`ActualAs::flushed`). Legacy (lb 1.1.0) has no weight 0: an AS at 0 is
+//! deleted (flushing per the policy then); one already deleted has nothing to flush, so a
+//! later flush request writes nothing and its flows end with the flow timeout.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -190,7 +194,15 @@ pub fn diff(
     // Removals first: they free prefixes for VIPs added below (VPP refuses per-port
     // VIPs of one prefix with different encaps, and all-port next to per-port).
     let mut recreated: BTreeSet<VipKey> = BTreeSet::new();
-    for (key, have) in &actual.vips {
+    // A per-VIP scope looks at its VIP only: its cost does not grow with the table.
+    let (actual_vips, desired_vips): (Vec<_>, Vec<_>) = match scope {
+        Scope::All => (actual.vips.iter().collect(), desired.vips.iter().collect()),
+        Scope::Vip(k) => (
+            actual.vips.get_key_value(&k).into_iter().collect(),
+            desired.vips.get_key_value(&k).into_iter().collect(),
+        ),
+    };
+    for (key, have) in actual_vips {
         let remove = match desired.vips.get(key) {
             None => scope == Scope::All,
             Some(want) => in_scope(key) && needs_recreate(want, have),
@@ -201,7 +213,7 @@ pub fn diff(
         }
     }
 
-    for (key, want) in desired.vips.iter().filter(|(k, _)| in_scope(k)) {
+    for (key, want) in desired_vips.into_iter().filter(|(k, _)| in_scope(k)) {
         match actual.vips.get(key) {
             Some(have) if !recreated.contains(key) => as_ops(want, Some(have), mode, &mut ops),
             _ => {
@@ -256,11 +268,16 @@ fn as_ops(want: &DesiredVip, have: Option<&ActualVip>, mode: WeightMode, ops: &m
                 weight: w.weight,
             }),
             (Some(w), Some(a), WeightMode::Weighted) => {
-                (a.weight != Some(w.weight)).then_some(LbOp::SetWeight {
+                let flush = w.weight == 0 && w.flush;
+                // Flush is an edge: an AS already at 0 whose flows were not flushed since
+                // it got there (standby, paused, override 0, down without flush-on-down)
+                // is flushed once when the policy starts asking for it.
+                let reflush = flush && a.weight == Some(0) && !a.flushed;
+                (a.weight != Some(w.weight) || reflush).then_some(LbOp::SetWeight {
                     key,
                     address,
                     weight: w.weight,
-                    flush: w.weight == 0 && w.flush,
+                    flush,
                 })
             }
             (Some(w), None, WeightMode::Legacy) => (w.weight > 0).then_some(LbOp::AddAs {

@@ -564,6 +564,7 @@ fn avip(
                         weight: *w,
                         used: *used,
                         num_buckets: None,
+                        flushed: false,
                     },
                 )
             })
@@ -973,67 +974,10 @@ fn diff_is_idempotent_once_applied() {
     }
 }
 
-/// A minimal model of VPP applying ops (for the idempotence test).
+/// VPP applying ops, as the reconciler's mirror models it.
 fn apply(state: &mut ActualState, ops: &[LbOp], mode: WeightMode) {
-    let weight = |w: u8| match mode {
-        WeightMode::Weighted => Some(w),
-        WeightMode::Legacy => None,
-    };
     for op in ops {
-        match op {
-            LbOp::SetConf(c) => state.conf = Some(*c),
-            LbOp::AddVip {
-                key,
-                encap,
-                src_ip_sticky,
-            } => {
-                state
-                    .vips
-                    .insert(*key, avip(*key, *encap, Some(*src_ip_sticky), &[]));
-            }
-            LbOp::DelVip { key } => {
-                state.vips.remove(key);
-            }
-            LbOp::AddAs {
-                key,
-                address,
-                weight: w,
-            } => {
-                state.vips.get_mut(key).unwrap().ases.insert(
-                    *address,
-                    ActualAs {
-                        weight: weight(*w),
-                        used: true,
-                        num_buckets: None,
-                    },
-                );
-            }
-            LbOp::SetWeight {
-                key,
-                address,
-                weight: w,
-                ..
-            } => {
-                state
-                    .vips
-                    .get_mut(key)
-                    .unwrap()
-                    .ases
-                    .get_mut(address)
-                    .unwrap()
-                    .weight = weight(*w);
-            }
-            LbOp::DelAs { key, address, .. } => {
-                state
-                    .vips
-                    .get_mut(key)
-                    .unwrap()
-                    .ases
-                    .get_mut(address)
-                    .unwrap()
-                    .used = false;
-            }
-        }
+        state.apply(op, mode);
     }
 }
 
@@ -1059,4 +1003,72 @@ fn vip_key_normalises() {
     assert!(is_unusable_as_address(ip("::1")));
     assert!(!is_unusable_as_address(ip("2001:db8::1")));
     assert!(!is_unusable_as_address(ip("10.0.0.1")));
+}
+
+#[test]
+fn flush_is_an_edge_not_a_level() {
+    use WeightMode::{Legacy, Weighted};
+    let at_zero = || {
+        actual(vec![avip(
+            web(),
+            EncapType::GRE4,
+            Some(false),
+            &[("10.0.0.9", Some(0), true)],
+        )])
+    };
+    let disabled = desired_web(false, &[("10.0.0.9", 0, true)]);
+    let standby = desired_web(false, &[("10.0.0.9", 0, false)]);
+
+    // At 0 without a flush (standby, paused, override 0, down without flush-on-down),
+    // then disabled: one flushing write although the weight is already 0.
+    let mut mirror = at_zero();
+    let ops = diff(&disabled, &mirror, Scope::Vip(web()), Weighted).ops;
+    assert_eq!(ops, vec![set_w(web(), "10.0.0.9", 0, true)]);
+    apply(&mut mirror, &ops, Weighted);
+    // Disabled again (or any later sync): nothing.
+    assert!(diff(&disabled, &mirror, Scope::All, Weighted).is_empty());
+    // Back to standby and disabled again: the flows were flushed since it got to 0.
+    assert!(diff(&standby, &mirror, Scope::All, Weighted).is_empty());
+    assert!(diff(&disabled, &mirror, Scope::All, Weighted).is_empty());
+    // Up, then down with flush: a new edge.
+    let up = desired_web(false, &[("10.0.0.9", 100, false)]);
+    let ops = diff(&up, &mirror, Scope::All, Weighted).ops;
+    apply(&mut mirror, &ops, Weighted);
+    assert_eq!(
+        diff(&disabled, &mirror, Scope::All, Weighted).ops,
+        vec![set_w(web(), "10.0.0.9", 0, true)]
+    );
+    // A policy without flush never flushes an AS at 0.
+    assert!(diff(&standby, &at_zero(), Scope::All, Weighted).is_empty());
+
+    // A fresh read keeps what the old mirror knew.
+    let mut flushed = at_zero();
+    apply(&mut flushed, &[set_w(web(), "10.0.0.9", 0, true)], Weighted);
+    let mut read = at_zero();
+    read.keep_flushed_from(&flushed);
+    assert!(diff(&disabled, &read, Scope::All, Weighted).is_empty());
+    let mut read = at_zero();
+    read.keep_flushed_from(&at_zero());
+    assert_eq!(diff(&disabled, &read, Scope::All, Weighted).ops.len(), 1);
+
+    // Legacy (lb 1.1.0): weight 0 is a deleted AS; one deleted without flush has nothing
+    // left to flush, so disabling it later writes nothing.
+    let deleted = actual(vec![avip(
+        web(),
+        EncapType::GRE4,
+        Some(false),
+        &[("10.0.0.9", None, false)],
+    )]);
+    assert!(diff(&disabled, &deleted, Scope::All, Legacy).is_empty());
+    // A live one is deleted with the policy's flush.
+    let live = actual(vec![avip(
+        web(),
+        EncapType::GRE4,
+        Some(false),
+        &[("10.0.0.9", None, true)],
+    )]);
+    assert_eq!(
+        diff(&disabled, &live, Scope::All, Legacy).ops,
+        vec![del_as(web(), "10.0.0.9", true)]
+    );
 }
