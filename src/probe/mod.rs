@@ -4,6 +4,7 @@
 //! backend. Shared state (one ICMP socket per family, namespace threads, TLS configs) lives
 //! inside the `Prober`, so cloning it is cheap.
 
+mod buffers;
 mod errors;
 pub mod http;
 pub mod icmp;
@@ -114,7 +115,7 @@ struct Inner {
     sockets: netns::SocketFactory,
     icmp: icmp::IcmpPool,
     tls: tls::TlsConfigs,
-    body_regexes: http::BodyRegexes,
+    http: http::HttpShared,
     syn: tcp_syn::SynPool,
 }
 
@@ -162,15 +163,7 @@ impl Prober {
             },
             CheckType::Http | CheckType::Https => match port_of(spec) {
                 Ok(port) => {
-                    http::probe(
-                        &inner.sockets,
-                        &inner.tls,
-                        &inner.body_regexes,
-                        spec,
-                        port,
-                        stage,
-                    )
-                    .await
+                    http::probe(&inner.sockets, &inner.tls, &inner.http, spec, port, stage).await
                 }
                 Err(o) => o,
             },
