@@ -4,6 +4,7 @@
 //! backend. Shared state (one ICMP socket per family, namespace threads, TLS configs) lives
 //! inside the `Prober`, so cloning it is cheap.
 
+mod bpf;
 mod buffers;
 mod errors;
 pub mod http;
