@@ -15,7 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::health::result::ResultCode;
 
 use super::errors::{connect_failure, errno_text};
-use super::netns::{SocketFactory, SocketKind};
+use super::netns::{SocketError, SocketFactory, SocketKind};
 use super::{Outcome, ProbeSpec};
 
 /// Connects to `addr` from `source` (if any) inside `netns` (if any), with Nagle off for
@@ -46,10 +46,13 @@ async fn open(
         ty: Type::STREAM.nonblocking(),
         protocol: Some(Protocol::TCP),
     };
-    let sock = sockets
-        .socket(netns, kind)
-        .await
-        .map_err(|e| Outcome::new(ResultCode::SockErr, e.to_string()))?;
+    // Our own namespace needs no await: that keeps this future (which every checker task
+    // embeds) small; the namespace path is boxed.
+    let sock = match netns {
+        None => Socket::new(kind.domain, kind.ty, kind.protocol).map_err(SocketError::Create),
+        Some(_) => Box::pin(sockets.socket(netns, kind)).await,
+    }
+    .map_err(|e| Outcome::new(ResultCode::SockErr, e.to_string()))?;
     prepare(&sock)?;
     let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
     if let Some(src) = source {
