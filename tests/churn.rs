@@ -351,6 +351,11 @@ async fn channel(d: &Daemon) -> Channel {
         .expect("connect")
 }
 
+/// When each probe reached `backend`.
+fn arrivals(backend: &HttpBackend) -> Vec<Instant> {
+    backend.probes().iter().map(|(at, _)| *at).collect()
+}
+
 /// Gaps between consecutive arrivals in `[from, to)`.
 fn gaps(arrivals: &[Instant], from: Instant, to: Instant) -> Vec<Duration> {
     let inside: Vec<Instant> = arrivals
@@ -374,7 +379,9 @@ fn stats(g: &[Duration]) -> (f64, f64, f64) {
 async fn thousand_watchers_and_fifty_ctl_clients_leave_probe_timing_alone() {
     const INTERVAL_MS: f64 = 500.0;
     let port = free_port();
-    let steady = TcpBackend::start(sock(2, port)).await;
+    // The steady backend answers HTTP, so every probe reaches its application and is timed
+    // (a tcp check resets before the handshake ends: nothing is ever accepted).
+    let steady = HttpBackend::start(sock(2, port), |_| true).await;
     let mut toggler = TcpBackend::start(sock(3, port)).await;
     let cfg = format!(
         r#"
@@ -391,9 +398,19 @@ timeout = "400ms"
 rise = 1
 fall = 1
 
+[healthchecks.steady-http]
+type = "http"
+port = {port}
+interval = "500ms"
+fast-interval = "500ms"
+down-interval = "500ms"
+timeout = "400ms"
+rise = 1
+fall = 1
+
 [backends.steady]
 address = "127.0.0.2"
-healthcheck = "steady"
+healthcheck = "steady-http"
 [backends.toggler]
 address = "127.0.0.3"
 healthcheck = "steady"
@@ -416,7 +433,7 @@ port = 80
     // which the gaps under load are judged.
     let base_from = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let base = stats(&gaps(&steady.arrivals(), base_from, Instant::now()));
+    let base = stats(&gaps(&arrivals(&steady), base_from, Instant::now()));
 
     // 900 silent watchers (never read) on 18 connections, 100 readers on 4 others.
     let request = WatchEventsRequest {
@@ -498,7 +515,7 @@ port = 80
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let load_to = Instant::now();
     let ctl_failures = ctl.await.expect("ctl task");
-    let load = stats(&gaps(&steady.arrivals(), load_from, load_to));
+    let load = stats(&gaps(&arrivals(&steady), load_from, load_to));
 
     // The silent watchers held nothing up (the readers and the probes above went on);
     // each is still attached with its buffered events (and a LostEvents marker had it

@@ -519,6 +519,10 @@ fn one_run(
         .and_then(|h| procfs::cpu_time(h.pid()))
         .unwrap_or_default();
     let b0 = procfs::cpu_time(be.pid()).unwrap_or_default();
+    // HAProxy has no check counter: count its connect() calls over the window instead.
+    let h_connects = h
+        .as_ref()
+        .and_then(|h| ConnectCount::start(h.pid(), window));
     std::thread::sleep(window);
     let m1 = procfs::cpu_time(m.proc.pid()).unwrap_or_default();
     let h1 = h
@@ -535,11 +539,16 @@ fn one_run(
         .as_ref()
         .and_then(|h| procfs::rss_kib(h.pid()))
         .unwrap_or(0);
+    // On a loaded machine a checker falls behind its schedule: the nominal rate is only the
+    // fallback when connect() could not be counted.
     let nominal = n as f64 * elapsed / interval.as_secs_f64();
+    let h_checks = h_connects
+        .and_then(ConnectCount::finish)
+        .map_or(nominal, |c| c as f64);
     let m_checks = (probes1 - probes0) as f64;
     let b_cpu = (b1 - b0).as_secs_f64() * 1e6;
     // The backend serves both checkers at once: its cost is per check received.
-    let b_checks = m_checks + if h.is_some() { nominal } else { 0.0 };
+    let b_checks = m_checks + if h.is_some() { h_checks } else { 0.0 };
     let sample = |tool, cpu: f64, checks: f64, rss, up| Sample {
         tool,
         kind,
@@ -566,13 +575,46 @@ fn one_run(
         out.push(sample(
             "haproxy",
             (h1 - h0).as_secs_f64() * 1e6,
-            nominal,
+            h_checks,
             h_rss,
             h_up == n,
         ));
     }
     be.alive()?;
     Ok(out)
+}
+
+/// `perf stat` counting the connect() system calls of a process for a while.
+struct ConnectCount {
+    child: Child,
+}
+
+impl ConnectCount {
+    fn start(pid: u32, window: Duration) -> Option<ConnectCount> {
+        let child = Command::new("perf")
+            .args(["stat", "-x,", "-e", "syscalls:sys_enter_connect", "-p"])
+            .arg(pid.to_string())
+            .args(["--", "sleep"])
+            .arg(format!("{:.3}", window.as_secs_f64()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        Some(ConnectCount { child })
+    }
+
+    /// The count, once perf has finished; None if perf is missing or not permitted.
+    fn finish(self) -> Option<u64> {
+        let out = self.child.wait_with_output().ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let line = text.lines().find(|l| l.contains("sys_enter_connect"))?;
+        let count = line.split(',').next()?.trim().parse().ok();
+        if count.is_none() {
+            eprintln!("scale: perf could not count connect(): {line}");
+        }
+        count
+    }
 }
 
 /// (median, min, max).
@@ -601,9 +643,12 @@ fn probe_table(samples: &[Sample]) -> String {
          backends at the same time (it has no ICMP or half-open check: those rows compare \
          with its TCP check of the same N and rate). `up` = every backend was up in both \
          checkers at the start and the end of every window.\n\n\
+         `done/s` is the rate each checker actually kept up over the window (maglev: its \
+         probe counter; HAProxy: its connect() calls counted with `perf stat`), which falls \
+         short of the nominal rate when the machine is overloaded.\n\n\
          | N | checks/s | check | maglev µs/check | HAProxy µs/check | ratio | target | \
-         maglev RSS MiB | HAProxy RSS MiB | RSS ratio | maglev % of a core | backend µs/check | up | load |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         maglev RSS MiB | HAProxy RSS MiB | RSS ratio | maglev % of a core | done/s maglev / HAProxy | backend µs/check | up | load |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let mut keys: Vec<(usize, u128, Kind)> = Vec::new();
     for s in samples {
@@ -637,6 +682,8 @@ fn probe_table(samples: &[Sample]) -> String {
         let h_rss = med(&hp, |s| s.rss_kib as f64 / 1024.0);
         let core = med(&mg, |s| s.cpu_us / s.window_s / 1e4);
         let b = med(&mg, |s| s.backend_us_per_check);
+        let m_rate = med(&mg, |s| s.checks / s.window_s);
+        let h_rate = med(&hp, |s| s.checks / s.window_s);
         let ratio = |a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>| match (a, b) {
             (Some(a), Some(b)) if b.0 > 0.0 => format!("{:.2}", a.0 / b.0),
             _ => "–".into(),
@@ -650,7 +697,7 @@ fn probe_table(samples: &[Sample]) -> String {
         let load = stats(mg.iter().map(|s| s.loadavg).collect());
         let _ = writeln!(
             md,
-            "| {n} | {:.0} | {} | {} | {} | {} | {target} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {:.0} | {} | {} | {} | {} | {target} | {} | {} | {} | {} | {} / {} | {} | {} | {} |",
             n as f64 * 1000.0 / interval_ms as f64,
             kind.name(),
             fmt_stats(m_cpu, 1),
@@ -660,6 +707,8 @@ fn probe_table(samples: &[Sample]) -> String {
             fmt_stats(h_rss, 1),
             ratio(m_rss, h_rss),
             fmt_stats(core, 1),
+            m_rate.map_or("–".into(), |r| format!("{:.0}", r.0)),
+            h_rate.map_or("–".into(), |r| format!("{:.0}", r.0)),
             fmt_stats(b, 1),
             if up { "yes" } else { "NO" },
             fmt_stats(load, 1),

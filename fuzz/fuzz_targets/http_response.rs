@@ -1,5 +1,6 @@
-//! The HTTP check's response handling (hyper's HTTP/1 client, status and body judging, the
-//! body cap) on arbitrary server bytes, over an in-memory stream.
+//! The HTTP check's response handling (the httparse head parser, the body decoder for
+//! content-length, chunked and until-close bodies, status and body judging, the body cap)
+//! on arbitrary server bytes, over an in-memory stream.
 //!
 //! Byte 0 picks the check parameters (body match, status ranges, http/https Host form);
 //! the rest is what the "server" sends before closing. The verdict must be an L7 code and

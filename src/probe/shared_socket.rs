@@ -69,6 +69,7 @@ impl RawSocket {
         }
         sock.set_nonblocking(true)
             .map_err(|e| local("set non-blocking", e))?;
+        grow_receive_buffer(&sock);
         // SAFETY: the AsyncFd owns the socket, so the fd stays open and the same for its life.
         let fd = unsafe { AsyncFd::register(sock) }
             .map_err(|e| local("register", io::Error::from(e)))?;
@@ -89,6 +90,27 @@ impl RawSocket {
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+/// Room for bursts of answers (a round of thousands of probes starting together) while
+/// the reader task waits for its turn: SO_RCVBUFFORCE where permitted, else as much as
+/// net.core.rmem_max allows. Best effort: the default still works, only less burst-proof.
+fn grow_receive_buffer(sock: &Socket) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 4 << 20;
+    // SAFETY: a valid fd and a c_int option value of the size given.
+    let forced = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced {
+        let _ = sock.set_recv_buffer_size(4 << 20);
     }
 }
 

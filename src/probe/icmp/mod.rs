@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::health::result::ResultCode;
 
+use super::bpf;
 use super::errors::errno_text;
 use super::netns::{SocketError, SocketFactory, SocketKind};
 use super::shared_socket::{Demux, RawSocket, SocketKey, SocketPool};
@@ -102,8 +103,22 @@ impl EchoSocket {
             }
             Err(e) => return Err(Outcome::new(ResultCode::SockErr, format!("ICMP {e}"))),
         };
-        let raw = RawSocket::register(sock, key.source, Self::LABEL)?;
         let ident = rand::random::<u16>();
+        // Ping sockets already get only their own replies.
+        if mode == Mode::Raw {
+            let filter = if key.v6 {
+                bpf::icmp_answers_v6(ident)
+            } else {
+                bpf::icmp_answers_v4(ident)
+            };
+            bpf::attach(&sock, &filter).map_err(|e| {
+                Outcome::new(
+                    ResultCode::SockErr,
+                    format!("ICMP socket filter: {}", errno_text(&e)),
+                )
+            })?;
+        }
+        let raw = RawSocket::register(sock, key.source, Self::LABEL)?;
         let table_ident = match mode {
             Mode::Raw => Some(ident),
             Mode::Ping => None,

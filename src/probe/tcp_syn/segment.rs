@@ -18,8 +18,8 @@ pub const SOURCE_PORTS: RangeInclusive<u16> = 61000..=65535;
 const HEADER_LEN: usize = 20;
 
 /// A TCP SYN from `src:sport` to `dst:dport` with sequence `seq`.
-pub fn syn(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32) -> Vec<u8> {
-    let mut buf = vec![0u8; HEADER_LEN];
+pub fn syn(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32) -> [u8; HEADER_LEN] {
+    let mut buf = [0u8; HEADER_LEN];
     if let Some(mut tcp) = MutableTcpPacket::new(&mut buf) {
         tcp.set_source(sport);
         tcp.set_destination(dport);

@@ -1,24 +1,29 @@
-//! HTTP and HTTPS checks: one HTTP/1.1 GET over our own TCP connection.
+//! HTTP and HTTPS checks: one HTTP/1.1 GET over our own TCP connection (TLS-wrapped for
+//! https), written and read by hand: the request is built into a pooled buffer, the
+//! response head is parsed with `httparse`, and the body is read only when a body match
+//! needs it, and then at most [`BODY_CAP`] bytes of it.
+
+mod request;
+pub mod response;
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::header::{CONNECTION, HOST, USER_AGENT};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::model::{BodyMatch, CheckType, HttpParams, StatusRange};
 use crate::health::result::ResultCode;
 
+use super::buffers::BufferPool;
+use super::errors::errno_text;
 use super::netns::SocketFactory;
 use super::tls::TlsConfigs;
 use super::{Outcome, ProbeSpec, Stage, tcp};
+pub use request::host_header;
+use response::{Body, Head, Malformed};
 
 /// At most this much of the body is read and matched.
 pub const BODY_CAP: usize = 64 * 1024;
@@ -26,11 +31,21 @@ pub const BODY_CAP: usize = 64 * 1024;
 /// Used when a check lists no expected status.
 const DEFAULT_STATUS: StatusRange = StatusRange { lo: 200, hi: 399 };
 
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 4 * 1024;
+
+/// What the HTTP checks of one `Prober` share.
+#[derive(Default)]
+pub struct HttpShared {
+    pub regexes: BodyRegexes,
+    pub buffers: BufferPool,
+}
+
 /// The `http` / `https` check.
 pub async fn probe(
     sockets: &SocketFactory,
     tls: &TlsConfigs,
-    regexes: &BodyRegexes,
+    shared: &HttpShared,
     spec: &ProbeSpec,
     port: u16,
     stage: &Stage,
@@ -44,10 +59,10 @@ pub async fn probe(
         }
     };
     let https = spec.kind == CheckType::Https;
-    let request = match build_request(params, spec.addr, port, https) {
-        Ok(r) => r,
-        Err(o) => return o,
-    };
+    let mut request = shared.buffers.take();
+    if let Err(e) = request::write(&mut request.buf, params, spec.addr, port, https) {
+        return Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"));
+    }
     stage.set(ResultCode::L4Tout);
     let addr = SocketAddr::new(spec.addr, port);
     let stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
@@ -56,7 +71,7 @@ pub async fn probe(
     };
     if !https {
         stage.set(ResultCode::L7Tout);
-        return exchange(stream, request, params, regexes).await;
+        return exchange(stream, &request.buf, params, shared).await;
     }
     stage.set(ResultCode::L6Tout);
     let config = match tls.get(params.ca_file.as_deref(), params.verify).await {
@@ -75,7 +90,7 @@ pub async fn probe(
         }
     };
     stage.set(ResultCode::L7Tout);
-    exchange(tls_stream, request, params, regexes).await
+    exchange(tls_stream, &request.buf, params, shared).await
 }
 
 fn default_params_value() -> HttpParams {
@@ -87,21 +102,6 @@ fn default_params_value() -> HttpParams {
         sni: None,
         verify: true,
         ca_file: None,
-    }
-}
-
-/// The Host header: the configured host, else the address; with the port unless default.
-pub fn host_header(params: &HttpParams, addr: IpAddr, port: u16, https: bool) -> String {
-    let host = match (&params.host, addr) {
-        (Some(h), _) => h.clone(),
-        (None, IpAddr::V4(a)) => a.to_string(),
-        (None, IpAddr::V6(a)) => format!("[{a}]"),
-    };
-    let default_port = if https { 443 } else { 80 };
-    if port == default_port {
-        host
-    } else {
-        format!("{host}:{port}")
     }
 }
 
@@ -118,24 +118,10 @@ pub fn server_name(params: &HttpParams, addr: IpAddr) -> Result<ServerName<'stat
     })
 }
 
-fn build_request(
-    params: &HttpParams,
-    addr: IpAddr,
-    port: u16,
-    https: bool,
-) -> Result<Request<Empty<Bytes>>, Outcome> {
-    Request::get(params.path.as_str())
-        .header(HOST, host_header(params, addr, port, https))
-        .header(USER_AGENT, crate::version::user_agent())
-        .header(CONNECTION, "close")
-        .body(Empty::new())
-        .map_err(|e| Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}")))
-}
-
 /// The HTTP exchange of a check over a stream that is already connected (and TLS-wrapped
 /// for https): request, response, verdict. `probe` is the same request and exchange, with
-/// the request built before connecting (a bad one fails without a connection) and a body
-/// regex compiled once per `Prober`; fuzzing and the unit tests feed this in-memory streams.
+/// the request built before connecting (a bad one fails without a connection) and shared
+/// buffers and regexes; fuzzing and the unit tests feed this in-memory streams.
 pub async fn probe_stream<S>(
     io: S,
     params: &HttpParams,
@@ -144,79 +130,128 @@ pub async fn probe_stream<S>(
     https: bool,
 ) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    match build_request(params, addr, port, https) {
-        Ok(request) => exchange(io, request, params, &BodyRegexes::default()).await,
-        Err(o) => o,
+    let mut request = Vec::new();
+    if let Err(e) = request::write(&mut request, params, addr, port, https) {
+        return Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"));
     }
+    exchange(io, &request, params, &HttpShared::default()).await
 }
 
-/// Sends the request and judges the response. The connection is driven here (not spawned),
-/// so dropping this future on timeout closes everything.
-async fn exchange<S>(
-    io: S,
-    request: Request<Empty<Bytes>>,
-    params: &HttpParams,
-    regexes: &BodyRegexes,
-) -> Outcome
+/// Sends the request and judges the response. Everything is driven here, so dropping
+/// this future on timeout closes the connection and returns the buffers.
+async fn exchange<S>(mut io: S, request: &[u8], params: &HttpParams, shared: &HttpShared) -> Outcome
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
-        Ok(pair) => pair,
-        Err(e) => return hyper_failure(&e),
+    if let Err(e) = send(&mut io, request).await {
+        return io_failure("send request", &e);
+    }
+    let mut raw = shared.buffers.take();
+    let head = match read_head(&mut io, &mut raw.buf).await {
+        Ok(h) => h,
+        Err(o) => return o,
     };
-    let mut conn = std::pin::pin!(conn);
-    let mut response = std::pin::pin!(async {
-        let resp = sender.send_request(request).await?;
-        judge(resp, params, regexes).await
-    });
-    let result = tokio::select! {
-        biased;
-        r = &mut response => r,
-        c = &mut conn => match c {
-            // The connection finished on its own: the response is complete in the buffer.
-            Ok(()) => response.await,
-            Err(e) => Err(e),
-        },
-    };
-    result.unwrap_or_else(|e| hyper_failure(&e))
-}
-
-async fn judge(
-    resp: Response<Incoming>,
-    params: &HttpParams,
-    regexes: &BodyRegexes,
-) -> Result<Outcome, hyper::Error> {
-    let status = resp.status().as_u16();
+    let status = head.status;
     if !status_expected(&params.expect_status, status) {
-        return Ok(Outcome::new(ResultCode::L7Sts, format!("HTTP {status}")));
+        return Outcome::new(ResultCode::L7Sts, format!("HTTP {status}"));
     }
     let Some(expect) = &params.expect_body else {
-        return Ok(Outcome::new(ResultCode::L7Ok, format!("HTTP {status}")));
+        return Outcome::new(ResultCode::L7Ok, format!("HTTP {status}"));
     };
-    let body = read_capped(resp.into_body(), BODY_CAP).await?;
-    Ok(match regexes.body_matches(expect, &body) {
+    let mut body = shared.buffers.take();
+    if let Err(o) = read_body(&mut io, head, &mut raw.buf, &mut body.buf).await {
+        return o;
+    }
+    match shared.regexes.body_matches(expect, &body.buf) {
         Ok(true) => Outcome::new(ResultCode::L7Ok, format!("HTTP {status}")),
         Ok(false) => Outcome::new(ResultCode::L7Rsp, "body mismatch"),
         Err(e) => Outcome::new(ResultCode::SockErr, e),
-    })
+    }
 }
 
-/// Reads at most `cap` bytes of the body; the rest is never read.
-async fn read_capped(mut body: Incoming, cap: usize) -> Result<Vec<u8>, hyper::Error> {
-    let mut out = Vec::new();
-    while out.len() < cap {
-        let Some(frame) = body.frame().await else {
-            break;
-        };
-        if let Ok(data) = frame?.into_data() {
-            let take = data.len().min(cap - out.len());
-            out.extend_from_slice(&data[..take]);
+async fn send<S: AsyncWrite + Unpin>(io: &mut S, request: &[u8]) -> io::Result<()> {
+    io.write_all(request).await?;
+    // A no-op on TCP; pushes the TLS record out.
+    io.flush().await
+}
+
+/// Reads until a final (non-1xx) head is complete; `raw` then starts with it.
+async fn read_head<S: AsyncRead + Unpin>(io: &mut S, raw: &mut Vec<u8>) -> Result<Head, Outcome> {
+    loop {
+        match response::parse_head(raw) {
+            Ok(Some(head)) if head.is_interim() => {
+                raw.drain(..head.len);
+                continue;
+            }
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) => {}
+            Err(e) => return Err(malformed(&e)),
+        }
+        match read_more(io, raw).await {
+            Ok(0) => return Err(incomplete()),
+            Ok(_) => {}
+            Err(e) => return Err(io_failure("read response", &e)),
         }
     }
-    Ok(out)
+}
+
+/// Reads the body after `head` (at the start of `raw`) into `out`, as far as the cap.
+async fn read_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    head: Head,
+    raw: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<(), Outcome> {
+    let mut body = Body::new(head.framing, BODY_CAP);
+    raw.drain(..head.len);
+    loop {
+        let used = body.feed(raw, out).map_err(|e| malformed(&e))?;
+        raw.drain(..used);
+        if body.is_done(out) {
+            return Ok(());
+        }
+        let read = match read_more(io, raw).await {
+            // TLS peers often close without close_notify; for a body that ends at the
+            // close that is the end, as for plain TCP.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            other => other,
+        };
+        match read {
+            Ok(0) if body.ends_at_close() => return Ok(()),
+            Ok(0) => return Err(incomplete()),
+            Ok(_) => {}
+            Err(e) => return Err(io_failure("read body", &e)),
+        }
+    }
+}
+
+/// One read appended to `raw`; 0 at end of stream.
+async fn read_more<S: AsyncRead + Unpin>(io: &mut S, raw: &mut Vec<u8>) -> io::Result<usize> {
+    raw.reserve(READ_SIZE);
+    io.read_buf(raw).await
+}
+
+fn malformed(e: &Malformed) -> Outcome {
+    Outcome::new(ResultCode::L7Rsp, format!("malformed HTTP response: {e}"))
+}
+
+fn incomplete() -> Outcome {
+    Outcome::new(
+        ResultCode::L7Rsp,
+        "connection closed before a complete response",
+    )
+}
+
+fn io_failure(what: &str, e: &io::Error) -> Outcome {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return incomplete();
+    }
+    Outcome::new(
+        ResultCode::L7Rsp,
+        format!("HTTP error: {what}: {}", errno_text(e)),
+    )
 }
 
 pub fn status_expected(ranges: &[StatusRange], status: u16) -> bool {
@@ -266,42 +301,12 @@ impl BodyRegexes {
     }
 }
 
-fn hyper_failure(e: &hyper::Error) -> Outcome {
-    let detail = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        format!("malformed HTTP response: {e}")
-    } else if e.is_incomplete_message() {
-        "connection closed before a complete response".to_string()
-    } else {
-        format!("HTTP error: {e}")
-    };
-    Outcome::new(ResultCode::L7Rsp, detail)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn params() -> HttpParams {
         default_params_value()
-    }
-
-    #[test]
-    fn host_header_variants() {
-        let v4: IpAddr = "192.0.2.1".parse().unwrap();
-        let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        assert_eq!(host_header(&params(), v4, 80, false), "192.0.2.1");
-        assert_eq!(host_header(&params(), v4, 8080, false), "192.0.2.1:8080");
-        assert_eq!(host_header(&params(), v4, 443, true), "192.0.2.1");
-        assert_eq!(host_header(&params(), v4, 80, true), "192.0.2.1:80");
-        assert_eq!(
-            host_header(&params(), v6, 8080, false),
-            "[2001:db8::1]:8080"
-        );
-        let named = HttpParams {
-            host: Some("www.example.org".into()),
-            ..params()
-        };
-        assert_eq!(host_header(&named, v4, 80, false), "www.example.org");
     }
 
     #[test]
@@ -369,6 +374,55 @@ mod tests {
         assert_eq!(regexes.cache.lock().unwrap().len(), 2);
     }
 
+    /// Answers one request with `reply` over an in-memory stream; returns the verdict.
+    async fn verdict(reply: &'static [u8], expect_body: Option<BodyMatch>) -> Outcome {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, mut server) = tokio::io::duplex(16 * 1024);
+        let serve = async move {
+            let mut head = [0u8; 1024];
+            let _ = server.read(&mut head).await;
+            for piece in reply.chunks(7) {
+                let _ = server.write_all(piece).await;
+            }
+            let _ = server.shutdown().await;
+            let mut sink = [0u8; 256];
+            while matches!(server.read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        let p = HttpParams {
+            expect_body,
+            ..params()
+        };
+        let addr: IpAddr = "127.0.0.1".parse().unwrap();
+        tokio::join!(serve, probe_stream(client, &p, addr, 80, false)).1
+    }
+
+    #[tokio::test]
+    async fn framings_interim_heads_and_truncation() {
+        let ok = || Some(BodyMatch::Substring("ok".into()));
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n";
+        assert_eq!(verdict(chunked, ok()).await.code, ResultCode::L7Ok);
+        let until_close = b"HTTP/1.0 200 OK\r\n\r\nall ok";
+        assert_eq!(verdict(until_close, ok()).await.code, ResultCode::L7Ok);
+        let interim =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert_eq!(verdict(interim, ok()).await.detail, "HTTP 200");
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok";
+        let r = verdict(short, ok()).await;
+        assert_eq!(r.code, ResultCode::L7Rsp);
+        assert_eq!(r.detail, "connection closed before a complete response");
+        // The status alone decides when there is no body match: the short body is not read.
+        assert_eq!(verdict(short, None).await.code, ResultCode::L7Ok);
+        let cut_head = b"HTTP/1.1 200 OK\r\nContent-Le";
+        assert_eq!(verdict(cut_head, None).await.code, ResultCode::L7Rsp);
+        let r = verdict(b"garbage\r\n\r\n", None).await;
+        assert_eq!(r.code, ResultCode::L7Rsp);
+        assert!(r.detail.starts_with("malformed HTTP response: "), "{r:?}");
+        let bad_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        let r = verdict(bad_chunk, ok()).await;
+        assert_eq!(r.detail, "malformed HTTP response: invalid chunk size");
+    }
+
     /// The fuzz entry point judges a response fed over an in-memory stream, and sends the
     /// same request as `probe`.
     #[tokio::test]
@@ -411,22 +465,7 @@ mod tests {
             let (head, outcome) = tokio::join!(serve, probe_stream(client, &p, addr, 8080, false));
             assert_eq!(outcome.code, code, "{status} {body:?}: {outcome:?}");
             assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head:?}");
-            assert!(head.contains("host: 127.0.0.1:8080\r\n"), "{head:?}");
+            assert!(head.contains("Host: 127.0.0.1:8080\r\n"), "{head:?}");
         }
-    }
-
-    #[test]
-    fn request_has_the_probe_headers() {
-        let addr: IpAddr = "127.0.0.1".parse().unwrap();
-        let req = build_request(&params(), addr, 8080, false).unwrap();
-        assert_eq!(req.uri(), "/");
-        assert_eq!(req.headers()[HOST], "127.0.0.1:8080");
-        assert_eq!(req.headers()[CONNECTION], "close");
-        assert!(
-            req.headers()[USER_AGENT]
-                .to_str()
-                .unwrap()
-                .starts_with("maglev/")
-        );
     }
 }
