@@ -1,4 +1,4 @@
-//! `maglev ctl`: the operator's shell and scripting interface (DESIGN.md §9).
+//! `maglev ctl`: the operator's shell and scripting interface (docs/design.md §9).
 //!
 //! - `grammar`: the one command tree (parse, `?` help, completion, `help` listing);
 //! - `client`: connecting (`host:port`, `http(s)://`, `unix:`) and exit-code mapping;
