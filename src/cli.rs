@@ -98,7 +98,7 @@ impl ValueEnum for LogLevel {
     }
 }
 
-/// Flags of `maglev daemon` (DESIGN.md §2). Each has an environment variable; the flag wins.
+/// Flags of `maglev daemon` (docs/design.md §2). Each has an environment variable; the flag wins.
 #[derive(Debug, Clone, Args)]
 #[command(name = "maglevd", version = crate::version::VERSION, long_version = long_version())]
 pub struct DaemonArgs {
@@ -166,7 +166,7 @@ pub enum ColorMode {
     Never,
 }
 
-/// Flags of `maglev ctl` (DESIGN.md §2, §9).
+/// Flags of `maglev ctl` (docs/design.md §2, §9).
 #[derive(Debug, Clone, Args)]
 #[command(name = "maglevc", version = crate::version::VERSION, long_version = long_version())]
 pub struct CtlArgs {

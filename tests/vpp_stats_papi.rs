@@ -1,4 +1,4 @@
-//! Cross-check of our stats reader against vpp-papi's `VPPStats` (VPP-WIRE §6): both read
+//! Cross-check of our stats reader against vpp-papi's `VPPStats` (docs/vpp-wire.md §6): both read
 //! the same double's segment through its socket, and must agree on every entry of every
 //! type we use (scalar, simple, combined, name vector, symlink to simple and combined).
 //! Outside CI it skips (with a printed reason) when `python3 -c "import vpp_papi"` fails.

@@ -1,5 +1,5 @@
 //! What a reload changes: which items were added, removed or changed, and which backends
-//! must restart their probe worker (DESIGN.md §5: health is kept only where the effective
+//! must restart their probe worker (docs/design.md §5: health is kept only where the effective
 //! probe definition is unchanged).
 
 use std::collections::BTreeMap;

@@ -41,7 +41,7 @@ pub enum ConfigError {
     /// TOML syntax, a value of the wrong type, an unknown or missing key.
     #[error("{}", join_lines(.0))]
     Parse(Vec<Diagnostic>),
-    /// Well-formed TOML that breaks a rule of DESIGN.md §4 (every violation is listed).
+    /// Well-formed TOML that breaks a rule of docs/design.md §4 (every violation is listed).
     #[error("{}", join_lines(.0))]
     Semantic(Vec<Diagnostic>),
 }

@@ -2,7 +2,7 @@
 //! diff used by reload. `model` is the validated form the rest of the daemon uses.
 //!
 //! Loading has two stages: `schema` (TOML syntax, value types, unknown or missing keys;
-//! exit code 1) and `validate` (the semantic rules of DESIGN.md §4; exit code 2). Both
+//! exit code 1) and `validate` (the semantic rules of docs/design.md §4; exit code 2). Both
 //! report every problem they find as a `Diagnostic` with file, line, column and key path.
 
 pub mod diff;

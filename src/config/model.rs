@@ -1,5 +1,5 @@
 //! The validated configuration: what the rest of the daemon sees. Built from the TOML
-//! schema by `load`; every value here has passed the semantic rules of DESIGN.md §4.
+//! schema by `load`; every value here has passed the semantic rules of docs/design.md §4.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

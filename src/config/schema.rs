@@ -1,4 +1,4 @@
-//! The TOML schema of DESIGN.md §4 as serde structs: the raw, unvalidated form.
+//! The TOML schema of docs/design.md §4 as serde structs: the raw, unvalidated form.
 //!
 //! Everything that a semantic rule may complain about is `Spanned`, so `validate` can point
 //! at the exact key or value. Numbers are read as `i64` and strings are kept as text here;

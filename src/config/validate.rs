@@ -1,5 +1,5 @@
 //! Semantic validation: turns the raw schema into the model, applying defaults and every
-//! rule of DESIGN.md §4. All violations are collected (sorted by position), not just the
+//! rule of docs/design.md §4. All violations are collected (sorted by position), not just the
 //! first, and each points at the offending key or value.
 //!
 //! `ca-file` is deliberately not checked for existence here: `--check` may run on another

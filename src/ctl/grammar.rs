@@ -161,7 +161,7 @@ const HEALTHCHECK: Slot = Slot::Name(NameKind::HealthCheck);
 
 use Action as A;
 
-/// The root's children: every command of `maglev ctl` (DESIGN.md §9).
+/// The root's children: every command of `maglev ctl` (docs/design.md §9).
 pub static TREE: &[Node] = &[
     key(
         "show",

@@ -275,6 +275,8 @@ pub fn frontend(f: &Frontend) -> Value {
         "port": f.port,
         "src_ip_sticky": f.src_ip_sticky,
         "flush_on_down": f.flush_on_down,
+        "fail": f.fail,
+        "failed_open": f.failed_open,
         "state": frontend_state(f.state()),
         "pools": pools,
         "active_pool": f.active_pool,
@@ -683,6 +685,30 @@ mod tests {
         assert_eq!(v["pools"][0]["backends"][0]["state"], "up");
         assert_eq!(v["pools"][0]["backends"][0]["configured_weight"], 100);
         assert_eq!(v["pools"][0]["backends"][0]["effective_weight"], 50);
+        assert_eq!(v["fail"], "");
+        assert_eq!(v["failed_open"], false);
+    }
+
+    #[test]
+    fn frontend_shows_the_fail_policy_and_whether_it_is_in_force() {
+        let f = Frontend {
+            name: "vip1".into(),
+            state: FrontendState::Down as i32,
+            fail: "open".into(),
+            failed_open: true,
+            ..Frontend::default()
+        };
+        let v = frontend(&f);
+        assert_eq!(v["fail"], "open");
+        assert_eq!(v["failed_open"], true);
+        assert_eq!(v["state"], "down");
+        let closed = frontend(&Frontend {
+            fail: "closed".into(),
+            failed_open: false,
+            ..f
+        });
+        assert_eq!(closed["fail"], "closed");
+        assert_eq!(closed["failed_open"], false);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `maglev ctl`: the operator's shell and scripting interface (DESIGN.md §9).
+//! `maglev ctl`: the operator's shell and scripting interface (docs/design.md §9).
 //!
 //! - `grammar`: the one command tree (parse, `?` help, completion, `help` listing);
 //! - `client`: connecting (`host:port`, `http(s)://`, `unix:`) and exit-code mapping;
@@ -31,11 +31,7 @@ use run::{Outcome, Session};
 pub fn main(args: CtlArgs) -> ExitCode {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let color = use_color(args.color, no_color, std::io::stdout().is_terminal());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_for(args.words.is_empty()) {
         Ok(rt) => rt,
         Err(e) => return report(&CtlError::Local(format!("cannot start: {e}")), args.json),
     };
@@ -48,6 +44,23 @@ pub fn main(args: CtlArgs) -> ExitCode {
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => report(&e, args.json),
+    }
+}
+
+/// A one-shot command runs on the main thread alone (no worker thread to start). The shell
+/// keeps a worker: it prefetches names in the background while the line editor waits for
+/// keys, and its completer blocks on the runtime from inside the editor, which on a
+/// current-thread runtime would drive no I/O or timers.
+fn runtime_for(shell: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if shell {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     }
 }
 

@@ -1,4 +1,4 @@
-//! The WARN log while a `fail = "open"` frontend is failed open (DESIGN.md §12): once when
+//! The WARN log while a `fail = "open"` frontend is failed open (docs/design.md §12): once when
 //! it opens, again every `REPEAT` while it stays open, and an INFO line when it closes.
 //! The weights themselves come from the weight table; this only watches it.
 

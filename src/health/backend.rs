@@ -1,4 +1,4 @@
-//! `BackendHealth`: one backend's state machine (DESIGN.md §5). It owns the health counter,
+//! `BackendHealth`: one backend's state machine (docs/design.md §5). It owns the health counter,
 //! the last probe result and a bounded ring of transitions. Every method that changes the
 //! state returns the `Transition` (and keeps it in the ring); a call that changes nothing
 //! returns `Ok(None)`; a call not allowed in the current state returns a typed error and

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::counter::HealthCounter;
 use super::result::State;
 
-/// The three intervals of a health check (DESIGN.md §4).
+/// The three intervals of a health check (docs/design.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IntervalPolicy {
     /// When fully up (counter at max).

@@ -1,4 +1,4 @@
-//! The health core (DESIGN.md §5). Pure: no I/O, no tokio, no clocks read except where a
+//! The health core (docs/design.md §5). Pure: no I/O, no tokio, no clocks read except where a
 //! caller passes the time in. Everything here is deterministic and unit-tested.
 //!
 //! - `counter`: the HAProxy rise/fall counter.

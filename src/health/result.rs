@@ -115,7 +115,7 @@ impl ProbeResult {
     }
 }
 
-/// The state of one backend (DESIGN.md §5).
+/// The state of one backend (docs/design.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
     /// New, resumed or enabled: not yet decided.

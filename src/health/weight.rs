@@ -1,5 +1,5 @@
-//! Effective weights (DESIGN.md §5): what each AS of a frontend should look like in VPP, given
-//! the states of its backends, which pool is active, and the frontend's own state.
+//! Effective weights (docs/design.md §5): what each AS of a frontend should look like in VPP,
+//! given the states of its backends, which pool is active, and the frontend's own state.
 //!
 //! | backend state         | action                                   |
 //! |-----------------------|------------------------------------------|
@@ -10,7 +10,7 @@
 //! | unknown, paused       | weight 0, never flush                    |
 //! | removed               | delete the AS, flush                     |
 //!
-//! Fail-open (DESIGN.md §12): a frontend with `fail = "open"` that has no backend up and
+//! Fail-open (docs/design.md §12): a frontend with `fail = "open"` that has no backend up and
 //! at least one down in its first pool gives those down backends of the first pool their
 //! configured weight (no flush) instead of 0, so clients reach whatever may still answer.
 //! Disabled, paused, unknown and removed backends keep their row of the table: an
@@ -31,7 +31,7 @@ pub fn validate_weight(weight: u32) -> Result<u8, ActionError> {
         .ok_or(ActionError::InvalidWeight { weight })
 }
 
-/// A frontend's policy for when no backend is up and some are down (DESIGN.md §12).
+/// A frontend's policy for when no backend is up and some are down (docs/design.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FailPolicy {
     /// Every AS weight 0: VPP drops new flows (`no_server`).

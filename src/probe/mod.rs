@@ -1,4 +1,4 @@
-//! Probes (DESIGN.md §6): ICMP echo, TCP connect, TCP half-open, HTTP and HTTPS.
+//! Probes (docs/design.md §6): ICMP echo, TCP connect, TCP half-open, HTTP and HTTPS.
 //!
 //! The daemon creates one [`Prober`] and calls [`Prober::probe`] with a [`ProbeSpec`] per
 //! backend. Shared state (one ICMP socket per family, namespace threads, TLS configs) lives

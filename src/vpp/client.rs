@@ -1,4 +1,4 @@
-//! Async client for VPP's binary API socket (VPP-WIRE §1, §5.5).
+//! Async client for VPP's binary API socket (docs/vpp-wire.md §1, §5.5).
 //!
 //! - [`Client`]: one live connection: handshake, the `name_crc -> id` table of *this*
 //!   connection, a reader task routing replies by context, dumps ended by

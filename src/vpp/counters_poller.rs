@@ -1,4 +1,4 @@
-//! Per-VIP counters from VPP's stats segment (DESIGN.md §7, issue 7).
+//! Per-VIP counters from VPP's stats segment (docs/design.md §7, issue 7).
 //!
 //! Every `interval` (`--stats-interval`, 5 s by default) one pass:
 //! the VIP pool indexes come from `show lb vips verbose` (one `cli_inband`, not the

@@ -1,9 +1,9 @@
 //! The lb plugin state maglev wants, the state VPP has, and the ordered list of writes
-//! that turns one into the other (DESIGN.md §7). Pure: no I/O, no clock.
+//! that turns one into the other (docs/design.md §7). Pure: no I/O, no clock.
 //!
 //! - [`desired`]: config + frontend views (effective weights) -> [`DesiredState`].
 //! - [`actual`]: what the VPP reads returned -> [`ActualState`], correcting the fields a
-//!   1.1.0 VPP reports wrongly (VPP-WIRE §3.5).
+//!   1.1.0 VPP reports wrongly (docs/vpp-wire.md §3.5).
 //! - [`cli_text`]: parser for `show lb vips verbose` (src-ip-sticky and pool index are not
 //!   in any dump).
 //! - [`diff`]: desired vs actual -> [`LbDiff`], in the deterministic order several
@@ -109,7 +109,7 @@ impl fmt::Display for LbConfValues {
 }
 
 /// VPP's `ip46_address_is_ip4` takes any IPv6 address whose first 96 bits are zero for
-/// IPv4 (VPP-WIRE §3.4): such an address can never be an AS.
+/// IPv4 (docs/vpp-wire.md §3.4): such an address can never be an AS.
 pub fn is_unusable_as_address(addr: IpAddr) -> bool {
     matches!(addr, IpAddr::V6(v6) if u128::from(v6) >> 32 == 0)
 }

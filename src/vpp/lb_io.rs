@@ -1,5 +1,5 @@
 //! The I/O half of the lb core: read VPP's lb state into an [`ActualState`] and send
-//! [`LbOp`]s, choosing per lb API generation the call that works (VPP-WIRE §3.5), and
+//! [`LbOp`]s, choosing per lb API generation the call that works (docs/vpp-wire.md §3.5), and
 //! counting every call.
 
 use std::collections::BTreeMap;
@@ -218,7 +218,7 @@ fn as_v1(key: &VipKey, address: IpAddr, is_del: bool, is_flush: bool) -> LbAddDe
 }
 
 /// `lb vip <prefix> [protocol tcp|udp port <n>] encap <e> new_len 1024 [src_ip_sticky]`
-/// (VPP-WIRE §3.6). The CLI takes the plain prefix (it adds the ip46 96 itself).
+/// (docs/vpp-wire.md §3.6). The CLI takes the plain prefix (it adds the ip46 96 itself).
 pub fn legacy_add_vip_cli(
     key: &VipKey,
     encap: EncapType,

@@ -1,4 +1,4 @@
-//! VPP binary API over the Unix socket (DESIGN.md §7, shared/VPP-WIRE.md): the wire
+//! VPP binary API over the Unix socket (docs/design.md §7, docs/vpp-wire.md): the wire
 //! codec, typed messages, an async client with reconnect supervision, and the daemon's
 //! VPP service (status, reconciler).
 

@@ -1,4 +1,4 @@
-//! The reconciler: the only writer to VPP (DESIGN.md §7).
+//! The reconciler: the only writer to VPP (docs/design.md §7).
 //!
 //! - Per-VIP sync on every backend/frontend event of a frontend: a lone event at once,
 //!   bursts coalesced (see `coalesce`).
@@ -603,7 +603,7 @@ impl Reconciler {
     }
 
     /// lb API 1.1.0: read back and check that VPP now shows what was written (its
-    /// handlers are known to misread requests, VPP-WIRE §3.5).
+    /// handlers are known to misread requests, docs/vpp-wire.md §3.5).
     async fn verify(
         &mut self,
         client: &super::client::Client,

@@ -5,7 +5,7 @@
 //! With weights (lb API 1.2.0) every AS contributes `weight` replicas, sorted by
 //! (replica, address); replica `r` seeds with `xxhash(a0 ^ a1 ^ r)` (replica 0 = the
 //! historic single-entry seed). Assumption: the master code's exact replica seed was not
-//! available; the population, sort order and counting follow VPP-WIRE §3.4.
+//! available; the population, sort order and counting follow docs/vpp-wire.md §3.4.
 
 use std::net::IpAddr;
 

@@ -1,5 +1,5 @@
 //! vpp-papi's `.api.json` definitions of our messages, built from their field lists
-//! (`maglev::vpp::wire::schema`), for the cross-check against vpp-papi (VPP-WIRE §6).
+//! (`maglev::vpp::wire::schema`), for the cross-check against vpp-papi (docs/vpp-wire.md §6).
 //! Only that test uses it, so it lives here and not in the daemon.
 
 use maglev::vpp::wire::schema::{FieldDef, MessageDef, Shape, TypeDef, UnknownType, lookup_type};

@@ -1,4 +1,4 @@
-//! A VPP stats segment double (VPP-WIRE §4): a memfd laid out exactly like VPP's segment
+//! A VPP stats segment double (docs/vpp-wire.md §4): a memfd laid out exactly like VPP's segment
 //! (shared header v2, 144-byte directory entries, VPP vectors with their 8-byte header,
 //! fake VPP base address), served over a `SOCK_SEQPACKET` socket that sends the fd with
 //! `SCM_RIGHTS` to each client and closes, as VPP does.
@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-/// lb's per-VIP simple counter names (VPP-WIRE §4.6).
+/// lb's per-VIP simple counter names (docs/vpp-wire.md §4.6).
 pub const LB_NEXT: &str = "packet from existing sessions";
 pub const LB_FIRST: &str = "first session packet";
 pub const LB_UNTRACKED: &str = "untracked packet";

@@ -1,4 +1,4 @@
-//! An in-process VPP test double speaking VPP's exact socket protocol (VPP-WIRE §1) and
+//! An in-process VPP test double speaking VPP's exact socket protocol (docs/vpp-wire.md §1) and
 //! the lb plugin's semantics (§3.4, API 1.2.0; or 1.1.0 with its quirks, §3.5).
 //!
 //! - Frames: 16-byte header with garbage in the 8+4 ignored bytes of every reply.
@@ -39,7 +39,7 @@ use super::maglev_table::bucket_counts;
 pub enum ApiMode {
     /// master / 26.10: lb 1.2.0, fixed handlers, weights.
     V1_2,
-    /// 23.02–26.06: lb 1.1.0 with the handler bugs of VPP-WIRE §3.5.
+    /// 23.02–26.06: lb 1.1.0 with the handler bugs of docs/vpp-wire.md §3.5.
     V1_1,
 }
 
@@ -1294,7 +1294,7 @@ fn cli(s: &mut State, cmd: &str) -> (i32, String) {
 }
 
 /// `lb vip <prefix> [protocol (tcp|udp) port <n>] [encap (gre4|gre6|l3dsr|nat4|nat6)]
-/// [new_len <n>] [src_ip_sticky] [del]` (VPP-WIRE §3.6). The CLI reads prefix and encap
+/// [new_len <n>] [src_ip_sticky] [del]` (docs/vpp-wire.md §3.6). The CLI reads prefix and encap
 /// correctly in every version.
 fn cli_lb_vip(s: &mut State, args: &str) -> (i32, String) {
     let fail = |what: &str| (-1, format!("lb vip: {what} `{args}'\n"));

@@ -1,4 +1,4 @@
-//! Writing the imported configuration as TOML text: tables in the order of DESIGN.md §4's
+//! Writing the imported configuration as TOML text: tables in the order of docs/design.md §4's
 //! example, keys in the order the operator is used to, values quoted by the toml crate.
 
 /// One TOML table: its header and `key = value` lines in output order.

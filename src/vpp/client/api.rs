@@ -1,7 +1,7 @@
 //! Typed calls on top of [`Client`]: vpe (version, CLI, ping) and lb. Requests that VPP
-//! would accept but misbehave on (VPP-WIRE §3.4) are refused client-side with
+//! would accept but misbehave on (docs/vpp-wire.md §3.4) are refused client-side with
 //! [`VppError::Invalid`]; on lb API 1.1.0 the IPv4 `len + 96` quirk is applied on the
-//! way out and undone on the way back (VPP-WIRE §3.5).
+//! way out and undone on the way back (docs/vpp-wire.md §3.5).
 
 use std::net::IpAddr;
 
@@ -80,7 +80,7 @@ impl Client {
     }
 
     /// Every VIP (VPP ignores dump filters). On 1.1.0 the prefix length is normalised;
-    /// protocol, encap and table length read back wrong there (VPP-WIRE §3.5).
+    /// protocol, encap and table length read back wrong there (docs/vpp-wire.md §3.5).
     pub async fn lb_vip_dump(&self) -> Result<Vec<LbVipDetails>, VppError> {
         let mut vips = self.dump(&LbVipDump::all()).await?;
         if self.generation() == LbApiGeneration::Legacy {

@@ -1,4 +1,4 @@
-//! Client errors, and VPP's `retval` codes (VPP-WIRE §1.9).
+//! Client errors, and VPP's `retval` codes (docs/vpp-wire.md §1.9).
 
 use std::fmt;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! The per-connection message table and lb API generation detection (VPP-WIRE §1.4, §3.5).
+//! The per-connection message table and lb API generation detection
+//! (docs/vpp-wire.md §1.4, §3.5).
 
 use std::collections::HashMap;
 

@@ -1,7 +1,7 @@
 //! The lb state VPP has, assembled from its reads: `lb_conf_get`, `lb_vip_dump`, the AS
-//! dump (filtered client-side: VPP's own filter never matches IPv4, VPP-WIRE §3.4) and
+//! dump (filtered client-side: VPP's own filter never matches IPv4, docs/vpp-wire.md §3.4) and
 //! `show lb vips verbose` (src-ip-sticky, pool index). On lb API 1.1.0 the dumps report
-//! protocol, encap and table length wrongly (VPP-WIRE §3.5): the CLI text fills them in.
+//! protocol, encap and table length wrongly (docs/vpp-wire.md §3.5): the CLI text fills them in.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -304,7 +304,7 @@ fn insert_as(ases: &mut BTreeMap<IpAddr, ActualAs>, address: IpAddr, a: ActualAs
 }
 
 /// What a 1.1.0 VPP puts in `lb_vip_details.encap`: the internal `lb_vip_type`
-/// (VPP-WIRE §3.2), reduced to the tunnel it uses.
+/// (docs/vpp-wire.md §3.2), reduced to the tunnel it uses.
 pub fn legacy_vip_type_encap(vip_type: u32) -> Option<EncapType> {
     Some(match vip_type {
         0 | 2 => EncapType::GRE6, // ip6-gre6, ip4-gre6

@@ -1,4 +1,4 @@
-//! Parser for the text of `show lb vips verbose` (VPP-WIRE §3.5, §3.6): the only place
+//! Parser for the text of `show lb vips verbose` (docs/vpp-wire.md §3.5, §3.6): the only place
 //! VPP tells a VIP's pool index and whether it is src-ip-sticky. Accepts both the master
 //! format (`weight:<w> buckets:<n> flows:<n>`) and the 26.06 one (`<n> buckets <n> flows`),
 //! `\r\n` line ends and leading indentation.

@@ -1,5 +1,5 @@
 //! The lb state maglev wants: a pure function of the config and the frontend views
-//! (effective weights, DESIGN.md §5).
+//! (effective weights, docs/design.md §5).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -1,4 +1,4 @@
-//! Desired vs actual -> the ordered writes (DESIGN.md §7):
+//! Desired vs actual -> the ordered writes (docs/design.md §7):
 //!
 //! 1. `SetConf` when the global settings differ (before any GRE VIP is added; in any scope).
 //! 2. Removals: VIPs not in the config (full sync only) and VIPs to re-create (src-ip-sticky

@@ -1,4 +1,4 @@
-//! Golden vectors of VPP-WIRE Appendix A (produced by vpp-papi 2.4.2), byte for byte.
+//! Golden vectors of docs/vpp-wire.md Appendix A (produced by vpp-papi 2.4.2), byte for byte.
 
 use std::net::IpAddr;
 

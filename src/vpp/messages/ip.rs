@@ -1,5 +1,5 @@
 //! ip.api: `ip_route_lookup`, whose reply carries the FIB entry's `stats_index` into the
-//! `/net/route/to` combined counters (VPP-WIRE §1.11, §4.6). The fib types are declared
+//! `/net/route/to` combined counters (docs/vpp-wire.md §1.11, §4.6). The fib types are declared
 //! exactly as in `fib_types.api` 2.0.x so that the reply's CRC check covers them.
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -1,4 +1,4 @@
-//! lb plugin messages (`lb.api`, VPP-WIRE §3.3): API 1.1.0 (v23.02–v26.06) and the 1.2.0
+//! lb plugin messages (`lb.api`, docs/vpp-wire.md §3.3): API 1.1.0 (v23.02–v26.06) and the 1.2.0
 //! additions of master (`lb_conf_get`, weights). `.api` defaults are client-side sugar,
 //! so the `new` constructors apply them explicitly (protocol 255, table 1024, weight 100,
 //! `0xFFFFFFFF` = keep for `lb_conf`).
@@ -13,7 +13,8 @@ use crate::vpp::wire::{EncapType, InterfaceIndex, IpDscp, LbVip, Prefix, PrefixM
 pub const PROTOCOL_ANY: u8 = 255;
 /// `lb_conf` value that keeps the current setting of a u32 field.
 pub const KEEP_CURRENT: u32 = 0xFFFF_FFFF;
-/// The only new-flow table length maglev ever sends (never 0: VPP would OOM, VPP-WIRE §3.4).
+/// The only new-flow table length maglev ever sends (never 0: VPP would OOM,
+/// docs/vpp-wire.md §3.4).
 pub const DEFAULT_FLOWS_TABLE_LENGTH: u32 = 1024;
 /// Default and maximum AS weight.
 pub const DEFAULT_WEIGHT: u8 = 100;
@@ -109,7 +110,7 @@ message! {
 }
 message! { LbAsSetWeightReply = "lb_as_set_weight_reply", crc "e8d4e804", Reply {} }
 message! {
-    /// Always answers 0, even for a missing VIP (VPP-WIRE §3.4): check existence first.
+    /// Always answers 0, even for a missing VIP (docs/vpp-wire.md §3.4): check existence first.
     LbFlushVip = "lb_flush_vip", crc "1063f819", Request {
         pfx: Prefix,
         protocol: u8,
@@ -137,7 +138,8 @@ message! {
     }
 }
 message! {
-    /// An all-zero prefix dumps the ASes of every VIP; an IPv4 filter never matches (VPP-WIRE §3.4).
+    /// An all-zero prefix dumps the ASes of every VIP; an IPv4 filter never matches
+    /// (docs/vpp-wire.md §3.4).
     LbAsDump = "lb_as_dump", crc "1063f819", Request {
         pfx: Prefix,
         protocol: u8,

@@ -1,4 +1,4 @@
-//! memclnt.api: socket client registration, ping and keepalive (VPP-WIRE §1.3–§1.8).
+//! memclnt.api: socket client registration, ping and keepalive (docs/vpp-wire.md §1.3–§1.8).
 
 use serde::Serialize;
 

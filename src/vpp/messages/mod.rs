@@ -1,5 +1,5 @@
 //! Typed VPP API messages: memclnt (socket handshake, ping), vpe/vlib (version, CLI) and
-//! every lb plugin message of API 1.1.0 and 1.2.0, and ip_route_lookup (VPP-WIRE §1.11,
+//! every lb plugin message of API 1.1.0 and 1.2.0, and ip_route_lookup (docs/vpp-wire.md §1.11,
 //! §3.3, §4.6, Appendix B).
 //! Each type carries its `.api` name, CRC and field list; the codec is generated from the
 //! same field list, so the CRC test also guards the wire layout.

@@ -1,4 +1,4 @@
-//! vpe.api / vlib.api: version and CLI (VPP-WIRE §1.11).
+//! vpe.api / vlib.api: version and CLI (docs/vpp-wire.md §1.11).
 
 use super::{message, replies};
 use crate::vpp::wire::schema::MessageDef;

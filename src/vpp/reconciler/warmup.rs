@@ -1,4 +1,4 @@
-//! The warmup clock of DESIGN.md §7, as plain state: which phase the daemon is in and
+//! The warmup clock of docs/design.md §7, as plain state: which phase the daemon is in and
 //! which VIPs have been released. The durations come from the running config at each
 //! look (a reload changes them but never restarts the clock).
 

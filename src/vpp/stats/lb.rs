@@ -1,4 +1,4 @@
-//! The lb plugin's counters in the stats segment (VPP-WIRE §4.6), read in one pass:
+//! The lb plugin's counters in the stats segment (docs/vpp-wire.md §4.6), read in one pass:
 //! the four per-VIP simple counters (indexed by VIP pool index, summed over threads),
 //! `/net/route/to` (combined, indexed by the VIP route's FIB stats index) and the
 //! `/sys` scalars that identify a VPP instance.

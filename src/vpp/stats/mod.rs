@@ -1,4 +1,4 @@
-//! VPP stats segment (VPP-WIRE §4): receive the segment's memfd over `stats.sock`, map it
+//! VPP stats segment (docs/vpp-wire.md §4): receive the segment's memfd over `stats.sock`, map it
 //! read-only, and read counters safely under VPP's optimistic epoch lock.
 //!
 //! - [`segment`]: the pure reader over any [`memory::SegmentMemory`] (every pointer

@@ -1,4 +1,4 @@
-//! Pure reader of VPP's stats segment layout (VPP-WIRE §4.2–§4.4), over any
+//! Pure reader of VPP's stats segment layout (docs/vpp-wire.md §4.2–§4.4), over any
 //! [`SegmentMemory`]. The segment is written by another process and may be corrupt or
 //! hostile: every VPP pointer is translated through the header's `base` and checked
 //! against the segment size, every vector length is capped, symlink chains are bounded,
@@ -63,7 +63,7 @@ pub enum SegmentError {
     Unstable { attempts: u32, in_progress: bool },
 }
 
-/// `stat_directory_type_t` of VPP ≥ 22.06 (VPP-WIRE §4.3). Unknown values are kept.
+/// `stat_directory_type_t` of VPP ≥ 22.06 (docs/vpp-wire.md §4.3). Unknown values are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryType {
     Illegal,
@@ -544,7 +544,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Runs `read` under VPP's optimistic lock (VPP-WIRE §4.4): wait while `in_progress`,
+/// Runs `read` under VPP's optimistic lock (docs/vpp-wire.md §4.4): wait while `in_progress`,
 /// read, and retry if `in_progress` was set or `epoch` moved meanwhile. Errors seen
 /// while the segment was changing are retried too (torn pointers look corrupt); errors
 /// on a stable segment are returned as they are. A wrong version is final.

@@ -1,4 +1,4 @@
-//! Reader tests on synthetic segments laid out like VPP's (VPP-WIRE §4.2).
+//! Reader tests on synthetic segments laid out like VPP's (docs/vpp-wire.md §4.2).
 
 use std::cell::{Cell, RefCell};
 

@@ -1,4 +1,4 @@
-//! Getting the segment (VPP-WIRE §4.1): connect `SOCK_SEQPACKET` to `stats.sock`,
+//! Getting the segment (docs/vpp-wire.md §4.1): connect `SOCK_SEQPACKET` to `stats.sock`,
 //! receive one fd by `SCM_RIGHTS`, `fstat` it and map it read-only. This is the only
 //! file of the stats module with `unsafe`: `recvmsg` with its control buffer, `mmap` /
 //! `munmap`, and [`Mapping::read`], the one function that loads from the mapping.

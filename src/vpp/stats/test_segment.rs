@@ -1,4 +1,4 @@
-//! A synthetic-segment builder for unit tests, laid out like VPP's (VPP-WIRE §4.2).
+//! A synthetic-segment builder for unit tests, laid out like VPP's (docs/vpp-wire.md §4.2).
 
 use super::segment::{DIR_ENTRY_LEN, SUPPORTED_VERSION};
 

@@ -1,4 +1,4 @@
-//! Socket framing (VPP-WIRE §1.2): a 16-byte header mirroring VPP's `msgbuf_t`
+//! Socket framing (docs/vpp-wire.md §1.2): a 16-byte header mirroring VPP's `msgbuf_t`
 //! (`u64 q`, `u32 data_len` big-endian, `u32 gc_mark_timestamp`), then the payload.
 //! We send zeros in the two ignored fields; VPP sends garbage there, which we ignore.
 

@@ -1,4 +1,4 @@
-//! The [`Message`] trait and the common headers (VPP-WIRE §1.5): requests start with
+//! The [`Message`] trait and the common headers (docs/vpp-wire.md §1.5): requests start with
 //! `u16 id, u32 client_index, u32 context`, replies with `u16 id, u32 context, i32 retval`,
 //! details with `u16 id, u32 context`. A few memclnt messages differ and have their own kind.
 

@@ -1,6 +1,6 @@
 //! VPP binary-API wire format: socket framing, big-endian packed-struct codec, the
 //! common message headers and the schema (field lists) each message carries for CRC
-//! checks and vpp-papi JSON. Facts: shared/VPP-WIRE.md §1.2, §1.5, §2.
+//! checks and vpp-papi JSON. Facts: docs/vpp-wire.md §1.2, §1.5, §2.
 
 mod codec;
 mod frame;

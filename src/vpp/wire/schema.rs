@@ -1,6 +1,7 @@
 //! Field lists of messages and types as declared in VPP's `.api` files. They are the
-//! source of the CRC check (vppapigen's algorithm, VPP-WIRE §2.1) and of the vpp-papi
-//! JSON definitions the cross-check test builds (`tests/support/papi_json.rs`, VPP-WIRE §6).
+//! source of the CRC check (vppapigen's algorithm, docs/vpp-wire.md §2.1) and of the vpp-papi
+//! JSON definitions the cross-check test builds (`tests/support/papi_json.rs`,
+//! docs/vpp-wire.md §6).
 
 use super::message::{HeaderKind, Message};
 
@@ -235,7 +236,7 @@ pub const TYPES: &[TypeDef] = &[
         name: "message_table_entry",
         fields: &[f("u16", "index"), fixed("string", "name", 64)],
     },
-    // fib_types.api 2.0.x and ip.api, for ip_route_lookup (VPP-WIRE §4.6).
+    // fib_types.api 2.0.x and ip.api, for ip_route_lookup (docs/vpp-wire.md §4.6).
     TypeDef::Typedef {
         name: "fib_mpls_label",
         fields: &[
@@ -416,7 +417,7 @@ fn fold_types(fields: &[FieldDef], mut crc: u32) -> Result<u32, UnknownType> {
     Ok(crc)
 }
 
-/// Recomputes a message CRC the way vppapigen does (VPP-WIRE §2.1).
+/// Recomputes a message CRC the way vppapigen does (docs/vpp-wire.md §2.1).
 pub fn compute_crc(def: &MessageDef) -> Result<u32, UnknownType> {
     let fields = def.all_fields();
     let crc = crc32(py_block(&fields).as_bytes(), 0);
@@ -429,7 +430,7 @@ mod tests {
 
     #[test]
     fn crc32_matches_zlib_reference_values() {
-        // Values quoted in VPP-WIRE §2.1.
+        // Values quoted in docs/vpp-wire.md §2.1.
         assert_eq!(
             crc32(b"[['u32', 'client_index'], ['u32', 'context']]", 0),
             0x51077d14

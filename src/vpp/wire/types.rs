@@ -1,5 +1,5 @@
 //! Composite and named field types: IP prefixes, enums kept as raw integers (VPP may
-//! return values outside the enum, VPP-WIRE §3.5), strings, and the typedefs lb uses.
+//! return values outside the enum, docs/vpp-wire.md §3.5), strings, and the typedefs lb uses.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -11,8 +11,8 @@ use super::codec::{Reader, WireType};
 use super::schema::Shape;
 
 /// `vl_api_address_with_prefix_t` (alias of `vl_api_prefix_t`, 18 bytes): address + length.
-/// Decoding is lenient: a released VPP returns IPv4 prefixes with `len + 96` (VPP-WIRE §3.5),
-/// so the length is taken as sent and host bits are kept.
+/// Decoding is lenient: a released VPP returns IPv4 prefixes with `len + 96`
+/// (docs/vpp-wire.md §3.5), so the length is taken as sent and host bits are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Prefix {
     pub addr: IpAddr,
