@@ -405,3 +405,56 @@ impl Config {
             .or_else(|| self.healthchecker.netns.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> HttpParams {
+        HttpParams {
+            path: "/".into(),
+            host: None,
+            expect_status: vec![StatusRange { lo: 200, hi: 399 }],
+            expect_body: None,
+        }
+    }
+
+    #[test]
+    fn each_check_kind_carries_only_its_own_data() {
+        let https = CheckKind::Https {
+            port: 443,
+            params: params(),
+            tls: TlsParams::default(),
+        };
+        assert_eq!(https.kind(), CheckType::Https);
+        assert_eq!(https.port(), Some(443));
+        assert_eq!(https.http(), Some(&params()));
+        assert!(https.tls().is_some_and(|t| t.verify && t.sni.is_none()));
+        let http = CheckKind::Http {
+            port: 80,
+            params: params(),
+        };
+        assert_eq!((http.kind(), http.port()), (CheckType::Http, Some(80)));
+        assert_eq!(http.tls(), None);
+        let syn = CheckKind::TcpSyn { port: 22 };
+        assert_eq!((syn.kind().as_str(), syn.port()), ("tcp-syn", Some(22)));
+        assert_eq!(syn.http(), None);
+        assert_eq!(
+            (CheckKind::Icmp.kind(), CheckKind::Icmp.port()),
+            (CheckType::Icmp, None)
+        );
+    }
+
+    #[test]
+    fn body_regexes_compare_by_source_and_match_bytes() {
+        let a = BodyMatch::regex(r"^ok \d+$").unwrap();
+        assert_eq!(a, BodyMatch::regex(r"^ok \d+$").unwrap());
+        assert_ne!(a, BodyMatch::regex("^ok$").unwrap());
+        assert_ne!(a, BodyMatch::Substring(r"^ok \d+$".into()));
+        assert!(a.matches(b"ok 12"));
+        assert!(!a.matches(b"ok \xff"));
+        // A pattern only a bytes regex accepts is rejected, as validation always did.
+        assert!(BodyMatch::regex(r"(?-u)\xff").is_err());
+        assert!(BodyMatch::Substring(String::new()).matches(b""));
+    }
+}
