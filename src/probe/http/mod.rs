@@ -119,7 +119,7 @@ pub fn server_name(
 /// The HTTP exchange of a check over a stream that is already connected (and TLS-wrapped
 /// for https): request, response, verdict. `probe` is the same request and exchange, with
 /// the request built before connecting (a bad one fails without a connection) and shared
-/// buffers and regexes; fuzzing and the unit tests feed this in-memory streams.
+/// buffers; fuzzing and the unit tests feed this in-memory streams.
 pub async fn probe_stream<S>(
     io: S,
     params: &HttpParams,
