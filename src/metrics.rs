@@ -210,7 +210,7 @@ impl Snapshot {
                 .push((vec![b()], i64::from(e.health.health())));
             s.backend_enabled
                 .push((vec![b()], i64::from(state != State::Disabled)));
-            let kind = e.healthcheck.kind.as_str().to_string();
+            let kind = e.healthcheck.kind().as_str().to_string();
             for code in ResultCode::ALL {
                 let n = e.stats.count_of(code);
                 if n > 0 {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use maglev::config::model::{BodyMatch, CheckType, HttpParams};
+use maglev::config::model::{BodyMatch, HttpParams};
 use maglev::health::result::{ProbeResult, ResultCode};
 use maglev::probe::{ProbeSpec, Prober};
 use tokio::io::AsyncWriteExt;
@@ -31,7 +31,7 @@ fn params(expect_body: Option<BodyMatch>) -> HttpParams {
 }
 
 fn spec(port: u16, http: HttpParams) -> ProbeSpec {
-    http_spec(CheckType::Http, port, TIMEOUT, http)
+    http_spec(port, TIMEOUT, http)
 }
 
 /// Resident set size of this process in KiB (None where /proc is not Linux's).

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use maglev::config::model::CheckType;
+use maglev::config::model::CheckKind;
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -35,13 +35,11 @@ fn hostile_ns(tag: &str) -> Option<TestNs> {
 
 fn icmp_spec(netns: &str) -> ProbeSpec {
     ProbeSpec {
-        kind: CheckType::Icmp,
+        check: CheckKind::Icmp,
         addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: None,
         timeout: TIMEOUT,
         source: None,
         netns: Some(netns.to_string()),
-        http: None,
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use maglev::config::model::{BodyMatch, CheckType, HttpParams};
+use maglev::config::model::{BodyMatch, HttpParams};
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,7 +16,7 @@ use http_probe::{http_params as params, http_spec, read_head};
 const TIMEOUT: Duration = Duration::from_millis(1500);
 
 fn spec(port: u16, http: HttpParams) -> ProbeSpec {
-    http_spec(CheckType::Http, port, TIMEOUT, http)
+    http_spec(port, TIMEOUT, http)
 }
 
 /// Serves one connection: reads the request head, answers `response` (None = never answer),
@@ -121,7 +121,7 @@ async fn http_body_substring_and_regex_match() {
 
     let (port, _server) = serve_once(Some(response("200 OK", "status: ok\nversion 7\n"))).await;
     let p = HttpParams {
-        expect_body: Some(BodyMatch::Regex(r"(?m)^version \d+$".into())),
+        expect_body: Some(BodyMatch::regex(r"(?m)^version \d+$").unwrap()),
         ..params()
     };
     let r = Prober::new().probe(&spec(port, p)).await;
@@ -129,7 +129,7 @@ async fn http_body_substring_and_regex_match() {
 
     let (port, _server) = serve_once(Some(response("200 OK", "version seven"))).await;
     let p = HttpParams {
-        expect_body: Some(BodyMatch::Regex(r"(?m)^version \d+$".into())),
+        expect_body: Some(BodyMatch::regex(r"(?m)^version \d+$").unwrap()),
         ..params()
     };
     let r = Prober::new().probe(&spec(port, p)).await;

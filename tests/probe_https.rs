@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use maglev::config::model::{CheckType, HttpParams};
+use maglev::config::model::{HttpParams, TlsParams};
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 #[path = "support/http_probe.rs"]
 mod http_probe;
-use http_probe::{http_params, http_spec};
+use http_probe::{http_params, https_spec};
 
 const TIMEOUT: Duration = Duration::from_millis(1500);
 const SERVER_NAME: &str = "backend.test";
@@ -81,15 +81,25 @@ async fn serve_tls_once(config: Arc<rustls::ServerConfig>) -> (u16, JoinHandle<O
     (port, task)
 }
 
-fn spec(port: u16, http: HttpParams) -> ProbeSpec {
-    http_spec(CheckType::Https, port, TIMEOUT, http)
+fn spec(port: u16, tls: TlsParams) -> ProbeSpec {
+    spec_with(port, params(), tls)
+}
+
+fn spec_with(port: u16, http: HttpParams, tls: TlsParams) -> ProbeSpec {
+    https_spec(port, TIMEOUT, http, tls)
 }
 
 fn params() -> HttpParams {
     HttpParams {
         path: "/".into(),
-        sni: Some(SERVER_NAME.into()),
         ..http_params()
+    }
+}
+
+fn tls() -> TlsParams {
+    TlsParams {
+        sni: Some(SERVER_NAME.into()),
+        ..TlsParams::default()
     }
 }
 
@@ -97,9 +107,9 @@ fn params() -> HttpParams {
 async fn https_with_ca_file_is_up_and_sends_sni() {
     let pki = pki();
     let (port, server) = serve_tls_once(pki.server.clone()).await;
-    let p = HttpParams {
+    let p = TlsParams {
         ca_file: Some(pki.ca_file.path().to_path_buf()),
-        ..params()
+        ..tls()
     };
     let r = Prober::new().probe(&spec(port, p.clone())).await;
     assert_eq!(r.code, ResultCode::L7Ok, "{r:?}");
@@ -110,13 +120,16 @@ async fn https_with_ca_file_is_up_and_sends_sni() {
 async fn https_sni_defaults_to_host() {
     let pki = pki();
     let (port, server) = serve_tls_once(pki.server.clone()).await;
-    let p = HttpParams {
+    let http = HttpParams {
         host: Some(SERVER_NAME.into()),
-        sni: None,
-        ca_file: Some(pki.ca_file.path().to_path_buf()),
         ..params()
     };
-    let r = Prober::new().probe(&spec(port, p)).await;
+    let p = TlsParams {
+        sni: None,
+        ca_file: Some(pki.ca_file.path().to_path_buf()),
+        ..tls()
+    };
+    let r = Prober::new().probe(&spec_with(port, http, p)).await;
     assert_eq!(r.code, ResultCode::L7Ok, "{r:?}");
     assert_eq!(server.await.unwrap().as_deref(), Some(SERVER_NAME));
 }
@@ -125,7 +138,7 @@ async fn https_sni_defaults_to_host() {
 async fn https_unknown_issuer_against_system_store() {
     let pki = pki();
     let (port, _server) = serve_tls_once(pki.server.clone()).await;
-    let r = Prober::new().probe(&spec(port, params())).await;
+    let r = Prober::new().probe(&spec(port, tls())).await;
     assert_eq!(r.code, ResultCode::L6Rsp, "{r:?}");
     assert!(r.detail.contains("UnknownIssuer"), "{}", r.detail);
 }
@@ -134,10 +147,10 @@ async fn https_unknown_issuer_against_system_store() {
 async fn https_wrong_name_fails_verification() {
     let pki = pki();
     let (port, _server) = serve_tls_once(pki.server.clone()).await;
-    let p = HttpParams {
+    let p = TlsParams {
         sni: Some("other.test".into()),
         ca_file: Some(pki.ca_file.path().to_path_buf()),
-        ..params()
+        ..tls()
     };
     let r = Prober::new().probe(&spec(port, p)).await;
     assert_eq!(r.code, ResultCode::L6Rsp, "{r:?}");
@@ -148,9 +161,9 @@ async fn https_wrong_name_fails_verification() {
 async fn https_without_verification_is_up() {
     let pki = pki();
     let (port, server) = serve_tls_once(pki.server.clone()).await;
-    let p = HttpParams {
+    let p = TlsParams {
         verify: false,
-        ..params()
+        ..tls()
     };
     let r = Prober::new().probe(&spec(port, p)).await;
     assert_eq!(r.code, ResultCode::L7Ok, "{r:?}");
@@ -172,9 +185,9 @@ async fn https_silent_server_is_a_tls_timeout() {
             }
         }
     });
-    let p = HttpParams {
+    let p = TlsParams {
         verify: false,
-        ..params()
+        ..tls()
     };
     let r = Prober::new().probe(&spec(port, p)).await;
     assert_eq!(r.code, ResultCode::L6Tout, "{r:?}");
@@ -193,9 +206,9 @@ async fn https_plain_http_server_is_a_tls_failure() {
             .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
             .await;
     });
-    let p = HttpParams {
+    let p = TlsParams {
         verify: false,
-        ..params()
+        ..tls()
     };
     let r = Prober::new().probe(&spec(port, p)).await;
     assert_eq!(r.code, ResultCode::L6Rsp, "{r:?}");

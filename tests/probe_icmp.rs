@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use maglev::config::model::CheckType;
+use maglev::config::model::CheckKind;
 use maglev::health::result::{ProbeResult, ResultCode};
 use maglev::probe::{ProbeSpec, Prober};
 
@@ -10,13 +10,11 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn spec(addr: &str) -> ProbeSpec {
     ProbeSpec {
-        kind: CheckType::Icmp,
+        check: CheckKind::Icmp,
         addr: addr.parse().unwrap(),
-        port: None,
         timeout: TIMEOUT,
         source: None,
         netns: None,
-        http: None,
     }
 }
 

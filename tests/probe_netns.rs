@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use maglev::config::model::CheckType;
+use maglev::config::model::CheckKind;
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -22,15 +22,13 @@ use netns::TestNs;
 mod icmp_forge;
 use icmp_forge::{into_echo_reply, next_echo_request};
 
-fn spec(kind: CheckType, port: Option<u16>, netns: &str) -> ProbeSpec {
+fn spec(check: CheckKind, netns: &str) -> ProbeSpec {
     ProbeSpec {
-        kind,
+        check,
         addr: "127.0.0.1".parse().unwrap(),
-        port,
         timeout: TIMEOUT,
         source: None,
         netns: Some(netns.to_string()),
-        http: None,
     }
 }
 
@@ -54,7 +52,7 @@ async fn tcp_probe_runs_inside_the_namespace() {
     });
     let port = port_rx.recv().expect("listener in namespace");
     let r = Prober::new()
-        .probe(&spec(CheckType::Tcp, Some(port), &ns.name))
+        .probe(&spec(CheckKind::Tcp { port }, &ns.name))
         .await;
     let ours = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port));
     let _ = done_tx.send(());
@@ -68,7 +66,7 @@ async fn tcp_probe_runs_inside_the_namespace() {
 async fn missing_namespace_is_a_socket_error() {
     let name = format!("maglev-test-{}-absent", std::process::id());
     let r = Prober::new()
-        .probe(&spec(CheckType::Tcp, Some(80), &name))
+        .probe(&spec(CheckKind::Tcp { port: 80 }, &name))
         .await;
     assert_eq!(r.code, ResultCode::SockErr, "{r:?}");
     assert!(
@@ -85,9 +83,7 @@ async fn icmp_times_out_when_echo_is_ignored() {
         return;
     };
     ns.sysctl("net.ipv4.icmp_echo_ignore_all=1");
-    let r = Prober::new()
-        .probe(&spec(CheckType::Icmp, None, &ns.name))
-        .await;
+    let r = Prober::new().probe(&spec(CheckKind::Icmp, &ns.name)).await;
     assert_eq!(r.code, ResultCode::L4Tout, "{r:?}");
 }
 
@@ -125,7 +121,7 @@ async fn forged_reply_without_the_token_is_not_credited() {
     // Right identifier and sequence, wrong token: dropped, counted, the probe times out.
     let (ready, forger) = forge_reply(&ns, false);
     ready.recv().expect("forger ready");
-    let r = prober.probe(&spec(CheckType::Icmp, None, &ns.name)).await;
+    let r = prober.probe(&spec(CheckKind::Icmp, &ns.name)).await;
     forger.join().unwrap().expect("forger saw the request");
     assert_eq!(r.code, ResultCode::L4Tout, "{r:?}");
     assert!(
@@ -136,7 +132,7 @@ async fn forged_reply_without_the_token_is_not_credited() {
     // Control: the same forgery with the token copied is credited, so the socket did see it.
     let (ready, forger) = forge_reply(&ns, true);
     ready.recv().expect("forger ready");
-    let r = prober.probe(&spec(CheckType::Icmp, None, &ns.name)).await;
+    let r = prober.probe(&spec(CheckKind::Icmp, &ns.name)).await;
     forger.join().unwrap().expect("forger saw the request");
     assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
 }

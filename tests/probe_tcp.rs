@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use maglev::config::model::CheckType;
+use maglev::config::model::CheckKind;
 use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -17,13 +17,11 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn spec(addr: &str, port: u16) -> ProbeSpec {
     ProbeSpec {
-        kind: CheckType::Tcp,
+        check: CheckKind::Tcp { port },
         addr: addr.parse().unwrap(),
-        port: Some(port),
         timeout: TIMEOUT,
         source: None,
         netns: None,
-        http: None,
     }
 }
 

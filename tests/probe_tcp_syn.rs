@@ -2,20 +2,18 @@
 
 use std::time::Duration;
 
-use maglev::config::model::CheckType;
+use maglev::config::model::CheckKind;
 use maglev::health::result::{ProbeResult, ResultCode};
 use maglev::probe::{ProbeSpec, Prober};
 use tokio::net::TcpListener;
 
 fn spec(addr: &str, port: u16) -> ProbeSpec {
     ProbeSpec {
-        kind: CheckType::TcpSyn,
+        check: CheckKind::TcpSyn { port },
         addr: addr.parse().unwrap(),
-        port: Some(port),
         timeout: Duration::from_secs(2),
         source: None,
         netns: None,
-        http: None,
     }
 }
 

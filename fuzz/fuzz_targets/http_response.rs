@@ -31,7 +31,7 @@ fn params(selector: u8) -> HttpParams {
     let expect_body = match selector & 0b11 {
         0 => None,
         1 => Some(BodyMatch::Substring("ok".into())),
-        2 => Some(BodyMatch::Regex(r"^ok \d+".into())),
+        2 => BodyMatch::regex(r"^ok \d+").ok(),
         _ => Some(BodyMatch::Substring(String::new())),
     };
     let expect_status = if selector & 0b100 == 0 {
@@ -47,9 +47,6 @@ fn params(selector: u8) -> HttpParams {
         host: (selector & 0b1_0000 != 0).then(|| "backend.example".into()),
         expect_status,
         expect_body,
-        sni: None,
-        verify: true,
-        ca_file: None,
     }
 }
 

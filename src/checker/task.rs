@@ -94,7 +94,7 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
             continue;
         }
         let result = inner.probe.probe(&spec).await;
-        tracing::debug!(target: "maglev::records::probe", backend = %name, check = spec.kind.as_str(), code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
+        tracing::debug!(target: "maglev::records::probe", backend = %name, check = spec.kind().as_str(), code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
         let delay = {
             let mut st = match inner.state.write() {
                 Ok(g) => g,

@@ -346,7 +346,10 @@ mod tests {
         std::fs::write(&path, "[healthchecks.ping]\ntype = \"icmp\"\n")?;
         let c = load_file(&path)?;
         assert_eq!(c.path, path);
-        assert_eq!(c.healthchecks["ping"].kind, crate::config::CheckType::Icmp);
+        assert_eq!(
+            c.healthchecks["ping"].kind(),
+            crate::config::CheckType::Icmp
+        );
 
         let missing = dir.path().join("nope.toml");
         match load_file(&missing) {
@@ -382,7 +385,7 @@ mod tests {
         assert!(c.frontends.values().any(|f| f.address.addr.is_ipv6()));
         assert!(c.frontends.values().all(|f| f.pools.len() == 2));
         let kinds: std::collections::BTreeSet<&str> =
-            c.healthchecks.values().map(|h| h.kind.as_str()).collect();
+            c.healthchecks.values().map(|h| h.kind().as_str()).collect();
         for k in ["http", "https", "icmp", "tcp"] {
             assert!(kinds.contains(k), "example lacks a {k} check");
         }
@@ -408,13 +411,13 @@ mod tests {
             assert!(b.address.is_loopback(), "{name} must be on loopback");
         }
         assert!(c.backends.values().all(|b| b.address.is_loopback()));
-        let port_of = |b: &str| c.healthcheck_of(b).and_then(|h| h.port);
+        let port_of = |b: &str| c.healthcheck_of(b).and_then(|h| h.port());
         assert_eq!(port_of("self-metrics"), Some(9091));
         assert_eq!(port_of("self-grpc"), Some(9090));
         assert_eq!(port_of("closed-port"), Some(9));
         let path_of = |b: &str| {
             c.healthcheck_of(b)
-                .and_then(|h| h.http.as_ref())
+                .and_then(|h| h.http())
                 .map(|p| p.path.clone())
         };
         assert_eq!(path_of("self-metrics").as_deref(), Some("/livez"));

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What VPP gets when every backend of a frontend is down (a weight-table concept).
@@ -94,10 +95,65 @@ impl StatusRange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyMatch {
     Substring(String),
-    /// The source of a regex that compiled during validation.
-    Regex(String),
+    /// Compiled during validation, so a probe never compiles (or fails to compile) it.
+    Regex(BodyRegex),
 }
 
+impl BodyMatch {
+    /// A regex body match; Err if `src` does not compile.
+    pub fn regex(src: &str) -> Result<Self, regex::Error> {
+        BodyRegex::new(src).map(BodyMatch::Regex)
+    }
+
+    /// Whether a response body satisfies this match.
+    pub fn matches(&self, body: &[u8]) -> bool {
+        match self {
+            BodyMatch::Substring(s) => {
+                let needle = s.as_bytes();
+                needle.is_empty() || body.windows(needle.len()).any(|w| w == needle)
+            }
+            BodyMatch::Regex(re) => re.is_match(body),
+        }
+    }
+}
+
+/// A compiled body regex, shared by every probe spec made from its check. It matches
+/// bytes (a body need not be UTF-8) and compares and prints as its source.
+#[derive(Clone)]
+pub struct BodyRegex(Arc<regex::bytes::Regex>);
+
+impl BodyRegex {
+    /// Compiles `src` with the syntax of `regex::Regex`, so what validates is exactly what
+    /// text regexes accept.
+    pub fn new(src: &str) -> Result<Self, regex::Error> {
+        regex::Regex::new(src)?;
+        regex::bytes::Regex::new(src).map(|re| BodyRegex(Arc::new(re)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_match(&self, body: &[u8]) -> bool {
+        self.0.is_match(body)
+    }
+}
+
+impl PartialEq for BodyRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for BodyRegex {}
+
+impl std::fmt::Debug for BodyRegex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodyRegex({:?})", self.as_str())
+    }
+}
+
+/// The HTTP part of an http or https check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpParams {
     /// Request path. Default "/".
@@ -107,20 +163,93 @@ pub struct HttpParams {
     /// Default [200-399].
     pub expect_status: Vec<StatusRange>,
     pub expect_body: Option<BodyMatch>,
-    /// https only; None = host (or the address when no host).
+}
+
+/// The TLS part of an https check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsParams {
+    /// None = host (or the address when no host).
     pub sni: Option<String>,
-    /// https only; default true.
+    /// Default true.
     pub verify: bool,
-    /// https only; None = the system CA store.
+    /// None = the system CA store.
     pub ca_file: Option<PathBuf>,
+}
+
+impl Default for TlsParams {
+    fn default() -> Self {
+        TlsParams {
+            sni: None,
+            verify: true,
+            ca_file: None,
+        }
+    }
+}
+
+/// What a check does, with exactly the data that kind of check needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    Icmp,
+    Tcp {
+        port: u16,
+    },
+    TcpSyn {
+        port: u16,
+    },
+    Http {
+        port: u16,
+        params: HttpParams,
+    },
+    Https {
+        port: u16,
+        params: HttpParams,
+        tls: TlsParams,
+    },
+}
+
+impl CheckKind {
+    pub fn kind(&self) -> CheckType {
+        match self {
+            CheckKind::Icmp => CheckType::Icmp,
+            CheckKind::Tcp { .. } => CheckType::Tcp,
+            CheckKind::TcpSyn { .. } => CheckType::TcpSyn,
+            CheckKind::Http { .. } => CheckType::Http,
+            CheckKind::Https { .. } => CheckType::Https,
+        }
+    }
+
+    /// None for icmp only.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            CheckKind::Icmp => None,
+            CheckKind::Tcp { port }
+            | CheckKind::TcpSyn { port }
+            | CheckKind::Http { port, .. }
+            | CheckKind::Https { port, .. } => Some(*port),
+        }
+    }
+
+    /// Some for http and https.
+    pub fn http(&self) -> Option<&HttpParams> {
+        match self {
+            CheckKind::Http { params, .. } | CheckKind::Https { params, .. } => Some(params),
+            _ => None,
+        }
+    }
+
+    /// Some for https.
+    pub fn tls(&self) -> Option<&TlsParams> {
+        match self {
+            CheckKind::Https { tls, .. } => Some(tls),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheck {
     pub name: String,
-    pub kind: CheckType,
-    /// Required for everything but icmp.
-    pub port: Option<u16>,
+    pub check: CheckKind,
     pub interval: Duration,
     /// Default interval / 4.
     pub fast_interval: Duration,
@@ -134,8 +263,24 @@ pub struct HealthCheck {
     pub probe_ipv6_src: Option<std::net::Ipv6Addr>,
     /// Per-check namespace; overrides healthchecker.netns.
     pub netns: Option<String>,
-    /// Some for http/https only.
-    pub http: Option<HttpParams>,
+}
+
+impl HealthCheck {
+    pub fn kind(&self) -> CheckType {
+        self.check.kind()
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.check.port()
+    }
+
+    pub fn http(&self) -> Option<&HttpParams> {
+        self.check.http()
+    }
+
+    pub fn tls(&self) -> Option<&TlsParams> {
+        self.check.tls()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,5 +403,58 @@ impl Config {
         hc.netns
             .clone()
             .or_else(|| self.healthchecker.netns.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> HttpParams {
+        HttpParams {
+            path: "/".into(),
+            host: None,
+            expect_status: vec![StatusRange { lo: 200, hi: 399 }],
+            expect_body: None,
+        }
+    }
+
+    #[test]
+    fn each_check_kind_carries_only_its_own_data() {
+        let https = CheckKind::Https {
+            port: 443,
+            params: params(),
+            tls: TlsParams::default(),
+        };
+        assert_eq!(https.kind(), CheckType::Https);
+        assert_eq!(https.port(), Some(443));
+        assert_eq!(https.http(), Some(&params()));
+        assert!(https.tls().is_some_and(|t| t.verify && t.sni.is_none()));
+        let http = CheckKind::Http {
+            port: 80,
+            params: params(),
+        };
+        assert_eq!((http.kind(), http.port()), (CheckType::Http, Some(80)));
+        assert_eq!(http.tls(), None);
+        let syn = CheckKind::TcpSyn { port: 22 };
+        assert_eq!((syn.kind().as_str(), syn.port()), ("tcp-syn", Some(22)));
+        assert_eq!(syn.http(), None);
+        assert_eq!(
+            (CheckKind::Icmp.kind(), CheckKind::Icmp.port()),
+            (CheckType::Icmp, None)
+        );
+    }
+
+    #[test]
+    fn body_regexes_compare_by_source_and_match_bytes() {
+        let a = BodyMatch::regex(r"^ok \d+$").unwrap();
+        assert_eq!(a, BodyMatch::regex(r"^ok \d+$").unwrap());
+        assert_ne!(a, BodyMatch::regex("^ok$").unwrap());
+        assert_ne!(a, BodyMatch::Substring(r"^ok \d+$".into()));
+        assert!(a.matches(b"ok 12"));
+        assert!(!a.matches(b"ok \xff"));
+        // A pattern only a bytes regex accepts is rejected, as validation always did.
+        assert!(BodyMatch::regex(r"(?-u)\xff").is_err());
+        assert!(BodyMatch::Substring(String::new()).matches(b""));
     }
 }

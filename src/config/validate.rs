@@ -340,10 +340,21 @@ impl Validator<'_> {
             _ => None,
         };
 
+        // A missing port was reported by check_port; the check is then left out.
+        let check = match (kind?, port, http) {
+            (CheckType::Icmp, _, _) => CheckKind::Icmp,
+            (CheckType::Tcp, Some(port), _) => CheckKind::Tcp { port },
+            (CheckType::TcpSyn, Some(port), _) => CheckKind::TcpSyn { port },
+            (CheckType::Http, Some(port), Some((params, _))) => CheckKind::Http { port, params },
+            (CheckType::Https, Some(port), Some((params, tls))) => {
+                CheckKind::Https { port, params, tls }
+            }
+            _ => return None,
+        };
+
         Some(HealthCheck {
             name: name.get_ref().clone(),
-            kind: kind?,
-            port,
+            check,
             interval,
             fast_interval,
             down_interval,
@@ -353,7 +364,6 @@ impl Validator<'_> {
             probe_ipv4_src,
             probe_ipv6_src,
             netns,
-            http,
         })
     }
 
@@ -387,18 +397,23 @@ impl Validator<'_> {
         }
     }
 
-    fn http_params(&mut self, kind: CheckType, raw: Option<&RawHttpParams>, p: &str) -> HttpParams {
+    /// The HTTP and TLS parameters (the TLS ones are defaults for http, where setting them
+    /// is an error).
+    fn http_params(
+        &mut self,
+        kind: CheckType,
+        raw: Option<&RawHttpParams>,
+        p: &str,
+    ) -> (HttpParams, TlsParams) {
         let mut out = HttpParams {
             path: "/".to_string(),
             host: None,
             expect_status: vec![StatusRange { lo: 200, hi: 399 }],
             expect_body: None,
-            sni: None,
-            verify: true,
-            ca_file: None,
         };
+        let mut tls = TlsParams::default();
         let Some(raw) = raw else {
-            return out;
+            return (out, tls);
         };
 
         if let Some(path) = &raw.path {
@@ -442,14 +457,15 @@ impl Validator<'_> {
             let key = join(p, "regex");
             if raw.expect_body.is_some() {
                 self.error(re.span(), key, "set either expect-body or regex, not both");
-            } else if let Err(e) = regex::Regex::new(re.get_ref()) {
-                self.error(
-                    re.span(),
-                    key,
-                    format!("invalid regex: {}", one_line_regex_error(&e)),
-                );
             } else {
-                out.expect_body = Some(BodyMatch::Regex(re.get_ref().clone()));
+                match BodyMatch::regex(re.get_ref()) {
+                    Ok(m) => out.expect_body = Some(m),
+                    Err(e) => self.error(
+                        re.span(),
+                        key,
+                        format!("invalid regex: {}", one_line_regex_error(&e)),
+                    ),
+                }
             }
         }
 
@@ -461,11 +477,11 @@ impl Validator<'_> {
             );
         };
         if kind == CheckType::Https {
-            out.sni = self.non_empty_string(raw.sni.as_ref(), &join(p, "sni"), "sni");
+            tls.sni = self.non_empty_string(raw.sni.as_ref(), &join(p, "sni"), "sni");
             if let Some(verify) = &raw.verify {
-                out.verify = *verify.get_ref();
+                tls.verify = *verify.get_ref();
             }
-            out.ca_file = self
+            tls.ca_file = self
                 .non_empty_string(raw.ca_file.as_ref(), &join(p, "ca-file"), "ca-file")
                 .map(PathBuf::from);
         } else {
@@ -479,7 +495,7 @@ impl Validator<'_> {
                 https_only(self, s.span(), "ca-file");
             }
         }
-        out
+        (out, tls)
     }
 
     fn backends(
@@ -1287,14 +1303,14 @@ mod tests {
         assert_eq!(lb.ipv4_src_address, Some(Ipv4Addr::new(192, 0, 2, 254)));
 
         let h = &c.healthchecks["h"];
-        assert_eq!(h.kind, CheckType::Icmp);
-        assert_eq!(h.port, None);
+        assert_eq!(h.kind(), CheckType::Icmp);
+        assert_eq!(h.port(), None);
         assert_eq!(h.interval, Duration::from_secs(2));
         assert_eq!(h.fast_interval, Duration::from_millis(500));
         assert_eq!(h.down_interval, Duration::from_secs(2));
         assert_eq!(h.timeout, Duration::from_secs(1));
         assert_eq!((h.rise, h.fall), (2, 3));
-        assert_eq!(h.http, None);
+        assert_eq!(h.http(), None);
 
         assert!(c.backends["a"].enabled);
         let f = &c.frontends["web"];
@@ -1334,14 +1350,12 @@ mod tests {
         let h = &c.healthchecks["h"];
         assert_eq!(h.fast_interval, Duration::from_millis(2500));
         assert_eq!(h.down_interval, Duration::from_secs(10));
-        let http = h.http.as_ref().expect("https has params");
+        let http = h.http().expect("https has params");
+        let tls = h.tls().expect("https has tls");
         assert_eq!(http.path, "/");
         assert_eq!(http.expect_status, vec![StatusRange { lo: 200, hi: 399 }]);
-        assert!(http.verify);
-        assert_eq!(
-            (&http.host, &http.sni, &http.ca_file),
-            (&None, &None, &None)
-        );
+        assert!(tls.verify);
+        assert_eq!((&http.host, &tls.sni, &tls.ca_file), (&None, &None, &None));
         // With a short interval the *default* timeout shrinks to the interval.
         assert_eq!(c.healthchecks["fast"].timeout, Duration::from_millis(400));
     }
@@ -1387,7 +1401,8 @@ mod tests {
         assert_eq!(h.timeout, Duration::from_secs(2));
         assert_eq!((h.rise, h.fall), (1, 5));
         assert_eq!(c.netns_of(h).as_deref(), Some("other"));
-        let http = h.http.as_ref().expect("https has params");
+        let http = h.http().expect("https has params");
+        let tls = h.tls().expect("https has tls");
         assert_eq!(http.host.as_deref(), Some("www.example.com"));
         assert_eq!(
             http.expect_status,
@@ -1396,10 +1411,10 @@ mod tests {
                 StatusRange { lo: 301, hi: 302 }
             ]
         );
-        assert_eq!(http.expect_body, Some(BodyMatch::Regex("^ok$".into())));
-        assert_eq!(http.sni.as_deref(), Some("sni.example.com"));
-        assert!(!http.verify);
-        assert_eq!(http.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        assert_eq!(http.expect_body, Some(BodyMatch::regex("^ok$").unwrap()));
+        assert_eq!(tls.sni.as_deref(), Some("sni.example.com"));
+        assert!(!tls.verify);
+        assert_eq!(tls.ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
     }
 
     // ---- names and references -----------------------------------------------------------
@@ -1779,7 +1794,7 @@ mod tests {
             "type = \"tcp\"",
             "port = 65535",
         ]));
-        assert_eq!(c.healthchecks["h"].port, Some(65535));
+        assert_eq!(c.healthchecks["h"].port(), Some(65535));
     }
 
     #[test]
@@ -2026,7 +2041,7 @@ mod tests {
             "port = 80",
             "params = { expect-body = \"ok\" }",
         ]));
-        let http = c.healthchecks["h"].http.clone().expect("http params");
+        let http = c.healthchecks["h"].http().cloned().expect("http params");
         assert_eq!(http.expect_body, Some(BodyMatch::Substring("ok".into())));
     }
 

@@ -21,24 +21,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::config::model::{CheckType, HealthCheck, HttpParams};
+use crate::config::model::{CheckKind, CheckType, HealthCheck};
 use crate::health::result::{ProbeResult, ResultCode};
 
 /// Everything one probe needs to know, resolved from the config for one backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSpec {
-    pub kind: CheckType,
+    /// What to probe, with its port and HTTP/TLS parameters.
+    pub check: CheckKind,
     pub addr: IpAddr,
-    /// Required for everything but ICMP.
-    pub port: Option<u16>,
     /// The whole probe (socket, connect, TLS, response) finishes within this.
     pub timeout: Duration,
     /// Source address of the same family as `addr`.
     pub source: Option<IpAddr>,
     /// Network namespace name (under /run/netns); None = the daemon's own.
     pub netns: Option<String>,
-    /// Some for http/https.
-    pub http: Option<HttpParams>,
 }
 
 impl ProbeSpec {
@@ -50,14 +47,20 @@ impl ProbeSpec {
             IpAddr::V6(_) => hc.probe_ipv6_src.map(IpAddr::V6),
         };
         ProbeSpec {
-            kind: hc.kind,
+            check: hc.check.clone(),
             addr,
-            port: hc.port,
             timeout: hc.timeout,
             source,
             netns,
-            http: hc.http.clone(),
         }
+    }
+
+    pub fn kind(&self) -> CheckType {
+        self.check.kind()
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.check.port()
     }
 }
 
@@ -155,34 +158,32 @@ impl Prober {
     /// (HTTP/TLS ≈ 2.8 KB, ICMP and tcp-syn ≈ 0.7 KB) are boxed for the probe's duration.
     async fn run(&self, spec: &ProbeSpec, stage: &Stage) -> Outcome {
         let inner = &*self.inner;
-        match spec.kind {
-            CheckType::Icmp => Box::pin(inner.icmp.probe(&inner.sockets, spec)).await,
-            CheckType::Tcp => match port_of(spec) {
-                Ok(port) => tcp::probe(&inner.sockets, spec, port).await,
-                Err(o) => o,
-            },
-            CheckType::TcpSyn => match port_of(spec) {
-                Ok(port) => Box::pin(inner.syn.probe(&inner.sockets, spec, port)).await,
-                Err(o) => o,
-            },
-            CheckType::Http | CheckType::Https => match port_of(spec) {
-                Ok(port) => {
-                    let sh = (&inner.sockets, &inner.tls, &inner.http);
-                    Box::pin(http::probe(sh.0, sh.1, sh.2, spec, port, stage)).await
-                }
-                Err(o) => o,
-            },
+        match &spec.check {
+            CheckKind::Icmp => Box::pin(inner.icmp.probe(&inner.sockets, spec)).await,
+            CheckKind::Tcp { port } => tcp::probe(&inner.sockets, spec, *port).await,
+            CheckKind::TcpSyn { port } => {
+                Box::pin(inner.syn.probe(&inner.sockets, spec, *port)).await
+            }
+            CheckKind::Http { port, params } => {
+                let check = http::HttpCheck {
+                    port: *port,
+                    params,
+                    tls: None,
+                };
+                let sh = (&inner.sockets, &inner.tls, &inner.http);
+                Box::pin(http::probe(sh.0, sh.1, sh.2, spec, check, stage)).await
+            }
+            CheckKind::Https { port, params, tls } => {
+                let check = http::HttpCheck {
+                    port: *port,
+                    params,
+                    tls: Some(tls),
+                };
+                let sh = (&inner.sockets, &inner.tls, &inner.http);
+                Box::pin(http::probe(sh.0, sh.1, sh.2, spec, check, stage)).await
+            }
         }
     }
-}
-
-fn port_of(spec: &ProbeSpec) -> Result<u16, Outcome> {
-    spec.port.ok_or_else(|| {
-        Outcome::new(
-            ResultCode::SockErr,
-            format!("{} check without a port", spec.kind.as_str()),
-        )
-    })
 }
 
 #[cfg(test)]
@@ -193,8 +194,7 @@ mod tests {
     fn hc() -> HealthCheck {
         HealthCheck {
             name: "hc".into(),
-            kind: CheckType::Tcp,
-            port: Some(80),
+            check: CheckKind::Tcp { port: 80 },
             interval: Duration::from_secs(2),
             fast_interval: Duration::from_millis(500),
             down_interval: Duration::from_secs(2),
@@ -204,7 +204,6 @@ mod tests {
             probe_ipv4_src: Some(Ipv4Addr::new(10, 0, 0, 1)),
             probe_ipv6_src: Some(Ipv6Addr::LOCALHOST),
             netns: None,
-            http: None,
         }
     }
 
@@ -215,7 +214,7 @@ mod tests {
         let v6 = ProbeSpec::from_config(&hc(), "2001:db8::1".parse().unwrap(), Some("ns".into()));
         assert_eq!(v6.source, Some("::1".parse().unwrap()));
         assert_eq!(v6.netns.as_deref(), Some("ns"));
-        assert_eq!(v6.port, Some(80));
+        assert_eq!(v6.port(), Some(80));
         assert_eq!(v6.timeout, Duration::from_secs(1));
     }
 
@@ -227,20 +226,5 @@ mod tests {
         assert_eq!(s.timeout_code(), ResultCode::L6Tout);
         s.set(ResultCode::L7Tout);
         assert_eq!(s.timeout_code(), ResultCode::L7Tout);
-    }
-
-    #[tokio::test]
-    async fn missing_port_is_a_socket_error() {
-        let spec = ProbeSpec {
-            kind: CheckType::Tcp,
-            addr: "127.0.0.1".parse().unwrap(),
-            port: None,
-            timeout: Duration::from_secs(1),
-            source: None,
-            netns: None,
-            http: None,
-        };
-        let r = Prober::new().probe(&spec).await;
-        assert_eq!(r.code, ResultCode::SockErr);
     }
 }

@@ -241,10 +241,11 @@ fn status_range(r: &StatusRange) -> String {
 
 /// A healthcheck's full definition, with the backends that use it.
 pub fn healthcheck(config: &Config, hc: &config::HealthCheck) -> proto::HealthCheck {
-    let http = hc.http.as_ref().map(|p| {
+    let tls = hc.tls().cloned().unwrap_or_default();
+    let http = hc.http().map(|p| {
         let (expect_body, regex) = match &p.expect_body {
             Some(BodyMatch::Substring(s)) => (s.clone(), String::new()),
-            Some(BodyMatch::Regex(r)) => (String::new(), r.clone()),
+            Some(BodyMatch::Regex(r)) => (String::new(), r.as_str().to_string()),
             None => (String::new(), String::new()),
         };
         proto::HttpParams {
@@ -253,9 +254,9 @@ pub fn healthcheck(config: &Config, hc: &config::HealthCheck) -> proto::HealthCh
             expect_status: p.expect_status.iter().map(status_range).collect(),
             expect_body,
             regex,
-            sni: p.sni.clone().unwrap_or_default(),
-            verify: p.verify,
-            ca_file: p
+            sni: tls.sni.clone().unwrap_or_default(),
+            verify: tls.verify,
+            ca_file: tls
                 .ca_file
                 .as_ref()
                 .map(|f| f.display().to_string())
@@ -264,8 +265,8 @@ pub fn healthcheck(config: &Config, hc: &config::HealthCheck) -> proto::HealthCh
     });
     proto::HealthCheck {
         name: hc.name.clone(),
-        r#type: hc.kind.as_str().to_string(),
-        port: hc.port.map_or(0, u32::from),
+        r#type: hc.kind().as_str().to_string(),
+        port: hc.port().map_or(0, u32::from),
         interval: duration(hc.interval),
         fast_interval: duration(hc.fast_interval),
         down_interval: duration(hc.down_interval),

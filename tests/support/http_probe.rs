@@ -3,33 +3,37 @@
 
 use std::time::Duration;
 
-use maglev::config::model::{CheckType, HttpParams, StatusRange};
+use maglev::config::model::{CheckKind, HttpParams, StatusRange, TlsParams};
 use maglev::probe::ProbeSpec;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// GET /healthz, expecting a 2xx, no body match, verifying certificates.
+/// GET /healthz, expecting a 2xx, no body match.
 pub fn http_params() -> HttpParams {
     HttpParams {
         path: "/healthz".into(),
         host: None,
         expect_status: vec![StatusRange { lo: 200, hi: 299 }],
         expect_body: None,
-        sni: None,
-        verify: true,
-        ca_file: None,
     }
 }
 
-/// An `http` or `https` check of 127.0.0.1:`port` in our own namespace.
-pub fn http_spec(kind: CheckType, port: u16, timeout: Duration, http: HttpParams) -> ProbeSpec {
+/// An `http` check of 127.0.0.1:`port` in our own namespace.
+pub fn http_spec(port: u16, timeout: Duration, params: HttpParams) -> ProbeSpec {
+    spec_of(CheckKind::Http { port, params }, timeout)
+}
+
+/// An `https` check of 127.0.0.1:`port` in our own namespace.
+pub fn https_spec(port: u16, timeout: Duration, params: HttpParams, tls: TlsParams) -> ProbeSpec {
+    spec_of(CheckKind::Https { port, params, tls }, timeout)
+}
+
+fn spec_of(check: CheckKind, timeout: Duration) -> ProbeSpec {
     ProbeSpec {
-        kind,
+        check,
         addr: "127.0.0.1".parse().unwrap(),
-        port: Some(port),
         timeout,
         source: None,
         netns: None,
-        http: Some(http),
     }
 }
 

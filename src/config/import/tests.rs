@@ -54,12 +54,12 @@ fn the_issue_example_imports_and_validates() {
     assert!(warnings[0].contains("timeout (3s) is longer than interval (2s)"));
     assert!(warnings[1].contains("ipv4-src-address"));
     let hc = &c.healthchecks["http"];
-    assert_eq!(hc.port, Some(80));
+    assert_eq!(hc.port(), Some(80));
     assert_eq!(hc.interval, Duration::from_secs(2));
     assert_eq!(hc.timeout, Duration::from_secs(3));
     assert_eq!((hc.rise, hc.fall), (2, 3));
     assert_eq!(
-        hc.http.as_ref().map(|h| h.path.as_str()),
+        hc.http().map(|h| h.path.as_str()),
         Some("/.well-known/ipng/healthz")
     );
     assert_eq!(c.backends["nginx0-ams"].address.to_string(), "192.0.2.10");
@@ -177,9 +177,13 @@ fn every_section_and_key_is_carried_over() {
     assert!(c.healthchecks["dns"].probe_ipv4_src.is_some());
 
     let http = c.healthchecks["secure"]
-        .http
-        .clone()
+        .http()
+        .cloned()
         .unwrap_or_else(|| panic!("no params"));
+    let tls = c.healthchecks["secure"]
+        .tls()
+        .cloned()
+        .unwrap_or_else(|| panic!("no tls params"));
     assert_eq!(http.path, "/healthz");
     assert_eq!(http.host.as_deref(), Some("www.example.com"));
     assert_eq!(
@@ -189,10 +193,10 @@ fn every_section_and_key_is_carried_over() {
             StatusRange { lo: 300, hi: 399 }
         ]
     );
-    assert_eq!(http.expect_body, Some(BodyMatch::Regex("^ok$".into())));
-    assert_eq!(http.sni.as_deref(), Some("tls.example.com"));
+    assert_eq!(http.expect_body, Some(BodyMatch::regex("^ok$").unwrap()));
+    assert_eq!(tls.sni.as_deref(), Some("tls.example.com"));
     assert!(
-        !http.verify,
+        !tls.verify,
         "insecure-skip-verify: true means verify = false"
     );
 

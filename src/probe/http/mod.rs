@@ -6,15 +6,13 @@
 mod request;
 pub mod response;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::config::model::{BodyMatch, CheckType, HttpParams, StatusRange};
+use crate::config::model::{HttpParams, StatusRange, TlsParams};
 use crate::health::result::ResultCode;
 
 use super::buffers::BufferPool;
@@ -37,8 +35,16 @@ const READ_SIZE: usize = 4 * 1024;
 /// What the HTTP checks of one `Prober` share.
 #[derive(Default)]
 pub struct HttpShared {
-    pub regexes: BodyRegexes,
     pub buffers: BufferPool,
+}
+
+/// The http-specific part of a probe spec.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpCheck<'a> {
+    pub port: u16,
+    pub params: &'a HttpParams,
+    /// Some for https.
+    pub tls: Option<&'a TlsParams>,
 }
 
 /// The `http` / `https` check.
@@ -47,18 +53,15 @@ pub async fn probe(
     tls: &TlsConfigs,
     shared: &HttpShared,
     spec: &ProbeSpec,
-    port: u16,
+    check: HttpCheck<'_>,
     stage: &Stage,
 ) -> Outcome {
-    let default_params;
-    let params = match &spec.http {
-        Some(p) => p,
-        None => {
-            default_params = default_params_value();
-            &default_params
-        }
-    };
-    let https = spec.kind == CheckType::Https;
+    let HttpCheck {
+        port,
+        params,
+        tls: tls_params,
+    } = check;
+    let https = tls_params.is_some();
     let mut request = shared.buffers.take();
     if let Err(e) = request::write(&mut request.buf, params, spec.addr, port, https) {
         return Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"));
@@ -69,16 +72,19 @@ pub async fn probe(
         Ok(s) => s,
         Err(o) => return o,
     };
-    if !https {
+    let Some(tls_params) = tls_params else {
         stage.set(ResultCode::L7Tout);
         return exchange(stream, &request.buf, params, shared).await;
-    }
+    };
     stage.set(ResultCode::L6Tout);
-    let config = match tls.get(params.ca_file.as_deref(), params.verify).await {
+    let config = match tls
+        .get(tls_params.ca_file.as_deref(), tls_params.verify)
+        .await
+    {
         Ok(c) => c,
         Err(e) => return Outcome::new(ResultCode::SockErr, e.to_string()),
     };
-    let name = match server_name(params, spec.addr) {
+    let name = match server_name(params, tls_params, spec.addr) {
         Ok(n) => n,
         Err(o) => return o,
     };
@@ -93,21 +99,13 @@ pub async fn probe(
     exchange(tls_stream, &request.buf, params, shared).await
 }
 
-fn default_params_value() -> HttpParams {
-    HttpParams {
-        path: "/".into(),
-        host: None,
-        expect_status: vec![DEFAULT_STATUS],
-        expect_body: None,
-        sni: None,
-        verify: true,
-        ca_file: None,
-    }
-}
-
 /// The TLS server name: sni, else host, else the address (rustls sends no SNI for an IP).
-pub fn server_name(params: &HttpParams, addr: IpAddr) -> Result<ServerName<'static>, Outcome> {
-    let Some(name) = params.sni.as_ref().or(params.host.as_ref()) else {
+pub fn server_name(
+    params: &HttpParams,
+    tls: &TlsParams,
+    addr: IpAddr,
+) -> Result<ServerName<'static>, Outcome> {
+    let Some(name) = tls.sni.as_ref().or(params.host.as_ref()) else {
         return Ok(ServerName::IpAddress(addr.into()));
     };
     ServerName::try_from(name.clone()).map_err(|e| {
@@ -121,7 +119,7 @@ pub fn server_name(params: &HttpParams, addr: IpAddr) -> Result<ServerName<'stat
 /// The HTTP exchange of a check over a stream that is already connected (and TLS-wrapped
 /// for https): request, response, verdict. `probe` is the same request and exchange, with
 /// the request built before connecting (a bad one fails without a connection) and shared
-/// buffers and regexes; fuzzing and the unit tests feed this in-memory streams.
+/// buffers; fuzzing and the unit tests feed this in-memory streams.
 pub async fn probe_stream<S>(
     io: S,
     params: &HttpParams,
@@ -164,10 +162,10 @@ where
     if let Err(o) = read_body(&mut io, head, &mut raw.buf, &mut body.buf).await {
         return o;
     }
-    match shared.regexes.body_matches(expect, &body.buf) {
-        Ok(true) => Outcome::new(ResultCode::L7Ok, format!("HTTP {status}")),
-        Ok(false) => Outcome::new(ResultCode::L7Rsp, "body mismatch"),
-        Err(e) => Outcome::new(ResultCode::SockErr, e),
+    if expect.matches(&body.buf) {
+        Outcome::new(ResultCode::L7Ok, format!("HTTP {status}"))
+    } else {
+        Outcome::new(ResultCode::L7Rsp, "body mismatch")
     }
 }
 
@@ -261,59 +259,26 @@ pub fn status_expected(ranges: &[StatusRange], status: u16) -> bool {
     ranges.iter().any(|r| r.contains(status))
 }
 
-/// Compiled body regexes by pattern, so a check's regex is compiled on its first probe
-/// rather than on every one.
-#[derive(Default)]
-pub struct BodyRegexes {
-    cache: Mutex<HashMap<String, Arc<regex::bytes::Regex>>>,
-}
-
-impl BodyRegexes {
-    /// Patterns kept at most; past this the cache starts over (reloads can add patterns).
-    const MAX: usize = 256;
-
-    /// Whether `body` satisfies `expect`. Err only for a regex that does not compile
-    /// (config validation should have caught it); such a pattern is not cached.
-    pub fn body_matches(&self, expect: &BodyMatch, body: &[u8]) -> Result<bool, String> {
-        match expect {
-            BodyMatch::Substring(s) => {
-                let needle = s.as_bytes();
-                Ok(needle.is_empty() || body.windows(needle.len()).any(|w| w == needle))
-            }
-            BodyMatch::Regex(src) => Ok(self.compiled(src)?.is_match(body)),
-        }
-    }
-
-    fn compiled(&self, src: &str) -> Result<Arc<regex::bytes::Regex>, String> {
-        if let Some(re) = self.cache.lock().ok().and_then(|c| c.get(src).cloned()) {
-            return Ok(re);
-        }
-        let re = regex::bytes::Regex::new(src)
-            .map(Arc::new)
-            .map_err(|e| format!("invalid body regex: {e}"))?;
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= Self::MAX {
-                cache.clear();
-            }
-            cache.insert(src.to_owned(), Arc::clone(&re));
-        }
-        Ok(re)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::model::BodyMatch;
 
     fn params() -> HttpParams {
-        default_params_value()
+        HttpParams {
+            path: "/".into(),
+            host: None,
+            expect_status: vec![DEFAULT_STATUS],
+            expect_body: None,
+        }
     }
 
     #[test]
     fn server_name_precedence() {
         let addr: IpAddr = "192.0.2.1".parse().unwrap();
+        let tls = TlsParams::default();
         assert!(matches!(
-            server_name(&params(), addr),
+            server_name(&params(), &tls, addr),
             Ok(ServerName::IpAddress(_))
         ));
         let host = HttpParams {
@@ -321,15 +286,15 @@ mod tests {
             ..params()
         };
         assert_eq!(
-            server_name(&host, addr).unwrap(),
+            server_name(&host, &tls, addr).unwrap(),
             ServerName::try_from("h.example").unwrap()
         );
-        let sni = HttpParams {
+        let sni = TlsParams {
             sni: Some("s.example".into()),
-            ..host
+            ..tls
         };
         assert_eq!(
-            server_name(&sni, addr).unwrap(),
+            server_name(&host, &sni, addr).unwrap(),
             ServerName::try_from("s.example").unwrap()
         );
     }
@@ -350,28 +315,14 @@ mod tests {
 
     #[test]
     fn body_matching() {
-        let regexes = BodyRegexes::default();
-        let body_matches = |expect: &BodyMatch, body: &[u8]| regexes.body_matches(expect, body);
         let sub = BodyMatch::Substring("healthy".into());
-        assert_eq!(body_matches(&sub, b"status: healthy\n"), Ok(true));
-        assert_eq!(body_matches(&sub, b"status: sick\n"), Ok(false));
-        assert_eq!(body_matches(&sub, b""), Ok(false));
-        let re = BodyMatch::Regex(r"^ok \d+$".into());
-        assert_eq!(body_matches(&re, b"ok 42"), Ok(true));
-        assert_eq!(body_matches(&re, b"ok x"), Ok(false));
-        assert!(body_matches(&BodyMatch::Regex("(".into()), b"").is_err());
-    }
-
-    #[test]
-    fn a_body_regex_is_compiled_once() {
-        let regexes = BodyRegexes::default();
-        let first = regexes.compiled(r"^ok \d+$").unwrap();
-        let again = regexes.compiled(r"^ok \d+$").unwrap();
-        assert!(Arc::ptr_eq(&first, &again));
-        let other = regexes.compiled("^ok$").unwrap();
-        assert!(!Arc::ptr_eq(&first, &other));
-        assert!(regexes.compiled("(").is_err());
-        assert_eq!(regexes.cache.lock().unwrap().len(), 2);
+        assert!(sub.matches(b"status: healthy\n"));
+        assert!(!sub.matches(b"status: sick\n"));
+        assert!(!sub.matches(b""));
+        let re = BodyMatch::regex(r"^ok \d+$").unwrap();
+        assert!(re.matches(b"ok 42"));
+        assert!(!re.matches(b"ok x"));
+        assert!(BodyMatch::regex("(").is_err());
     }
 
     /// Answers one request with `reply` over an in-memory stream; returns the verdict.
@@ -433,13 +384,13 @@ mod tests {
             (None, "200 OK", "ok 7", ResultCode::L7Ok),
             (None, "503 Unavailable", "", ResultCode::L7Sts),
             (
-                Some(BodyMatch::Regex(r"^ok \d+$".into())),
+                Some(BodyMatch::regex(r"^ok \d+$").unwrap()),
                 "200 OK",
                 "ok 7",
                 ResultCode::L7Ok,
             ),
             (
-                Some(BodyMatch::Regex(r"^ok \d+$".into())),
+                Some(BodyMatch::regex(r"^ok \d+$").unwrap()),
                 "200 OK",
                 "ok x",
                 ResultCode::L7Rsp,

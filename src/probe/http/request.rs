@@ -81,9 +81,6 @@ mod tests {
             host: None,
             expect_status: vec![StatusRange { lo: 200, hi: 399 }],
             expect_body: None,
-            sni: None,
-            verify: true,
-            ca_file: None,
         }
     }
 
