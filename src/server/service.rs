@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::{convert, vpp, watch as events};
-use crate::checker::{CheckerError, OperatorAction, frontend_view};
+use crate::checker::{CheckerError, OperatorAction};
 use crate::daemon::Daemon;
 use crate::health::{ActionError, BackendHealth};
 use crate::proto::{self, maglev_server::Maglev};
@@ -33,12 +33,10 @@ impl MaglevService {
     }
 
     fn frontend(&self, name: &str) -> Result<proto::Frontend, Status> {
-        self.daemon
-            .checker
-            .read(|st| match frontend_view(st, name) {
-                Some(view) => Ok(convert::frontend(st, &view)),
-                None => Err(not_found("frontend", name, st.config.frontends.keys())),
-            })
+        self.daemon.checker.read(|st| match st.frontend(name) {
+            Some(view) => Ok(convert::frontend(st, view)),
+            None => Err(not_found("frontend", name, st.config.frontends.keys())),
+        })
     }
 
     /// Runs an operator action and answers with the backend's new state, read under the
