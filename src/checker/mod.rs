@@ -119,7 +119,7 @@ impl Checker {
         bus: EventBus,
     ) -> Checker {
         let mut state = CheckerState::new(config.clone(), SystemTime::now());
-        let first = state.first_snapshot();
+        let first = state.build_snapshot();
         let inner = Arc::new(Inner {
             state: RwLock::new(state),
             snapshot: watch::Sender::new(Arc::new(first)),

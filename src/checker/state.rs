@@ -140,10 +140,7 @@ impl CheckerState {
     /// Publishes the snapshot of what changed since the last one, then sends the batch's
     /// events and dirty marks. Called with the write lock held, so publishes are ordered.
     pub(crate) fn publish(&mut self, inner: &Inner) {
-        let changes = std::mem::take(&mut self.changes);
-        let mut publisher = std::mem::take(&mut self.publisher);
-        let snapshot = publisher.next(self, changes);
-        self.publisher = publisher;
+        let snapshot = self.build_snapshot();
         inner.snapshot.send_replace(Arc::new(snapshot));
         for event in self.outbox.drain(..) {
             inner.bus.publish(event);
@@ -154,8 +151,9 @@ impl CheckerState {
         }
     }
 
-    /// The first snapshot (before there is anyone to publish to).
-    pub(crate) fn first_snapshot(&mut self) -> HealthSnapshot {
+    /// The next snapshot, of the changes since the last one (the start publishes the
+    /// first before there is anyone to send it to).
+    pub(crate) fn build_snapshot(&mut self) -> HealthSnapshot {
         let changes = std::mem::take(&mut self.changes);
         let mut publisher = std::mem::take(&mut self.publisher);
         let snapshot = publisher.next(self, changes);
