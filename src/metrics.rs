@@ -150,9 +150,13 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 /// Prometheus text of the daemon's state, read at scrape time from the checker (the same
 /// state the gRPC API shows) and the VPP status.
-pub fn render(daemon: &crate::daemon::Daemon) -> String {
-    let mut snapshot = daemon.checker.read(|st| Snapshot::of(st, daemon.vpp.get()));
-    if let Some(service) = daemon.vpp_service.get() {
+pub fn render(
+    checker: &crate::checker::Checker,
+    vpp: &crate::vpp::VppStatus,
+    service: Option<&crate::vpp::VppService>,
+) -> String {
+    let mut snapshot = checker.read(|st| Snapshot::of(st, vpp.get()));
+    if let Some(service) = service {
         let lb = service.lb_counters().ok();
         snapshot = snapshot.with_vpp_side(&service.counters(), lb.as_deref());
     }

@@ -160,7 +160,7 @@ pub async fn run(
     };
 
     let server = crate::server::serve(daemon.clone()).await?;
-    let vpp = crate::vpp::start(daemon.clone())?;
+    let vpp = daemon.start_vpp()?;
 
     let fail_open_log = fail_open::spawn(daemon.clone());
     daemon.set_started();

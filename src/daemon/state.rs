@@ -59,6 +59,25 @@ impl Daemon {
         self.config_tx.subscribe()
     }
 
+    /// Starts the VPP side with what it needs from the daemon, and keeps it for the gRPC
+    /// server and `/metrics`.
+    pub fn start_vpp(&self) -> anyhow::Result<Arc<crate::vpp::VppService>> {
+        let service = crate::vpp::start(crate::vpp::Handles {
+            vpp_api_addr: self.args.vpp_api_addr.clone(),
+            vpp_stats_addr: self.args.vpp_stats_addr.clone(),
+            stats_interval: self.args.stats_interval,
+            dry_run: self.args.dry_run,
+            checker: self.checker.clone(),
+            status: self.vpp.clone(),
+            config: self.subscribe_config(),
+            started_at: self.started_at,
+        })?;
+        if self.vpp_service.set(service.clone()).is_err() {
+            anyhow::bail!("the VPP side was started twice");
+        }
+        Ok(service)
+    }
+
     pub(crate) fn set_started(&self) {
         self.started.store(true, Ordering::Release);
     }
@@ -143,7 +162,11 @@ impl Daemon {
 
 impl crate::metrics::MetricsSource for Daemon {
     fn render(&self) -> String {
-        crate::metrics::render(self)
+        crate::metrics::render(
+            &self.checker,
+            &self.vpp,
+            self.vpp_service.get().map(Arc::as_ref),
+        )
     }
 
     fn ready(&self) -> Result<(), String> {
