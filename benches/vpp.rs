@@ -163,7 +163,7 @@ async fn detection(failures: usize) -> Res<Vec<f64>> {
     let bus = EventBus::new(4096);
     let checker = Checker::start(cfg.clone(), probe.clone(), bus.clone());
     let daemon = Arc::new(Daemon::new(args, checker, bus, cfg));
-    let service = maglev::vpp::start(daemon.clone())?;
+    let service = daemon.start_vpp()?;
     let weight_of = |f: usize| {
         let v = double.vip(maglev::vpp::wire::Prefix::new(vip_addr(f), 32), 80)?;
         v.ases

@@ -19,8 +19,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::checker::HealthSnapshot;
 use crate::checker::stats::DURATION_BUCKETS;
-use crate::checker::{CheckerState, frontend_view};
 use crate::health::{FrontendState, ResultCode, State};
 use crate::vpp::lb::protocol_name;
 use crate::vpp::{CountersSnapshot, LbCountersView, VppInfo};
@@ -150,9 +150,13 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 /// Prometheus text of the daemon's state, read at scrape time from the checker (the same
 /// state the gRPC API shows) and the VPP status.
-pub fn render(daemon: &crate::daemon::Daemon) -> String {
-    let mut snapshot = daemon.checker.read(|st| Snapshot::of(st, daemon.vpp.get()));
-    if let Some(service) = daemon.vpp_service.get() {
+pub fn render(
+    checker: &crate::checker::Checker,
+    vpp: &crate::vpp::VppStatus,
+    service: Option<&crate::vpp::VppService>,
+) -> String {
+    let mut snapshot = checker.read(|st| Snapshot::of(st, vpp.get()));
+    if let Some(service) = service {
         let lb = service.lb_counters().ok();
         snapshot = snapshot.with_vpp_side(&service.counters(), lb.as_deref());
     }
@@ -192,7 +196,7 @@ struct Histogram {
 }
 
 impl Snapshot {
-    pub fn of(st: &CheckerState, vpp: VppInfo) -> Snapshot {
+    pub fn of(st: &HealthSnapshot, vpp: VppInfo) -> Snapshot {
         let mut s = Snapshot {
             vpp,
             ..Snapshot::default()
@@ -249,7 +253,7 @@ impl Snapshot {
             }
         }
         for name in st.config.frontends.keys() {
-            let Some(view) = frontend_view(st, name) else {
+            let Some(view) = st.frontend(name) else {
                 continue;
             };
             for candidate in FrontendState::ALL {
@@ -579,6 +583,7 @@ impl Collector for Snapshot {
 
 #[cfg(test)]
 mod tests {
+    use crate::checker::CheckerState;
     use std::path::Path;
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
@@ -641,7 +646,7 @@ port = 80
             connected_since: Some(SystemTime::now() - Duration::from_secs(120)),
             ..VppInfo::default()
         };
-        Snapshot::of(&st, vpp).encode_text()
+        Snapshot::of(&st.full_snapshot(), vpp).encode_text()
     }
 
     #[test]
@@ -829,7 +834,7 @@ port = 80
             },
             previous: None,
         };
-        let t = Snapshot::of(&st, VppInfo::default())
+        let t = Snapshot::of(&st.full_snapshot(), VppInfo::default())
             .with_vpp_side(&api, Some(&lb))
             .encode_text();
         let vip = "frontend=\"vip\",prefix=\"192.0.2.1/32\",protocol=\"tcp\",port=\"80\"";
@@ -868,7 +873,7 @@ port = 80
         );
 
         // Without a counters pass there are no VIP or uptime samples.
-        let t = Snapshot::of(&st, VppInfo::default())
+        let t = Snapshot::of(&st.full_snapshot(), VppInfo::default())
             .with_vpp_side(&api, None)
             .encode_text();
         assert!(!t.contains("maglev_vip_packets_total{"), "{t}");

@@ -55,8 +55,7 @@ async fn start(text: &str, vpp_api_addr: &str) -> (Arc<Daemon>, Arc<VppService>)
     let bus = EventBus::new(1024);
     let checker = Checker::start(cfg.clone(), Arc::new(Prober::new()), bus.clone());
     let daemon = Arc::new(Daemon::new(args, checker, bus, cfg));
-    let service = maglev::vpp::start(daemon.clone()).expect("vpp side starts");
-    assert!(daemon.vpp_service.get().is_some());
+    let service = daemon.start_vpp().expect("vpp side starts");
     (daemon, service)
 }
 

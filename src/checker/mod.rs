@@ -1,11 +1,13 @@
 //! The scheduler: one task per backend (however many frontends use it), probing at the
 //! interval its health asks for, feeding results into `health`, and publishing every
 //! transition on the event bus. Operator actions and reloads go through [`Checker`], which
-//! changes state and emits the same events. Readers (gRPC, metrics, VPP) look at the state
-//! through [`Checker::read`].
+//! changes state and emits the same events. After each batch of mutations the checker
+//! publishes an immutable [`HealthSnapshot`]; readers (gRPC, metrics, VPP) look at that
+//! through [`Checker::snapshot`] / [`Checker::read`] and never take the state's lock.
 
 mod counts;
 pub mod dirty;
+pub mod snapshot;
 mod state;
 pub mod stats;
 mod task;
@@ -13,10 +15,12 @@ pub mod view;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::events::EventBus;
@@ -24,6 +28,7 @@ use crate::health::{ActionError, BackendHealth, ProbeResult, Transition};
 use crate::probe::{ProbeSpec, Prober};
 
 pub use dirty::{Dirty, DirtyFrontends};
+pub use snapshot::{BackendSnapshot, HealthSnapshot};
 pub use state::{BackendEntry, CheckerState, OverrideKey};
 pub use view::{FrontendView, frontend_view};
 
@@ -83,6 +88,10 @@ pub struct Checker {
 
 pub(crate) struct Inner {
     pub(crate) state: RwLock<CheckerState>,
+    /// The last published snapshot (what readers see).
+    pub(crate) snapshot: watch::Sender<Arc<HealthSnapshot>>,
+    /// A publish of probe results is queued on the runtime (see `schedule_publish`).
+    pub(crate) publish_queued: AtomicBool,
     pub(crate) bus: EventBus,
     /// Frontends whose VIP may need a sync (the reconciler's trigger, apart from the bus).
     pub(crate) dirty: Arc<DirtyFrontends>,
@@ -109,8 +118,12 @@ impl Checker {
         probe: Arc<dyn Probe>,
         bus: EventBus,
     ) -> Checker {
+        let mut state = CheckerState::new(config.clone(), SystemTime::now());
+        let first = state.build_snapshot();
         let inner = Arc::new(Inner {
-            state: RwLock::new(CheckerState::new(config.clone(), SystemTime::now())),
+            state: RwLock::new(state),
+            snapshot: watch::Sender::new(Arc::new(first)),
+            publish_queued: AtomicBool::new(false),
             bus,
             dirty: Arc::new(DirtyFrontends::default()),
             probe,
@@ -119,7 +132,8 @@ impl Checker {
         });
         let checker = Checker { inner };
         checker.with_state_mut(|st, inner| {
-            st.recompute_frontends(inner, true);
+            st.recompute_frontends(true);
+            st.changes.all = true;
             let names: Vec<String> = st.backends.keys().cloned().collect();
             let count = names.len();
             for (i, name) in names.into_iter().enumerate() {
@@ -143,23 +157,34 @@ impl Checker {
         Arc::clone(&self.inner.dirty)
     }
 
-    /// Runs `f` with a consistent view of the state (a read lock: keep `f` short).
-    pub fn read<R>(&self, f: impl FnOnce(&CheckerState) -> R) -> R {
-        let guard = match self.inner.state.read() {
-            Ok(g) => g,
-            // A panic while holding the lock leaves data that is still consistent enough
-            // to read: every mutation is a few field writes.
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&guard)
+    /// The last published snapshot: a pointer copy, no lock the probes take. Hold it as
+    /// long as you like; later changes go into new snapshots.
+    pub fn snapshot(&self) -> Arc<HealthSnapshot> {
+        Arc::clone(&self.inner.snapshot.borrow())
     }
 
+    /// A receiver that sees every publish (for readers that wait for changes).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<HealthSnapshot>> {
+        self.inner.snapshot.subscribe()
+    }
+
+    /// Runs `f` on the last published snapshot.
+    pub fn read<R>(&self, f: impl FnOnce(&HealthSnapshot) -> R) -> R {
+        f(&self.snapshot())
+    }
+
+    /// Changes the state under the write lock, then publishes the snapshot (and the
+    /// events) of what changed before returning: the caller's next read sees its change.
     fn with_state_mut<R>(&self, f: impl FnOnce(&mut CheckerState, &Arc<Inner>) -> R) -> R {
         let mut guard = match self.inner.state.write() {
             Ok(g) => g,
+            // A panic while holding the lock leaves data that is still consistent enough
+            // to use: every mutation is a few field writes.
             Err(poisoned) => poisoned.into_inner(),
         };
-        f(&mut guard, &self.inner)
+        let r = f(&mut guard, &self.inner);
+        guard.publish(&self.inner);
+        r
     }
 
     /// The running config.
@@ -190,9 +215,9 @@ impl Checker {
         &self,
         backend: &str,
         action: OperatorAction,
-        reply: impl FnOnce(&Config, &BackendEntry) -> R,
+        reply: impl FnOnce(&Config, &BackendSnapshot) -> R,
     ) -> Result<R, CheckerError> {
-        self.with_state_mut(|st, inner| {
+        self.with_state_mut(|st, _| {
             let entry = st.backend_mut(backend)?;
             let transition = action(&mut entry.health, SystemTime::now()).map_err(|source| {
                 CheckerError::Action {
@@ -203,11 +228,15 @@ impl Checker {
             // Wake the task: it stops probing when paused/disabled, probes at once when
             // resumed/enabled.
             entry.wake.notify_one();
+            st.changes.backends.insert(backend.to_string());
             if let Some(t) = transition {
-                st.publish_transition(inner, backend, t);
+                st.publish_transition(backend, t);
             }
             let config = Arc::clone(&st.config);
-            Ok(reply(&config, st.backend_mut(backend)?))
+            Ok(reply(
+                &config,
+                &BackendSnapshot::of(st.backend_mut(backend)?),
+            ))
         })
     }
 
@@ -220,7 +249,7 @@ impl Checker {
         backend: &str,
         weight: u32,
     ) -> Result<(), CheckerError> {
-        self.with_state_mut(|st, inner| st.set_weight(inner, frontend, pool, backend, weight))
+        self.with_state_mut(|st, _| st.set_weight(frontend, pool, backend, weight))
     }
 
     /// Applies a new, already validated config: new backends start (spread), removed ones
@@ -245,6 +274,27 @@ impl Checker {
     /// The delay the backend's next probe was scheduled with (for tests and the API).
     pub fn next_delay(&self, backend: &str) -> Option<Duration> {
         self.read(|st| st.backends.get(backend).map(|e| e.next_delay))
+    }
+}
+
+impl Inner {
+    /// Probe results are published in batches: the first result of a burst queues one
+    /// publish task on the checker's runtime, which runs once the tasks ready now (the
+    /// other probes finishing in this tick) have recorded theirs.
+    pub(crate) fn schedule_publish(self: &Arc<Inner>) {
+        if self.publish_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = Arc::clone(self);
+        self.runtime.spawn(async move {
+            let mut st = match inner.state.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            // Cleared under the lock: a result recorded after this publish queues another.
+            inner.publish_queued.store(false, Ordering::Release);
+            st.publish(&inner);
+        });
     }
 }
 

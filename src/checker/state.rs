@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use super::counts::Counts;
+use super::snapshot::{Changes, HealthSnapshot, Publisher};
 use super::stats::ProbeStats;
 use super::task::{self, FirstProbe};
 use super::view::pool_inputs;
@@ -51,6 +52,14 @@ pub struct CheckerState {
     /// What decides each frontend's state, kept up to date per transition.
     counts: Counts,
     next_generation: u64,
+    /// What changed since the last snapshot was published.
+    pub(crate) changes: Changes,
+    /// Builds the snapshots, sharing unchanged entries with the last one.
+    publisher: Publisher,
+    /// Events and dirty frontends of the current batch: sent only once the snapshot that
+    /// shows them is published, so that whoever reacts to them reads the new state.
+    outbox: Vec<Event>,
+    dirty_out: Vec<String>,
 }
 
 impl CheckerState {
@@ -62,6 +71,13 @@ impl CheckerState {
             frontend_states: BTreeMap::new(),
             counts: Counts::default(),
             next_generation: 1,
+            changes: Changes {
+                all: true,
+                ..Changes::default()
+            },
+            publisher: Publisher::default(),
+            outbox: Vec::new(),
+            dirty_out: Vec::new(),
         };
         for name in config.backends.keys() {
             if let Some(entry) = st.new_entry(&config, name, now) {
@@ -117,6 +133,44 @@ impl CheckerState {
         })
     }
 
+    fn mark_dirty(&mut self, frontends: impl IntoIterator<Item = String>) {
+        self.dirty_out.extend(frontends);
+    }
+
+    /// Publishes the snapshot of what changed since the last one, then sends the batch's
+    /// events and dirty marks. Called with the write lock held, so publishes are ordered.
+    pub(crate) fn publish(&mut self, inner: &Inner) {
+        let snapshot = self.build_snapshot();
+        inner.snapshot.send_replace(Arc::new(snapshot));
+        for event in self.outbox.drain(..) {
+            inner.bus.publish(event);
+        }
+        if !self.dirty_out.is_empty() {
+            inner.dirty.mark(self.dirty_out.iter().map(String::as_str));
+            self.dirty_out.clear();
+        }
+    }
+
+    /// The next snapshot, of the changes since the last one (the start publishes the
+    /// first before there is anyone to send it to).
+    pub(crate) fn build_snapshot(&mut self) -> HealthSnapshot {
+        let changes = std::mem::take(&mut self.changes);
+        let mut publisher = std::mem::take(&mut self.publisher);
+        let snapshot = publisher.next(self, changes);
+        self.publisher = publisher;
+        snapshot
+    }
+
+    /// A snapshot built from scratch (for tests that set the state up by hand).
+    #[cfg(test)]
+    pub(crate) fn full_snapshot(&self) -> HealthSnapshot {
+        let changes = Changes {
+            all: true,
+            ..Changes::default()
+        };
+        Publisher::default().next(self, changes)
+    }
+
     pub(crate) fn bump_generation(&mut self) -> u64 {
         let g = self.next_generation;
         self.next_generation += 1;
@@ -134,19 +188,15 @@ impl CheckerState {
 
     /// Publishes a backend transition (once per referencing frontend), logs it, and
     /// re-evaluates those frontends.
-    pub(crate) fn publish_transition(&mut self, inner: &Inner, backend: &str, t: Transition) {
+    pub(crate) fn publish_transition(&mut self, backend: &str, t: Transition) {
         let frontends = self.counts.frontends_of(backend).to_vec();
-        self.publish_transition_to(inner, backend, t, &frontends);
+        self.publish_transition_to(backend, t, &frontends);
     }
 
-    fn publish_transition_to(
-        &mut self,
-        inner: &Inner,
-        backend: &str,
-        t: Transition,
-        frontends: &[String],
-    ) {
+    fn publish_transition_to(&mut self, backend: &str, t: Transition, frontends: &[String]) {
         self.counts.transition(backend, t.from, t.to);
+        self.changes.backends.insert(backend.to_string());
+        self.changes.frontends.extend(frontends.iter().cloned());
         let address = match self.backends.get_mut(backend) {
             Some(e) => {
                 *e.transitions.entry((t.from, t.to)).or_insert(0) += 1;
@@ -173,7 +223,7 @@ impl CheckerState {
             t.to
         );
         if frontends.is_empty() {
-            inner.bus.publish(Event::Backend(BackendEvent {
+            self.outbox.push(Event::Backend(BackendEvent {
                 backend: backend.to_string(),
                 frontend: None,
                 address,
@@ -181,19 +231,19 @@ impl CheckerState {
             }));
         } else {
             for f in frontends {
-                inner.bus.publish(Event::Backend(BackendEvent {
+                self.outbox.push(Event::Backend(BackendEvent {
                     backend: backend.to_string(),
                     frontend: Some(f.clone()),
                     address,
                     transition: t.clone(),
                 }));
             }
-            inner.dirty.mark(frontends.iter().map(String::as_str));
-            self.recompute_some(inner, frontends, t.at);
+            self.mark_dirty(frontends.iter().cloned());
+            self.recompute_some(frontends, t.at);
         }
     }
 
-    fn recompute_some(&mut self, inner: &Inner, frontends: &[String], at: SystemTime) {
+    fn recompute_some(&mut self, frontends: &[String], at: SystemTime) {
         for name in frontends {
             let Some(new) = self.frontend_state(name) else {
                 continue;
@@ -204,8 +254,8 @@ impl CheckerState {
             {
                 tracing::info!(frontend = %name, from = old.as_str(), to = new.as_str(),
                     "frontend {name} {old} -> {new}");
-                inner.dirty.mark([name.as_str()]);
-                inner.bus.publish(Event::Frontend(FrontendEvent {
+                self.mark_dirty([name.clone()]);
+                self.outbox.push(Event::Frontend(FrontendEvent {
                     frontend: name.clone(),
                     from: old,
                     to: new,
@@ -216,7 +266,7 @@ impl CheckerState {
     }
 
     /// Re-evaluates every frontend; `initial` records states without publishing.
-    pub(crate) fn recompute_frontends(&mut self, inner: &Inner, initial: bool) {
+    pub(crate) fn recompute_frontends(&mut self, initial: bool) {
         let names: Vec<String> = self.config.frontends.keys().cloned().collect();
         let frontends = &self.config.frontends;
         self.frontend_states
@@ -228,13 +278,12 @@ impl CheckerState {
                 }
             }
         } else {
-            self.recompute_some(inner, &names, SystemTime::now());
+            self.recompute_some(&names, SystemTime::now());
         }
     }
 
     pub(crate) fn set_weight(
         &mut self,
-        inner: &Inner,
         frontend: &str,
         pool: &str,
         backend: &str,
@@ -261,22 +310,24 @@ impl CheckerState {
             validate_weight(weight).map_err(|e| CheckerError::InvalidArgument(e.to_string()))?;
         let key = (frontend.to_string(), pool.to_string(), backend.to_string());
         let old = self.overrides.insert(key, weight);
+        self.changes.frontends.insert(frontend.to_string());
+        self.changes.overrides = true;
         if let Some(inputs) = pool_inputs(self, frontend) {
             self.counts.recount(frontend, &inputs);
         }
         tracing::info!(frontend, pool, backend, weight, previous = ?old,
             "weight of {backend} in {frontend}/{pool} set to {weight}");
         let at = SystemTime::now();
-        inner.dirty.mark([frontend]);
+        self.mark_dirty([frontend.to_string()]);
         let before = self.frontend_states.get(frontend).copied();
-        self.recompute_some(inner, &[frontend.to_string()], at);
+        self.recompute_some(&[frontend.to_string()], at);
         // Watchers see a frontend event for every weight change, also one that leaves the
         // frontend state as it was.
         let after = self.frontend_states.get(frontend).copied();
         if before == after
             && let Some(state) = after
         {
-            inner.bus.publish(Event::Frontend(FrontendEvent {
+            self.outbox.push(Event::Frontend(FrontendEvent {
                 frontend: frontend.to_string(),
                 from: state,
                 to: state,
@@ -308,7 +359,7 @@ impl CheckerState {
                     t.abort();
                 }
                 if let Some(t) = entry.health.remove(now) {
-                    self.publish_transition_to(inner, name, t, &old_frontends);
+                    self.publish_transition_to(name, t, &old_frontends);
                 }
             }
             self.backends.remove(name);
@@ -367,7 +418,7 @@ impl CheckerState {
                 entry.wake.notify_one();
             }
             for t in transitions {
-                self.publish_transition(inner, name, t);
+                self.publish_transition(name, t);
             }
         }
         for name in restarted {
@@ -398,7 +449,8 @@ impl CheckerState {
         }
         // Overrides were pruned and backends added: count again from the settled state.
         self.recount_all();
-        self.recompute_frontends(inner, false);
+        self.recompute_frontends(false);
+        self.changes.all = true;
         tracing::info!(
             added = diff.backends_added.len(),
             removed = diff.backends_removed.len(),

@@ -113,11 +113,13 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
                 }
                 _ => return,
             }
+            st.changes.backends.insert(name.clone());
             if let Some(t) = transition {
-                st.publish_transition(&inner, &name, t);
+                st.publish_transition(&name, t);
             }
             delay
         };
+        inner.schedule_publish();
         let deadline = batched_deadline(inner.epoch, Instant::now(), delay);
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {}

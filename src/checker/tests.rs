@@ -242,7 +242,7 @@ async fn act_replies_with_what_the_action_left() {
     script.set("127.0.0.11", true);
     let (c, _rx) = start(BASE, &script);
     advance(Duration::from_millis(100)).await;
-    let state = |_: &Config, e: &BackendEntry| e.health.state();
+    let state = |_: &Config, e: &BackendSnapshot| e.health.state();
     assert_eq!(
         c.act("a", BackendHealth::disable, state),
         Ok(State::Disabled)
@@ -422,4 +422,94 @@ async fn transitions_are_counted_per_from_and_to() {
     assert_eq!(counts.get(&(State::Up, State::Paused)), Some(&1));
     assert_eq!(counts.get(&(State::Paused, State::Unknown)), Some(&1));
     assert_eq!(counts.values().sum::<u64>(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_snapshot_is_immutable_and_the_generation_increases() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    let before = c.snapshot();
+    assert_eq!(
+        before.backends.get("a").map(|e| e.health.state()),
+        Some(State::Unknown)
+    );
+    advance(Duration::from_secs(2)).await;
+    let after = c.snapshot();
+    assert_eq!(
+        after.backends.get("a").map(|e| e.health.state()),
+        Some(State::Up)
+    );
+    assert!(after.generation > before.generation);
+    // The old snapshot still shows what it showed.
+    assert_eq!(
+        before.backends.get("a").map(|e| e.health.state()),
+        Some(State::Unknown)
+    );
+    assert_eq!(before.backends.get("a").map(|e| e.stats.count), Some(0));
+    let a_view = |s: &HealthSnapshot| {
+        s.frontend("web")
+            .and_then(|v| v.weights.action("primary", "a"))
+            .map(|a| a.weight())
+    };
+    assert_eq!(a_view(&before), Some(0));
+    assert_eq!(a_view(&after), Some(100));
+
+    // An operator action publishes before it returns, with a higher generation.
+    assert_eq!(c.set_weight("web", "primary", "a", 40), Ok(()));
+    let weighted = c.snapshot();
+    assert!(weighted.generation > after.generation);
+    assert_eq!(a_view(&weighted), Some(40));
+    assert_eq!(a_view(&after), Some(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_publish_shares_the_entries_that_did_not_change() {
+    let script = Arc::new(Script::default());
+    let (c, _rx) = start(BASE, &script);
+    advance(Duration::from_secs(3)).await;
+    let before = c.snapshot();
+    // Pause d: only d's entry (and the frontend it sits in) is rebuilt.
+    assert_eq!(c.pause("d"), Ok(()));
+    let after = c.snapshot();
+    let same = |name: &str| match (before.backends.get_arc(name), after.backends.get_arc(name)) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    };
+    assert!(!same("d"));
+    assert!(same("a") && same("b") && same("c"));
+    assert_eq!(
+        after.backends.get("d").map(|e| e.health.state()),
+        Some(State::Paused)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_holding_the_state_does_not_block_probe_results() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let reader = c.clone();
+    // A slow reader: it stays inside `read` until the test lets it go (or 10 s pass).
+    let slow = std::thread::spawn(move || {
+        reader.read(|st| {
+            let _ = started_tx.send(st.generation);
+            let _ = release_rx.recv_timeout(std::time::Duration::from_secs(10));
+            st.backends.get("a").map(|e| e.health.state())
+        })
+    });
+    let held = started_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or(u64::MAX);
+    // Probes record results (and publish) while the reader is still inside.
+    advance(Duration::from_secs(2)).await;
+    let now = c.snapshot();
+    assert!(now.generation > held, "{} > {held}", now.generation);
+    assert_eq!(state_of(&c, "a"), Some(State::Up));
+    assert!(!slow.is_finished(), "the reader is still inside read()");
+    let _ = release_tx.send(());
+    let seen = slow.join().ok().flatten();
+    assert_eq!(seen, Some(State::Unknown), "the reader kept its snapshot");
 }

@@ -6,6 +6,7 @@ use crate::config::Frontend;
 use crate::health::weight::frontend_weights_with;
 use crate::health::{BackendInput, FrontendWeights, PoolInput, State};
 
+use super::snapshot::HealthSnapshot;
 use super::state::CheckerState;
 
 #[derive(Debug, Clone)]
@@ -16,8 +17,14 @@ pub struct FrontendView {
     pub weights: FrontendWeights,
 }
 
-/// Computes the view of one frontend; None when the name is unknown.
-pub fn frontend_view(st: &CheckerState, name: &str) -> Option<FrontendView> {
+/// The view of one frontend as of `snap` (a copy; `HealthSnapshot::frontend` borrows it);
+/// None when the name is unknown.
+pub fn frontend_view(snap: &HealthSnapshot, name: &str) -> Option<FrontendView> {
+    snap.frontend(name).cloned()
+}
+
+/// Computes the view of one frontend from the live state; None when the name is unknown.
+pub(crate) fn view_of(st: &CheckerState, name: &str) -> Option<FrontendView> {
     let frontend = st.config.frontends.get(name)?;
     let inputs = pool_inputs(st, name)?;
     let weights = frontend_weights_with(&inputs, frontend.flush_on_down, frontend.fail);

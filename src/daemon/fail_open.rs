@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::checker::frontend_view;
 use crate::config::FailPolicy;
 use crate::daemon::Daemon;
 
@@ -64,9 +63,9 @@ fn failed_open(daemon: &Daemon) -> Vec<String> {
             .frontends
             .values()
             .filter(|f| f.fail == FailPolicy::Open)
-            .filter_map(|f| frontend_view(st, &f.name))
+            .filter_map(|f| st.frontend(&f.name))
             .filter(|v| v.weights.failed_open)
-            .map(|v| v.frontend.name)
+            .map(|v| v.frontend.name.clone())
             .collect()
     })
 }

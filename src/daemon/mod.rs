@@ -145,6 +145,12 @@ pub async fn run(
     );
     let daemon = Arc::new(Daemon::new(args.clone(), checker, bus, config));
 
+    // The VPP side first: the server and /metrics get it handed in.
+    let vpp = daemon.start_vpp()?;
+    let metrics_view = Arc::new(state::MetricsView {
+        daemon: daemon.clone(),
+        vpp: vpp.clone(),
+    });
     let metrics_task = if args.metrics_addr.is_empty() {
         tracing::info!("metrics listener disabled (--metrics-addr is empty)");
         None
@@ -152,15 +158,22 @@ pub async fn run(
         let addr: SocketAddr = args.metrics_addr.parse().with_context(|| {
             format!("--metrics-addr {:?}: expected host:port", args.metrics_addr)
         })?;
-        let (local, task) = crate::metrics::serve(addr, daemon.clone())
+        let (local, task) = crate::metrics::serve(addr, metrics_view)
             .await
             .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
         tracing::info!(addr = %local, "metrics listening on http://{local}/metrics");
         Some(task)
     };
 
-    let server = crate::server::serve(daemon.clone()).await?;
-    let vpp = crate::vpp::start(daemon.clone())?;
+    let server = crate::server::serve(Arc::new(crate::server::Handles {
+        args: args.clone(),
+        checker: daemon.checker.clone(),
+        bus: daemon.bus.clone(),
+        vpp_status: daemon.vpp.clone(),
+        vpp: vpp.clone(),
+        control: daemon.clone(),
+    }))
+    .await?;
 
     let fail_open_log = fail_open::spawn(daemon.clone());
     daemon.set_started();

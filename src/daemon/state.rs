@@ -21,8 +21,6 @@ pub struct Daemon {
     pub checker: Checker,
     pub bus: EventBus,
     pub vpp: Arc<VppStatus>,
-    /// The VPP side, once started (`crate::vpp::start` sets it); the gRPC server calls it.
-    pub vpp_service: std::sync::OnceLock<Arc<crate::vpp::VppService>>,
     pub started_at: SystemTime,
     config_tx: watch::Sender<Arc<Config>>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -34,7 +32,6 @@ impl Daemon {
         let (config_tx, _) = watch::channel(config);
         Daemon {
             vpp: Arc::new(VppStatus::new(!args.vpp_api_addr.is_empty(), args.dry_run)),
-            vpp_service: std::sync::OnceLock::new(),
             args,
             checker,
             bus,
@@ -57,6 +54,22 @@ impl Daemon {
     /// Sees every config that becomes the running one (the VPP reconciler syncs on change).
     pub fn subscribe_config(&self) -> watch::Receiver<Arc<Config>> {
         self.config_tx.subscribe()
+    }
+
+    /// Starts the VPP side with what it needs from the daemon (the caller hands it on to
+    /// the gRPC server and `/metrics`).
+    pub fn start_vpp(&self) -> anyhow::Result<Arc<crate::vpp::VppService>> {
+        let service = crate::vpp::start(crate::vpp::Handles {
+            vpp_api_addr: self.args.vpp_api_addr.clone(),
+            vpp_stats_addr: self.args.vpp_stats_addr.clone(),
+            stats_interval: self.args.stats_interval,
+            dry_run: self.args.dry_run,
+            checker: self.checker.clone(),
+            status: self.vpp.clone(),
+            config: self.subscribe_config(),
+            started_at: self.started_at,
+        })?;
+        Ok(service)
     }
 
     pub(crate) fn set_started(&self) {
@@ -141,12 +154,40 @@ impl Daemon {
     }
 }
 
-impl crate::metrics::MetricsSource for Daemon {
+impl crate::server::ConfigControl for Daemon {
+    fn config(&self) -> Arc<Config> {
+        Daemon::config(self)
+    }
+
+    fn config_path(&self) -> &Path {
+        Daemon::config_path(self)
+    }
+
+    fn check_config(&self, path: Option<&Path>) -> Result<(Config, ConfigDiff), ConfigError> {
+        Daemon::check_config(self, path)
+    }
+
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ConfigDiff, ConfigError>> + Send + '_>,
+    > {
+        Box::pin(Daemon::reload(self))
+    }
+}
+
+/// What `/metrics` and `/readyz` read: the daemon (for readiness) and the VPP side.
+pub struct MetricsView {
+    pub daemon: Arc<Daemon>,
+    pub vpp: Arc<crate::vpp::VppService>,
+}
+
+impl crate::metrics::MetricsSource for MetricsView {
     fn render(&self) -> String {
-        crate::metrics::render(self)
+        crate::metrics::render(&self.daemon.checker, &self.daemon.vpp, Some(&self.vpp))
     }
 
     fn ready(&self) -> Result<(), String> {
-        Daemon::ready(self)
+        self.daemon.ready()
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::checker::{BackendEntry, CheckerState, FrontendView, frontend_view};
+use crate::checker::{BackendSnapshot, FrontendView, HealthSnapshot};
 use crate::config::{self, BodyMatch, Config, ConfigDiff, ConfigError, StatusRange};
 use crate::events::{self, Event};
 use crate::health::{FrontendState, ProbeResult, ResultCode, State, Transition};
@@ -108,12 +108,12 @@ pub fn transition(t: &Transition) -> proto::Transition {
 }
 
 /// One backend with its health, last result, history and the frontends using it.
-pub fn backend(config: &Config, name: &str, e: &BackendEntry) -> proto::Backend {
+pub fn backend(config: &Config, name: &str, e: &BackendSnapshot) -> proto::Backend {
     backend_in(name, e, &config.frontends_of(name))
 }
 
 /// `backend`, with the frontends that reference it already known.
-fn backend_in(name: &str, e: &BackendEntry, frontends: &[&str]) -> proto::Backend {
+fn backend_in(name: &str, e: &BackendSnapshot, frontends: &[&str]) -> proto::Backend {
     let h = &e.health;
     proto::Backend {
         name: name.to_string(),
@@ -135,7 +135,7 @@ fn backend_in(name: &str, e: &BackendEntry, frontends: &[&str]) -> proto::Backen
 }
 
 /// Every backend, by name.
-pub fn backends(st: &CheckerState) -> Vec<proto::Backend> {
+pub fn backends(st: &HealthSnapshot) -> Vec<proto::Backend> {
     let users = frontends_by_backend(&st.config);
     st.backends
         .iter()
@@ -165,7 +165,7 @@ fn frontends_by_backend(config: &Config) -> HashMap<&str, Vec<&str>> {
 }
 
 /// One frontend as its view computes it right now.
-pub fn frontend(st: &CheckerState, view: &FrontendView) -> proto::Frontend {
+pub fn frontend(st: &HealthSnapshot, view: &FrontendView) -> proto::Frontend {
     let f = &view.frontend;
     let active = view.weights.active_pool;
     let pools = view
@@ -212,7 +212,7 @@ pub fn frontend(st: &CheckerState, view: &FrontendView) -> proto::Frontend {
     }
 }
 
-fn address_of(st: &CheckerState, backend: &str) -> String {
+fn address_of(st: &HealthSnapshot, backend: &str) -> String {
     st.backends
         .get(backend)
         .map(|e| e.config.address)
@@ -222,12 +222,12 @@ fn address_of(st: &CheckerState, backend: &str) -> String {
 }
 
 /// Every frontend, by name.
-pub fn frontends(st: &CheckerState) -> Vec<proto::Frontend> {
+pub fn frontends(st: &HealthSnapshot) -> Vec<proto::Frontend> {
     st.config
         .frontends
         .keys()
-        .filter_map(|name| frontend_view(st, name))
-        .map(|view| frontend(st, &view))
+        .filter_map(|name| st.frontend(name))
+        .map(|view| frontend(st, view))
         .collect()
 }
 
@@ -511,6 +511,7 @@ pub fn version() -> proto::VersionInfo {
 
 #[cfg(test)]
 mod tests {
+    use crate::checker::CheckerState;
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::sync::Arc;
@@ -586,7 +587,7 @@ port = 80
     fn backend_carries_health_history_and_frontends() {
         let mut st = state();
         record(&mut st, "a", ResultCode::L7Ok);
-        let list = backends(&st);
+        let list = backends(&st.full_snapshot());
         assert_eq!(
             list.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(),
             ["a", "b", "c"]
@@ -632,7 +633,7 @@ port = 443
             Err(e) => panic!("test config: {e}"),
         };
         let st = CheckerState::new(Arc::clone(&config), SystemTime::UNIX_EPOCH);
-        let list = backends(&st);
+        let list = backends(&st.full_snapshot());
         assert_eq!(list.len(), 3);
         for b in &list {
             assert_eq!(b.frontends, config.frontends_of(&b.name), "{}", b.name);
@@ -645,7 +646,7 @@ port = 443
     #[test]
     fn frontend_shows_configured_and_effective_weights_and_the_active_pool() {
         let mut st = state();
-        let f = &frontends(&st)[0];
+        let f = &frontends(&st.full_snapshot())[0];
         assert_eq!(f.state, proto::FrontendState::Down as i32, "b is disabled");
         assert_eq!(f.active_pool, "");
         assert!(f.pools.iter().all(|p| !p.active));
@@ -654,7 +655,7 @@ port = 443
         record(&mut st, "c", ResultCode::L4Ok);
         st.overrides
             .insert(("vip".into(), "primary".into(), "a".into()), 30);
-        let f = &frontends(&st)[0];
+        let f = &frontends(&st.full_snapshot())[0];
         assert_eq!(f.name, "vip");
         assert_eq!(f.description, "the VIP");
         assert_eq!(f.address, "192.0.2.1/32");
@@ -792,7 +793,7 @@ port = 443
         assert_eq!(l.fields.get("k").map(String::as_str), Some("v"));
 
         let st = state();
-        let snap = frontends(&st).remove(0);
+        let snap = frontends(&st.full_snapshot()).remove(0);
         let e = initial_frontend_event(snap, SystemTime::now());
         let Some(proto::event::Kind::Frontend(f)) = e.kind else {
             panic!("frontend event expected")

@@ -15,7 +15,9 @@ pub mod service;
 pub mod vpp;
 pub mod watch;
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,10 +29,36 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
-use crate::daemon::Daemon;
+use crate::checker::Checker;
+use crate::cli::DaemonArgs;
+use crate::config::{Config, ConfigDiff, ConfigError};
+use crate::events::EventBus;
 use crate::proto::maglev_server::MaglevServer;
+use crate::vpp::{VppService, VppStatus};
 use listen::ListenAddr;
 use service::MaglevService;
+
+/// The running config as the server sees it: read, checked, reloaded (the daemon's one
+/// reload path, shared with SIGHUP).
+pub trait ConfigControl: Send + Sync + 'static {
+    fn config(&self) -> Arc<Config>;
+    fn config_path(&self) -> &Path;
+    /// Validates a file (default: the running one's) and diffs it; changes nothing.
+    fn check_config(&self, path: Option<&Path>) -> Result<(Config, ConfigDiff), ConfigError>;
+    fn reload(&self) -> Pin<Box<dyn Future<Output = Result<ConfigDiff, ConfigError>> + Send + '_>>;
+}
+
+/// What the gRPC server needs from the daemon (it never sees the daemon itself).
+pub struct Handles {
+    /// The daemon's flags: the listener (`--grpc-*`) and the VPP addresses errors quote.
+    pub args: DaemonArgs,
+    pub checker: Checker,
+    pub bus: EventBus,
+    pub vpp_status: Arc<VppStatus>,
+    /// The VPP side, started before the server.
+    pub vpp: Arc<VppService>,
+    pub control: Arc<dyn ConfigControl>,
+}
 
 /// How long open connections get to finish once shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(800);
@@ -98,13 +126,13 @@ impl ServerHandle {
 }
 
 /// Starts the gRPC listener on `--grpc-addr`, or says why it may not.
-pub async fn serve(daemon: Arc<Daemon>) -> anyhow::Result<ServerHandle> {
-    let (addr, tls) = listen::plan(&daemon.args)?;
+pub async fn serve(handles: Arc<Handles>) -> anyhow::Result<ServerHandle> {
+    let (addr, tls) = listen::plan(&handles.args)?;
     let (shutdown_tx, shutdown_rx) = signal::channel(false);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<GrpcServiceName>().await;
-    let maglev = MaglevServer::new(MaglevService::new(daemon.clone(), shutdown_rx.clone()));
+    let maglev = MaglevServer::new(MaglevService::new(handles.clone(), shutdown_rx.clone()));
 
     let mut builder = Server::builder();
     if let Some(files) = &tls {

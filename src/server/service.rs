@@ -1,6 +1,6 @@
 //! `maglev.v1.Maglev` against the running daemon: reads go through `Checker::read` and the
 //! pure mapping in `convert`; actions go through the checker's operator API; reload is the
-//! same `Daemon::reload` SIGHUP uses.
+//! same reload SIGHUP uses (`ConfigControl::reload`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,37 +8,35 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
+use super::Handles;
 use super::{convert, vpp, watch as events};
-use crate::checker::{CheckerError, OperatorAction, frontend_view};
-use crate::daemon::Daemon;
+use crate::checker::{CheckerError, OperatorAction};
 use crate::health::{ActionError, BackendHealth};
 use crate::proto::{self, maglev_server::Maglev};
 
 pub struct MaglevService {
-    daemon: Arc<Daemon>,
+    handles: Arc<Handles>,
     /// Turns true when the daemon shuts down: ends every WatchEvents stream.
     shutdown: watch::Receiver<bool>,
 }
 
 impl MaglevService {
-    pub fn new(daemon: Arc<Daemon>, shutdown: watch::Receiver<bool>) -> Self {
-        MaglevService { daemon, shutdown }
+    pub fn new(handles: Arc<Handles>, shutdown: watch::Receiver<bool>) -> Self {
+        MaglevService { handles, shutdown }
     }
 
     fn backend(&self, name: &str) -> Result<proto::Backend, Status> {
-        self.daemon.checker.read(|st| match st.backends.get(name) {
+        self.handles.checker.read(|st| match st.backends.get(name) {
             Some(e) => Ok(convert::backend(&st.config, name, e)),
             None => Err(not_found("backend", name, st.backends.keys())),
         })
     }
 
     fn frontend(&self, name: &str) -> Result<proto::Frontend, Status> {
-        self.daemon
-            .checker
-            .read(|st| match frontend_view(st, name) {
-                Some(view) => Ok(convert::frontend(st, &view)),
-                None => Err(not_found("frontend", name, st.config.frontends.keys())),
-            })
+        self.handles.checker.read(|st| match st.frontend(name) {
+            Some(view) => Ok(convert::frontend(st, view)),
+            None => Err(not_found("frontend", name, st.config.frontends.keys())),
+        })
     }
 
     /// Runs an operator action and answers with the backend's new state, read under the
@@ -50,7 +48,7 @@ impl MaglevService {
     ) -> Result<Response<proto::Backend>, Status> {
         let name = request.into_inner().name;
         non_empty("backend name", &name)?;
-        self.daemon
+        self.handles
             .checker
             .act(&name, action, |config, e| {
                 convert::backend(config, &name, e)
@@ -122,7 +120,7 @@ impl Maglev for MaglevService {
         &self,
         _: Request<proto::ListFrontendsRequest>,
     ) -> Reply<proto::ListFrontendsResponse> {
-        let frontends = self.daemon.checker.read(convert::frontends);
+        let frontends = self.handles.checker.read(convert::frontends);
         Ok(Response::new(proto::ListFrontendsResponse { frontends }))
     }
 
@@ -139,7 +137,7 @@ impl Maglev for MaglevService {
         &self,
         _: Request<proto::ListBackendsRequest>,
     ) -> Reply<proto::ListBackendsResponse> {
-        let backends = self.daemon.checker.read(convert::backends);
+        let backends = self.handles.checker.read(convert::backends);
         Ok(Response::new(proto::ListBackendsResponse { backends }))
     }
 
@@ -184,7 +182,7 @@ impl Maglev for MaglevService {
         &self,
         _: Request<proto::ListHealthChecksRequest>,
     ) -> Reply<proto::ListHealthChecksResponse> {
-        let config = self.daemon.config();
+        let config = self.handles.control.config();
         Ok(Response::new(proto::ListHealthChecksResponse {
             healthchecks: convert::healthchecks(&config),
         }))
@@ -196,7 +194,7 @@ impl Maglev for MaglevService {
     ) -> Reply<proto::HealthCheck> {
         let name = request.into_inner().name;
         non_empty("healthcheck name", &name)?;
-        let config = self.daemon.config();
+        let config = self.handles.control.config();
         match config.healthchecks.get(&name) {
             Some(hc) => Ok(Response::new(convert::healthcheck(&config, hc))),
             None => Err(not_found("healthcheck", &name, config.healthchecks.keys())),
@@ -211,7 +209,7 @@ impl Maglev for MaglevService {
         non_empty("frontend name", &r.frontend)?;
         non_empty("pool name", &r.pool)?;
         non_empty("backend name", &r.backend)?;
-        self.daemon
+        self.handles
             .checker
             .set_weight(&r.frontend, &r.pool, &r.backend, r.weight)
             .map_err(checker_status)?;
@@ -226,8 +224,8 @@ impl Maglev for MaglevService {
     ) -> Reply<Self::WatchEventsStream> {
         let filter = events::Filter::from_request(request.get_ref());
         // Subscribe first, then take the replay: nothing can fall in between.
-        let rx = self.daemon.bus.subscribe();
-        let replay = events::initial_events(&self.daemon.checker, &filter);
+        let rx = self.handles.bus.subscribe();
+        let replay = events::initial_events(&self.handles.checker, &filter);
         Ok(Response::new(events::spawn(
             rx,
             replay,
@@ -242,11 +240,11 @@ impl Maglev for MaglevService {
     ) -> Reply<proto::ConfigResult> {
         let path = request.into_inner().path;
         let path = if path.is_empty() {
-            self.daemon.config_path().to_path_buf()
+            self.handles.control.config_path().to_path_buf()
         } else {
             path.into()
         };
-        let result = match self.daemon.check_config(Some(Path::new(&path))) {
+        let result = match self.handles.control.check_config(Some(Path::new(&path))) {
             Ok((_, diff)) => convert::config_ok(&path, &diff, false),
             Err(e) => convert::config_error(&path, &e),
         };
@@ -257,9 +255,9 @@ impl Maglev for MaglevService {
         &self,
         _: Request<proto::ReloadConfigRequest>,
     ) -> Reply<proto::ConfigResult> {
-        let path = self.daemon.config_path().to_path_buf();
+        let path = self.handles.control.config_path().to_path_buf();
         tracing::info!("ReloadConfig RPC: reloading {}", path.display());
-        let result = match self.daemon.reload().await {
+        let result = match self.handles.control.reload().await {
             Ok(diff) => convert::config_ok(&path, &diff, true),
             Err(e) => convert::config_error(&path, &e),
         };
@@ -267,21 +265,21 @@ impl Maglev for MaglevService {
     }
 
     async fn get_vpp_info(&self, _: Request<proto::GetVppInfoRequest>) -> Reply<proto::VppInfo> {
-        vpp::info(&self.daemon).map(Response::new)
+        vpp::info(&self.handles).map(Response::new)
     }
 
     async fn get_vpplb_state(
         &self,
         _: Request<proto::GetVpplbStateRequest>,
     ) -> Reply<proto::VpplbState> {
-        vpp::lb_state(&self.daemon).await.map(Response::new)
+        vpp::lb_state(&self.handles).await.map(Response::new)
     }
 
     async fn sync_vpplb_state(
         &self,
         request: Request<proto::SyncVpplbStateRequest>,
     ) -> Reply<proto::SyncVpplbStateResponse> {
-        vpp::sync(&self.daemon, &request.into_inner().frontend)
+        vpp::sync(&self.handles, &request.into_inner().frontend)
             .await
             .map(Response::new)
     }
@@ -290,7 +288,7 @@ impl Maglev for MaglevService {
         &self,
         _: Request<proto::GetVpplbCountersRequest>,
     ) -> Reply<proto::VpplbCounters> {
-        vpp::counters(&self.daemon).map(Response::new)
+        vpp::counters(&self.handles).map(Response::new)
     }
 
     async fn get_version(&self, _: Request<proto::GetVersionRequest>) -> Reply<proto::VersionInfo> {

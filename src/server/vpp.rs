@@ -3,9 +3,9 @@
 
 use tonic::Status;
 
+use super::Handles;
 use super::convert;
 use super::service::not_found;
-use crate::daemon::Daemon;
 use crate::proto;
 use crate::vpp::client::VppError;
 use crate::vpp::lb_io::ReadStateError;
@@ -38,37 +38,32 @@ fn not_connected(info: &VppInfo, api_addr: &str) -> String {
     format!("VPP is not connected (--vpp-api-addr {api_addr}){why}")
 }
 
-pub fn info(daemon: &Daemon) -> Result<proto::VppInfo, Status> {
-    let info = daemon.vpp.get();
+pub fn info(handles: &Handles) -> Result<proto::VppInfo, Status> {
+    let info = handles.vpp_status.get();
     require_enabled(&info)?;
     Ok(convert::vpp_info(
         &info,
-        &daemon.args.vpp_api_addr,
-        &daemon.args.vpp_stats_addr,
+        &handles.args.vpp_api_addr,
+        &handles.args.vpp_stats_addr,
     ))
 }
 
-fn connected(daemon: &Daemon) -> Result<(), Status> {
-    require_connected(&daemon.vpp.get(), &daemon.args.vpp_api_addr)
+fn connected(handles: &Handles) -> Result<(), Status> {
+    require_connected(&handles.vpp_status.get(), &handles.args.vpp_api_addr)
 }
 
-/// The running VPP side (started with the daemon; absent only in a daemon that never
-/// started it).
-fn service(daemon: &Daemon) -> Result<&VppService, Status> {
-    daemon
-        .vpp_service
-        .get()
-        .map(|s| s.as_ref())
-        .ok_or_else(|| Status::unavailable("the VPP side of the daemon is not running"))
+/// The running VPP side (started before the server).
+fn service(handles: &Handles) -> Result<&VppService, Status> {
+    Ok(handles.vpp.as_ref())
 }
 
-fn unknown_frontend(daemon: &Daemon, name: &str) -> Status {
-    not_found("frontend", name, daemon.config().frontends.keys())
+fn unknown_frontend(handles: &Handles, name: &str) -> Status {
+    not_found("frontend", name, handles.control.config().frontends.keys())
 }
 
-pub async fn lb_state(daemon: &Daemon) -> Result<proto::VpplbState, Status> {
-    connected(daemon)?;
-    let view = service(daemon)?
+pub async fn lb_state(handles: &Handles) -> Result<proto::VpplbState, Status> {
+    connected(handles)?;
+    let view = service(handles)?
         .lb_state()
         .await
         .map_err(|e| vpp_error("reading VPP's lb state", &e))?;
@@ -76,34 +71,34 @@ pub async fn lb_state(daemon: &Daemon) -> Result<proto::VpplbState, Status> {
 }
 
 pub async fn sync(
-    daemon: &Daemon,
+    handles: &Handles,
     frontend: &str,
 ) -> Result<proto::SyncVpplbStateResponse, Status> {
-    if !frontend.is_empty() && !daemon.config().frontends.contains_key(frontend) {
-        return Err(unknown_frontend(daemon, frontend));
+    if !frontend.is_empty() && !handles.control.config().frontends.contains_key(frontend) {
+        return Err(unknown_frontend(handles, frontend));
     }
-    connected(daemon)?;
-    let service = service(daemon)?;
+    connected(handles)?;
+    let service = service(handles)?;
     let target = (!frontend.is_empty()).then(|| frontend.to_string());
     match service.sync(target).await {
         Ok(operations) => Ok(proto::SyncVpplbStateResponse {
             operations,
             dry_run: service.dry_run(),
         }),
-        Err(e) => Err(sync_error(daemon, &e)),
+        Err(e) => Err(sync_error(handles, &e)),
     }
 }
 
-pub fn counters(daemon: &Daemon) -> Result<proto::VpplbCounters, Status> {
-    let info = daemon.vpp.get();
+pub fn counters(handles: &Handles) -> Result<proto::VpplbCounters, Status> {
+    let info = handles.vpp_status.get();
     require_enabled(&info)?;
-    let service = service(daemon)?;
+    let service = service(handles)?;
     if !service.stats_enabled() {
         return Err(Status::unavailable(
             CountersUnavailable::StatsDisabled.to_string(),
         ));
     }
-    require_connected(&info, &daemon.args.vpp_api_addr)?;
+    require_connected(&info, &handles.args.vpp_api_addr)?;
     service
         .lb_counters()
         .map(|v| convert::vpp_lb_counters(&v))
@@ -113,13 +108,14 @@ pub fn counters(daemon: &Daemon) -> Result<proto::VpplbCounters, Status> {
 /// A failed sync as gRPC: refusals that pass with time are UNAVAILABLE, a VPP without
 /// the lb plugin is FAILED_PRECONDITION, failed writes ABORTED (the reconciler retries
 /// them), an unreadable state INTERNAL.
-fn sync_error(daemon: &Daemon, e: &SyncError) -> Status {
+fn sync_error(handles: &Handles, e: &SyncError) -> Status {
     match e {
         SyncError::Disabled => Status::unavailable(VppDisabled.to_string()),
-        SyncError::NotFound(name) => unknown_frontend(daemon, name),
-        SyncError::Disconnected => {
-            Status::unavailable(not_connected(&daemon.vpp.get(), &daemon.args.vpp_api_addr))
-        }
+        SyncError::NotFound(name) => unknown_frontend(handles, name),
+        SyncError::Disconnected => Status::unavailable(not_connected(
+            &handles.vpp_status.get(),
+            &handles.args.vpp_api_addr,
+        )),
         SyncError::Warmup(left) => Status::unavailable(format!(
             "VPP warmup: no writes for another {:.1}s (startup-min-delay); try again then",
             left.as_secs_f64()

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::convert;
-use crate::checker::{Checker, frontend_view};
+use crate::checker::Checker;
 use crate::events::{self, Event};
 use crate::proto;
 
@@ -80,8 +80,8 @@ pub fn initial_events(checker: &Checker, filter: &Filter) -> Vec<proto::Event> {
             .frontends
             .keys()
             .filter(|name| filter.frontend_selected(name))
-            .filter_map(|name| frontend_view(st, name))
-            .map(|view| convert::initial_frontend_event(convert::frontend(st, &view), now))
+            .filter_map(|name| st.frontend(name))
+            .map(|view| convert::initial_frontend_event(convert::frontend(st, view), now))
             .collect()
     })
 }

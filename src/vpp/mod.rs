@@ -22,7 +22,7 @@ pub struct VppDisabled;
 pub use counters::CountersSnapshot;
 pub use counters_poller::{CountersSample, CountersUnavailable, LbCountersView, VipCountersView};
 pub use reconciler::SyncError;
-pub use service::{LbAsView, LbStateView, LbVipView, VppService, start};
+pub use service::{Handles, LbAsView, LbStateView, LbVipView, VppService, start};
 pub use status::{VppInfo, VppStatus};
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::reconciler::{Inputs, Reconciler, SyncError, SyncRequest};
 use super::status::VppStatus;
 use super::wire::EncapType;
 use crate::checker::Checker;
-use crate::daemon::Daemon;
+use crate::config::Config;
 
 /// One AS of [`LbStateView`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,16 +85,30 @@ pub struct VppService {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Starts the VPP side (or says clearly that it is off) and hands it to the daemon
-/// (`daemon.vpp_service`). Must run inside the tokio runtime.
-pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
-    let args = &daemon.args;
+/// What the VPP side needs from the daemon: its flags, the checker it reads health from,
+/// the status it reports into and the running config.
+pub struct Handles {
+    pub vpp_api_addr: String,
+    pub vpp_stats_addr: String,
+    pub stats_interval: std::time::Duration,
+    pub dry_run: bool,
+    pub checker: Checker,
+    pub status: Arc<VppStatus>,
+    /// Sees every config that becomes the running one (the reconciler syncs on change).
+    pub config: watch::Receiver<Arc<Config>>,
+    /// When the daemon started (the warmup counts from it).
+    pub started_at: SystemTime,
+}
+
+/// Starts the VPP side (or says clearly that it is off). Must run inside the tokio runtime.
+pub fn start(handles: Handles) -> anyhow::Result<Arc<VppService>> {
+    let args = &handles;
     let counters = Arc::new(VppCounters::default());
     let (stop, stop_rx) = watch::channel(false);
     let service = if args.vpp_api_addr.is_empty() {
         info!("VPP disabled (--vpp-api-addr is empty): health checking only");
         VppService {
-            checker: daemon.checker.clone(),
+            checker: handles.checker.clone(),
             dry_run: args.dry_run,
             conn: None,
             requests: None,
@@ -121,23 +135,23 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
         );
         let (tx, rx) = mpsc::channel(16);
         let elapsed = SystemTime::now()
-            .duration_since(daemon.started_at)
+            .duration_since(handles.started_at)
             .unwrap_or_default();
         let now = tokio::time::Instant::now();
         let started = now.checked_sub(elapsed).unwrap_or(now);
         let reconciler = tokio::spawn(Reconciler::run(Inputs {
-            checker: daemon.checker.clone(),
-            status: daemon.vpp.clone(),
+            checker: handles.checker.clone(),
+            status: handles.status.clone(),
             conn: conn.clone(),
             counters: counters.clone(),
-            config: daemon.subscribe_config(),
-            dirty: daemon.checker.dirty(),
+            config: handles.config.clone(),
+            dirty: handles.checker.dirty(),
             requests: rx,
             dry_run: args.dry_run,
             started,
             stop: stop_rx,
         }));
-        let status = tokio::spawn(track_status(daemon.vpp.clone(), conn.clone()));
+        let status = tokio::spawn(track_status(handles.status.clone(), conn.clone()));
         let mut tasks = vec![status];
         let lb_counters = if args.vpp_stats_addr.is_empty() {
             info!("VPP stats off (--vpp-stats-addr is empty): no per-VIP counters");
@@ -148,7 +162,7 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             let (publish, rx) = watch::channel(Published::Pending);
             tasks.push(tokio::spawn(CountersPoller::run(counters_poller::Inputs {
                 conn: conn.clone(),
-                checker: daemon.checker.clone(),
+                checker: handles.checker.clone(),
                 counters: counters.clone(),
                 stats_path: PathBuf::from(&args.vpp_stats_addr),
                 interval,
@@ -157,7 +171,7 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             Some(rx)
         };
         VppService {
-            checker: daemon.checker.clone(),
+            checker: handles.checker.clone(),
             dry_run: args.dry_run,
             conn: Some(conn),
             requests: Some(tx),
@@ -168,11 +182,7 @@ pub fn start(daemon: Arc<Daemon>) -> anyhow::Result<Arc<VppService>> {
             tasks,
         }
     };
-    let service = Arc::new(service);
-    if daemon.vpp_service.set(service.clone()).is_err() {
-        anyhow::bail!("the VPP side was started twice");
-    }
-    Ok(service)
+    Ok(Arc::new(service))
 }
 
 impl VppService {

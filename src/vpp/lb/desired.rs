@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{LbConfValues, VipKey, is_unusable_as_address};
-use crate::checker::{CheckerState, FrontendView, frontend_view};
+use crate::checker::{FrontendView, HealthSnapshot, frontend_view};
 use crate::config::{Config, VppLbConfig};
 use crate::health::weight::MAX_WEIGHT;
 use crate::health::{AsAction, State};
@@ -64,7 +64,7 @@ pub fn desired_conf(lb: &VppLbConfig) -> LbConfValues {
 }
 
 /// What maglev wants now: [`desired_state`] of every frontend's current view.
-pub fn desired_now(st: &CheckerState) -> DesiredState {
+pub fn desired_now(st: &HealthSnapshot) -> DesiredState {
     let views: Vec<FrontendView> = st
         .config
         .frontends
@@ -77,7 +77,7 @@ pub fn desired_now(st: &CheckerState) -> DesiredState {
 /// What maglev wants now for `frontends` only (a per-VIP sync): their views alone, so
 /// the cost follows the VIPs synced, not the whole config. A VIP shared with a frontend
 /// that comes earlier in the config is that one's, as in [`desired_now`].
-pub fn desired_of(st: &CheckerState, frontends: &[String]) -> DesiredState {
+pub fn desired_of(st: &HealthSnapshot, frontends: &[String]) -> DesiredState {
     let views: Vec<FrontendView> = frontends
         .iter()
         .filter_map(|name| frontend_view(st, name))
