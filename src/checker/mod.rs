@@ -192,18 +192,24 @@ impl Checker {
         self.read(|st| st.config.clone())
     }
 
+    // Test seams: the operator path goes through `act` with a reply built under the same
+    // lock (server/service.rs); these shortcuts exist only for the checker's unit tests.
+    #[cfg(test)]
     pub fn pause(&self, backend: &str) -> Result<(), CheckerError> {
         self.act(backend, BackendHealth::pause, |_, _| ())
     }
 
+    #[cfg(test)]
     pub fn resume(&self, backend: &str) -> Result<(), CheckerError> {
         self.act(backend, BackendHealth::resume, |_, _| ())
     }
 
+    #[cfg(test)]
     pub fn disable(&self, backend: &str) -> Result<(), CheckerError> {
         self.act(backend, BackendHealth::disable, |_, _| ())
     }
 
+    #[cfg(test)]
     pub fn enable(&self, backend: &str) -> Result<(), CheckerError> {
         self.act(backend, BackendHealth::enable, |_, _| ())
     }
