@@ -13,10 +13,12 @@
 
 #[path = "support/daemon.rs"]
 mod daemon_support;
+#[path = "support/pty.rs"]
+mod pty;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -35,41 +37,6 @@ const CTRL_D: &str = "\x04";
 const ENTER: &str = "\r";
 
 // ---------------------------------------------------------------- the pseudo-terminal
-
-/// A fresh pty pair (master, slave), both close-on-exec, sized `ROWS` x `COLS`.
-fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    let size = libc::winsize {
-        ws_row: ROWS,
-        ws_col: COLS,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: openpty writes two descriptors into our locals; name and termios may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            &size,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just opened for us and are owned by nothing else.
-    let pair = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    for fd in [&pair.0, &pair.1] {
-        // SAFETY: fcntl on a descriptor we own. Other tests spawn children concurrently:
-        // an inherited copy of the slave would keep the terminal open after our child exits.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(pair)
-}
 
 /// Whether the terminal is back in cooked mode (line editing and echo on).
 fn cooked(master: &File) -> bool {
@@ -131,7 +98,7 @@ impl Shell {
     /// Starts the shell on `server`, with its history under `state`. `None` (after printing
     /// why) when no pty can be had here.
     fn start(server: &str, state: &Path) -> Option<Shell> {
-        let (master, slave) = match open_pty() {
+        let (master, slave) = match pty::open_pty(ROWS, COLS) {
             Ok(pair) => pair,
             Err(e) => {
                 eprintln!("skipping: cannot open a pseudo-terminal: {e}");

@@ -4,11 +4,12 @@
 
 #[path = "support/daemon.rs"]
 mod daemon_support;
+#[path = "support/pty.rs"]
+mod pty;
 mod support;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,34 +19,6 @@ use serde_json::Value;
 use support::scenario::{ConfigText, Timing};
 use support::vpp_double::{ApiMode, VppDouble};
 use tokio_stream::StreamExt;
-
-/// A pty pair (master, slave), close-on-exec.
-fn open_pty() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut master: libc::c_int = -1;
-    let mut slave: libc::c_int = -1;
-    // SAFETY: openpty writes two descriptors into our locals; name, termios and size may be null.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just opened for us and are owned by nothing else.
-    let pair = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    for fd in [&pair.0, &pair.1] {
-        // SAFETY: fcntl on a descriptor we own (other tests spawn children concurrently).
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(pair)
-}
 
 /// A daemon that logs its start and then refuses a missing config: a few lines, then exit.
 fn short_run(extra: &[&str], env: &[(&str, &str)]) -> Command {
@@ -66,7 +39,7 @@ fn short_run(extra: &[&str], env: &[(&str, &str)]) -> Command {
 
 /// Runs `cmd` with stderr on a pty; returns what the terminal received.
 fn stderr_on_tty(mut cmd: Command) -> Option<String> {
-    let (master, slave) = match open_pty() {
+    let (master, slave) = match pty::open_pty(24, 200) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("skipped: no pseudo-terminal ({e})");
