@@ -109,6 +109,8 @@ fn both_packages_build_with_the_go_layout() {
         "./usr/bin/maglevc -> maglev",
         "./usr/bin/maglevt -> maglev",
         "./usr/share/man/man1/maglevc.1.gz",
+        "./usr/share/man/man1/maglevt.1.gz",
+        "./usr/share/doc/vpp-maglev/dashboard.png",
     ] {
         assert!(
             c.iter().any(|l| l == want),
@@ -136,13 +138,15 @@ fn both_packages_build_with_the_go_layout() {
         !d.iter().any(|l| l == "./usr/bin/maglev"),
         "the binary is in vpp-maglev only"
     );
-    if root
-        .join("packaging/systemd/vpp-maglev-frontend.service")
-        .exists()
-    {
+    // The web role: its unit, the name the unit starts, its man page.
+    for want in [
+        "./lib/systemd/system/vpp-maglev-frontend.service",
+        "./usr/sbin/maglevd-frontend -> ../bin/maglev",
+        "./usr/share/man/man8/maglevd-frontend.8.gz",
+    ] {
         assert!(
-            d.iter()
-                .any(|l| l == "./lib/systemd/system/vpp-maglev-frontend.service")
+            d.iter().any(|l| l == want),
+            "{want} not in vpp-maglevd:\n{d:#?}"
         );
     }
 

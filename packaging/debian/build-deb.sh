@@ -124,17 +124,16 @@ build_one() {
     # `maglev man` titles maglev and maglevd section 8, maglevc section 1.
     "$gen" man maglev >"$stage/usr/share/man/man8/maglev.8"
     "$gen" man maglevc >"$stage/usr/share/man/man1/maglevc.1"
+    "$gen" man maglevt >"$stage/usr/share/man/man1/maglevt.1"
     grep -q '^\.TH maglev 8 ' "$stage/usr/share/man/man8/maglev.8" || die "maglev.8 title not rewritten"
     gzip -9n "$stage"/usr/share/man/man1/*.1 "$stage"/usr/share/man/man8/*.8
-    # maglevt is a role of the same binary: its page is maglev's.
-    ln -s ../man8/maglev.8.gz "$stage/usr/share/man/man1/maglevt.1.gz"
 
     # Completions name the `maglev` command; the maglevd/maglevc symlinks take the same
     # words after their implied subcommand, which the generated scripts do not know.
     "$gen" completions bash >"$stage/usr/share/bash-completion/completions/maglev"
     "$gen" completions zsh >"$stage/usr/share/zsh/vendor-completions/_maglev"
     "$gen" completions fish >"$stage/usr/share/fish/vendor_completions.d/maglev.fish"
-    install -m 0644 README.md docs/*.md "$stage/usr/share/doc/$client/"
+    install -m 0644 README.md docs/*.md docs/dashboard.png "$stage/usr/share/doc/$client/"
     finish "$client" "$stage"
 
     # ---- vpp-maglevd: the daemon name, units, conffiles, the maglevd user
@@ -146,14 +145,14 @@ build_one() {
     install -m 0644 packaging/systemd/vpp-maglev.service "$stage/lib/systemd/system/"
     # The Go tool's unit name, so `systemctl restart vpp-maglevd` keeps working.
     ln -s vpp-maglev.service "$stage/lib/systemd/system/vpp-maglevd.service"
-    # The web role's unit (issue 15) once it is in the tree.
-    if [ -f packaging/systemd/vpp-maglev-frontend.service ]; then
-        install -m 0644 packaging/systemd/vpp-maglev-frontend.service "$stage/lib/systemd/system/"
-    fi
+    # The web role: its unit starts /usr/sbin/maglevd-frontend (the Go tool's name).
+    ln -s ../bin/maglev "$stage/usr/sbin/maglevd-frontend"
+    install -m 0644 packaging/systemd/vpp-maglev-frontend.service "$stage/lib/systemd/system/"
     install -m 0644 packaging/examples/maglev.toml "$stage/etc/vpp-maglev/maglev.toml"
     install -m 0644 packaging/systemd/vpp-maglev.default "$stage/etc/default/vpp-maglev"
     "$gen" man maglevd >"$stage/usr/share/man/man8/maglevd.8"
     grep -q '^\.TH maglevd 8 ' "$stage/usr/share/man/man8/maglevd.8" || die "maglevd.8 title not rewritten"
+    "$gen" man maglevd-frontend >"$stage/usr/share/man/man8/maglevd-frontend.8"
     gzip -9n "$stage"/usr/share/man/man8/*.8
     install -m 0644 packaging/examples/maglev.toml packaging/examples/local.toml \
         packaging/systemd/netns.conf "$stage/usr/share/doc/$daemon/examples/"
