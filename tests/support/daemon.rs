@@ -19,10 +19,14 @@ use tonic::transport::{Channel, Endpoint};
 /// Generous: the suite runs on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A port that was free on `ip` a moment ago.
+// Each helper file is included on its own by the tests that need it, so each carries ports.rs.
+#[allow(clippy::duplicate_mod)]
+#[path = "ports.rs"]
+mod ports;
+
+/// A port that was free on `ip` a moment ago (outside the ephemeral range: see ports.rs).
 pub fn free_port(ip: &str) -> u16 {
-    let l = StdTcpListener::bind((ip, 0)).expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    ports::free_port(ip)
 }
 
 /// Polls `f` every 50 ms until it returns Some, or panics with `what` after `DEADLINE`.

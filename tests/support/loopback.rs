@@ -13,12 +13,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// A port free on 127.0.0.1 a moment ago (the same port is then used on 127.0.0.x).
+// Each helper file is included on its own by the tests that need it, so each carries ports.rs.
+#[allow(clippy::duplicate_mod)]
+#[path = "ports.rs"]
+mod ports;
+
+/// A port free on 127.0.0.1 a moment ago (the same port is then used on 127.0.0.x),
+/// outside the ephemeral range (see ports.rs).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    ports::free_port("127.0.0.1")
 }
 
 pub fn sock(last: u8, port: u16) -> SocketAddr {

@@ -4,6 +4,11 @@
 //! Included with `#[path = "support/web.rs"] mod web_support;` next to `daemon_support`.
 #![allow(dead_code)]
 
+// Each helper file is included on its own by the tests that need it, so each carries ports.rs.
+#[allow(clippy::duplicate_mod)]
+#[path = "ports.rs"]
+mod ports;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -75,10 +80,7 @@ impl Web {
     /// Starts the process without waiting for it (a TLS listener, a refusal to start).
     pub fn spawn(servers: &[String], extra: &[&str]) -> Web {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = ports::free_port("127.0.0.1");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
         let log = dir.path().join("web.log");
         let log_file = std::fs::File::create(&log).expect("log");
