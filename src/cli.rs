@@ -182,15 +182,8 @@ pub struct CtlArgs {
     /// Timeout of one request, e.g. 5s.
     #[arg(long, default_value = "5s")]
     pub timeout: String,
-    /// CA (PEM) to verify an https:// server.
-    #[arg(long, env = "MAGLEV_CA")]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
-    #[arg(long, env = "MAGLEV_CERT")]
-    pub cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS.
-    #[arg(long, env = "MAGLEV_KEY")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::ctl::client::TlsFiles,
     /// A command to run once (for scripts); none starts the interactive shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub words: Vec<String>,

@@ -151,11 +151,18 @@ pub fn parse_timeout(text: &str) -> Result<Duration, CtlError> {
     Duration::try_from_secs_f64(value * scale).map_err(|_| bad())
 }
 
-/// PEM files for TLS.
-#[derive(Debug, Clone, Default)]
+/// PEM files for TLS to a daemon: the `--ca/--cert/--key` flags that ctl, web and tester
+/// share (flattened into each role's arguments).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsFiles {
+    /// CA (PEM) to verify an https:// daemon.
+    #[arg(long, env = "MAGLEV_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS with the daemon.
+    #[arg(long, env = "MAGLEV_CERT", value_name = "FILE")]
     pub cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS with the daemon.
+    #[arg(long, env = "MAGLEV_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 }
 

@@ -74,11 +74,7 @@ pub fn use_color(mode: ColorMode, no_color_env: bool, stdout_is_tty: bool) -> bo
 }
 
 pub(crate) fn tls_files(args: &CtlArgs) -> TlsFiles {
-    TlsFiles {
-        ca: args.ca.clone(),
-        cert: args.cert.clone(),
-        key: args.key.clone(),
-    }
+    args.tls.clone()
 }
 
 async fn one_shot(args: &CtlArgs, color: bool) -> Result<Outcome, CtlError> {

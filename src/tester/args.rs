@@ -84,13 +84,6 @@ pub struct TesterArgs {
     /// CA (PEM) for the certificates of https VIPs (default: the system store).
     #[arg(long, value_name = "FILE")]
     pub probe_ca: Option<PathBuf>,
-    /// CA (PEM) to verify an https:// --server.
-    #[arg(long, env = "MAGLEV_CA", value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS with --server.
-    #[arg(long, env = "MAGLEV_CERT", value_name = "FILE")]
-    pub cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS with --server.
-    #[arg(long, env = "MAGLEV_KEY", value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::ctl::client::TlsFiles,
 }

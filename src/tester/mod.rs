@@ -166,12 +166,8 @@ async fn from_server(
     server: &str,
     rules: &PortRules,
 ) -> Result<(Vec<Target>, Vec<String>), TesterError> {
-    use crate::ctl::client::{Client, TlsFiles};
-    let files = TlsFiles {
-        ca: args.ca.clone(),
-        cert: args.cert.clone(),
-        key: args.key.clone(),
-    };
+    use crate::ctl::client::Client;
+    let files = args.tls.clone();
     let asked = |e: crate::ctl::client::CtlError| TesterError::Usage(format!("--server: {e}"));
     let client = Client::connect(server, &files, Duration::from_secs(5))
         .await

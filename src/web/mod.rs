@@ -60,15 +60,8 @@ pub struct WebArgs {
     /// Users file for /admin/ (lines `user:$argon2id$...`); without it /admin/ is off.
     #[arg(long, env = "MAGLEV_WEB_USERS")]
     pub users: Option<PathBuf>,
-    /// CA (PEM) to verify https:// daemons.
-    #[arg(long, env = "MAGLEV_CA")]
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS to the daemons.
-    #[arg(long, env = "MAGLEV_CERT")]
-    pub cert: Option<PathBuf>,
-    /// Client key (PEM) for mutual TLS to the daemons.
-    #[arg(long, env = "MAGLEV_KEY")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: crate::ctl::client::TlsFiles,
     /// Timeout of one request to a daemon, e.g. 5s.
     #[arg(long, default_value = "5s")]
     pub timeout: String,
@@ -204,11 +197,7 @@ async fn run(args: WebArgs) -> anyhow::Result<()> {
         None => None,
     };
     let hub = Arc::new(ring::Hub::new(plan.replay_window));
-    let files = crate::ctl::client::TlsFiles {
-        ca: args.ca.clone(),
-        cert: args.cert.clone(),
-        key: args.key.clone(),
-    };
+    let files = args.tls.clone();
     let mut daemons = Vec::new();
     for server in &plan.servers {
         daemons.push(upstream::spawn(
