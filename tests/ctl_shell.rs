@@ -16,14 +16,8 @@ mod daemon_support;
 #[path = "support/pty.rs"]
 mod pty;
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use daemon_support::{DEADLINE, Daemon, DaemonBuilder, UpBackend, start_settled};
@@ -38,57 +32,9 @@ const ENTER: &str = "\r";
 
 // ---------------------------------------------------------------- the pseudo-terminal
 
-/// Whether the terminal is back in cooked mode (line editing and echo on).
-fn cooked(master: &File) -> bool {
-    // SAFETY: a zeroed termios is a valid out-parameter for tcgetattr.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: tcgetattr on a descriptor we own, writing into `t`.
-    let rc = unsafe { libc::tcgetattr(master.as_raw_fd(), &mut t) };
-    rc == 0 && t.c_lflag & libc::ICANON != 0 && t.c_lflag & libc::ECHO != 0
-}
-
-/// Reads what the shell writes into the emulator; answers "where is the cursor?" (`ESC[6n`)
-/// the way a terminal does, from the emulator's own cursor.
-fn pump(master: Arc<File>, parser: Arc<Mutex<vt100::Parser>>) {
-    const QUERY: &[u8] = b"\x1b[6n";
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = match (&*master).read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // EIO once the shell and every copy of the slave are gone.
-            Err(_) => return,
-        };
-        pending.extend_from_slice(&buf[..n]);
-        let Ok(mut parser) = parser.lock() else {
-            return;
-        };
-        while let Some(at) = pending.windows(QUERY.len()).position(|w| w == QUERY) {
-            let end = at + QUERY.len();
-            parser.process(&pending[..end]);
-            let (row, col) = parser.screen().cursor_position();
-            let _ = write!(&*master, "\x1b[{};{}R", row + 1, col + 1);
-            pending.drain(..end);
-        }
-        // Hold back a possible start of a query split across reads.
-        let keep = (1..QUERY.len())
-            .rev()
-            .find(|&k| pending.ends_with(&QUERY[..k]))
-            .unwrap_or(0);
-        let ready = pending.len() - keep;
-        parser.process(&pending[..ready]);
-        pending.drain(..ready);
-    }
-}
-
 /// `maglev ctl` (the shell) running in a pty.
 struct Shell {
-    child: Child,
-    master: Arc<File>,
-    parser: Arc<Mutex<vt100::Parser>>,
-    reader: Option<JoinHandle<()>>,
+    pty: pty::Pty,
     prompt: String,
     /// Prompt rows already waited for: a new prompt is a row beyond these.
     prompts_seen: usize,
@@ -98,65 +44,21 @@ impl Shell {
     /// Starts the shell on `server`, with its history under `state`. `None` (after printing
     /// why) when no pty can be had here.
     fn start(server: &str, state: &Path) -> Option<Shell> {
-        let (master, slave) = match pty::open_pty(ROWS, COLS) {
-            Ok(pair) => pair,
-            Err(e) => {
-                eprintln!("skipping: cannot open a pseudo-terminal: {e}");
-                return None;
-            }
-        };
-        let (stdin, stdout) = match (slave.try_clone(), slave.try_clone()) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("skipping: cannot duplicate the pty: {e}");
-                return None;
-            }
-        };
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("maglev"));
         cmd.args(["ctl", "--server", server, "--timeout", "20s"])
             .env_remove("MAGLEV_SERVER")
             .env_remove("NO_COLOR")
-            .env("TERM", "xterm-256color")
             .env("HOME", state)
-            .env("XDG_STATE_HOME", state)
-            .stdin(Stdio::from(stdin))
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(slave));
-        // SAFETY: only async-signal-safe calls between fork and exec. A session of its own
-        // with the pty as controlling terminal, like a login shell's child.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().expect("spawn maglev ctl");
-        // Our copies of the slave go with `cmd`: the child holds the only ones now.
-        drop(cmd);
-        let master = Arc::new(File::from(master));
-        let size = |n: u16| std::num::NonZeroU16::new(n).expect("a non-zero size");
-        let parser = Arc::new(Mutex::new(vt100::Parser::new(size(ROWS), size(COLS), 0)));
-        let reader = {
-            let (m, p) = (Arc::clone(&master), Arc::clone(&parser));
-            std::thread::spawn(move || pump(m, p))
-        };
+            .env("XDG_STATE_HOME", state);
         Some(Shell {
-            child,
-            master,
-            parser,
-            reader: Some(reader),
+            pty: pty::Pty::start(cmd, ROWS, COLS)?,
             prompt: format!("maglev {server}> "),
             prompts_seen: 0,
         })
     }
 
     fn send(&self, keys: &str) {
-        (&*self.master)
-            .write_all(keys.as_bytes())
-            .and_then(|()| (&*self.master).flush())
-            .expect("write to the pty");
+        self.pty.send(keys);
     }
 
     /// The screen as text, trailing blank rows dropped.
@@ -165,8 +67,7 @@ impl Shell {
     }
 
     fn with_screen<T>(&self, f: impl FnOnce(&vt100::Screen) -> T) -> T {
-        let parser = self.parser.lock().expect("emulator lock");
-        f(parser.screen())
+        self.pty.with_screen(f)
     }
 
     fn rows(&self) -> Vec<String> {
@@ -255,28 +156,12 @@ impl Shell {
     }
 
     fn wait_exit(&mut self) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                if let Some(reader) = self.reader.take() {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "the shell did not exit; screen:\n{}",
-                self.text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.pty.wait_exit(DEADLINE)
     }
-}
 
-impl Drop for Shell {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Whether the terminal is back in cooked mode (line editing and echo on).
+    fn cooked(&self) -> bool {
+        self.pty.cooked()
     }
 }
 
@@ -392,7 +277,7 @@ fn tab_completes_then_tables_help_pause_and_ctrl_d_quits() {
     sh.send(CTRL_D);
     let status = sh.wait_exit();
     assert!(status.success(), "{status}; screen:\n{}", sh.text());
-    assert!(cooked(&sh.master), "the terminal is left in raw mode");
+    assert!(sh.cooked(), "the terminal is left in raw mode");
     let history = std::fs::read_to_string(history_file(state.path())).unwrap_or_default();
     for line in [
         "sh backends",
@@ -587,7 +472,7 @@ fn watch_events_ends_after_its_count_or_a_key_and_the_prompt_returns() {
     sh.send(CTRL_D);
     let status = sh.wait_exit();
     assert!(status.success(), "{status}");
-    assert!(cooked(&sh.master), "the terminal is left in raw mode");
+    assert!(sh.cooked(), "the terminal is left in raw mode");
 }
 
 #[test]
@@ -606,7 +491,7 @@ fn ctrl_c_interrupts_a_hanging_command_and_the_shell_goes_on() {
     sh.send(ENTER);
     // The line editor hands the terminal back (cooked) while the command runs: Ctrl-C is
     // then SIGINT, which must stop the command and not the shell.
-    sh.wait("the command to run", |s| cooked(&s.master));
+    sh.wait("the command to run", |s| s.cooked());
     sh.send(CTRL_C);
     let out = sh.wait_prompt("");
     assert!(

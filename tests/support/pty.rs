@@ -46,9 +46,12 @@ pub fn open_pty(rows: u16, cols: u16) -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(pair)
 }
 
-/// Feeds the program's output to the emulator; answers cursor-position queries (`ESC[6n`).
+/// Feeds the program's output to the emulator; answers "where is the cursor?" (`ESC[6n`)
+/// the way a terminal does, from the emulator's own cursor. A query split across two reads
+/// is held back until it is whole, so the answer reflects the output before it.
 fn pump(master: Arc<File>, parser: Arc<Mutex<vt100::Parser>>) {
     const QUERY: &[u8] = b"\x1b[6n";
+    let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         let n = match (&*master).read(&mut buf) {
@@ -58,14 +61,25 @@ fn pump(master: Arc<File>, parser: Arc<Mutex<vt100::Parser>>) {
             // EIO once the program and every copy of the slave are gone.
             Err(_) => return,
         };
+        pending.extend_from_slice(&buf[..n]);
         let Ok(mut parser) = parser.lock() else {
             return;
         };
-        parser.process(&buf[..n]);
-        if buf[..n].windows(QUERY.len()).any(|w| w == QUERY) {
+        while let Some(at) = pending.windows(QUERY.len()).position(|w| w == QUERY) {
+            let end = at + QUERY.len();
+            parser.process(&pending[..end]);
             let (row, col) = parser.screen().cursor_position();
             let _ = write!(&*master, "\x1b[{};{}R", row + 1, col + 1);
+            pending.drain(..end);
         }
+        // Hold back a possible start of a query split across reads.
+        let keep = (1..QUERY.len())
+            .rev()
+            .find(|&k| pending.ends_with(&QUERY[..k]))
+            .unwrap_or(0);
+        let ready = pending.len() - keep;
+        parser.process(&pending[..ready]);
+        pending.drain(..ready);
     }
 }
 
@@ -139,6 +153,12 @@ impl Pty {
             .lock()
             .map(|p| p.screen().contents())
             .unwrap_or_default()
+    }
+
+    /// Runs `f` on the emulator's screen.
+    pub fn with_screen<T>(&self, f: impl FnOnce(&vt100::Screen) -> T) -> T {
+        let parser = self.parser.lock().expect("emulator lock");
+        f(parser.screen())
     }
 
     /// Waits up to `limit` until `ok` holds for the screen text; returns that text.
