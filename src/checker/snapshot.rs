@@ -42,19 +42,26 @@ impl BackendSnapshot {
 }
 
 /// Named entries in name order, each behind its own `Arc`: a stable slot per name, so a
-/// publish replaces only the slots that changed. The name index is shared until a reload
-/// changes the set of names.
+/// publish replaces only the slots that changed. Slots sit in shared chunks of `CHUNK`:
+/// a publish copies one pointer per chunk, not per entry, and a replaced entry copies only
+/// its own chunk (copy on write). The name index is shared until a reload changes the set
+/// of names.
 #[derive(Debug)]
 pub struct Table<T> {
     index: Arc<BTreeMap<String, usize>>,
-    slots: Vec<Arc<T>>,
+    chunks: Vec<Arc<Vec<Arc<T>>>>,
+    len: usize,
 }
+
+/// Entries per chunk: 10,000 backends are 157 chunk pointers to copy per publish.
+const CHUNK: usize = 64;
 
 impl<T> Clone for Table<T> {
     fn clone(&self) -> Self {
         Table {
             index: Arc::clone(&self.index),
-            slots: self.slots.clone(),
+            chunks: self.chunks.clone(),
+            len: self.len,
         }
     }
 }
@@ -63,7 +70,8 @@ impl<T> Default for Table<T> {
     fn default() -> Self {
         Table {
             index: Arc::new(BTreeMap::new()),
-            slots: Vec::new(),
+            chunks: Vec::new(),
+            len: 0,
         }
     }
 }
@@ -71,20 +79,34 @@ impl<T> Default for Table<T> {
 impl<T> Table<T> {
     fn build(entries: impl Iterator<Item = (String, T)>) -> Table<T> {
         let mut index = BTreeMap::new();
-        let mut slots = Vec::new();
+        let mut chunks: Vec<Arc<Vec<Arc<T>>>> = Vec::new();
+        let mut len = 0;
         for (name, value) in entries {
-            index.insert(name, slots.len());
-            slots.push(Arc::new(value));
+            index.insert(name, len);
+            match chunks.last_mut().and_then(Arc::get_mut) {
+                Some(chunk) if chunk.len() < CHUNK => chunk.push(Arc::new(value)),
+                _ => chunks.push(Arc::new(vec![Arc::new(value)])),
+            }
+            len += 1;
         }
         Table {
             index: Arc::new(index),
-            slots,
+            chunks,
+            len,
         }
     }
 
     /// Replaces the entry of a known name (false when the name has no slot).
     fn replace(&mut self, name: &str, value: T) -> bool {
-        match self.index.get(name).and_then(|&i| self.slots.get_mut(i)) {
+        let Some(&i) = self.index.get(name) else {
+            return false;
+        };
+        match self
+            .chunks
+            .get_mut(i / CHUNK)
+            .map(Arc::make_mut)
+            .and_then(|chunk| chunk.get_mut(i % CHUNK))
+        {
             Some(slot) => {
                 *slot = Arc::new(value);
                 true
@@ -93,16 +115,17 @@ impl<T> Table<T> {
         }
     }
 
+    fn slot(&self, i: usize) -> Option<&Arc<T>> {
+        self.chunks.get(i / CHUNK).and_then(|c| c.get(i % CHUNK))
+    }
+
     pub fn get(&self, name: &str) -> Option<&T> {
-        self.index
-            .get(name)
-            .and_then(|&i| self.slots.get(i))
-            .map(|a| a.as_ref())
+        self.get_arc(name).map(|a| a.as_ref())
     }
 
     /// The shared entry itself (for tests that check sharing).
     pub fn get_arc(&self, name: &str) -> Option<&Arc<T>> {
-        self.index.get(name).and_then(|&i| self.slots.get(i))
+        self.index.get(name).and_then(|&i| self.slot(i))
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -117,7 +140,7 @@ impl<T> Table<T> {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &T)> {
         self.index
             .iter()
-            .filter_map(|(name, &i)| self.slots.get(i).map(|a| (name, a.as_ref())))
+            .filter_map(|(name, &i)| self.slot(i).map(|a| (name, a.as_ref())))
     }
 
     pub fn values(&self) -> impl Iterator<Item = &T> {
@@ -125,11 +148,11 @@ impl<T> Table<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len == 0
     }
 }
 
@@ -296,6 +319,16 @@ mod tests {
         assert!(shared(&first.backends, &second.backends, "b6"));
         assert!(shared(&first.frontends, &second.frontends, "f0"));
         assert_eq!(second.backends.get("b5").map(|e| e.stats.count), Some(1));
+        // Copy on write: only the chunk holding b5 is new, the other 156 are shared.
+        let copied = |a: &Table<BackendSnapshot>, b: &Table<BackendSnapshot>| {
+            a.chunks
+                .iter()
+                .zip(&b.chunks)
+                .filter(|(x, y)| !Arc::ptr_eq(x, y))
+                .count()
+        };
+        assert_eq!(first.backends.chunks.len(), 10_000usize.div_ceil(CHUNK));
+        assert_eq!(copied(&first.backends, &second.backends), 1);
         assert_eq!(first.backends.get("b5").map(|e| e.stats.count), Some(0));
 
         // A transition: the backend and the one frontend it sits in.
