@@ -51,52 +51,86 @@ pub fn ip46_bytes(addr: IpAddr) -> [u8; 16] {
 /// Number of new-flow table slots each AS gets. `ases[i] = (address, replicas)`;
 /// `table_len` is a power of two. ASes with 0 replicas get nothing; if nobody has a
 /// replica the table stays on the default AS and every count is 0.
+///
+/// The permutations are taken in (replica, address, index) order and each fills one slot
+/// per round until the table is full, so only the first `table_len` of them in that order
+/// ever fill a slot. They are generated in that order (replica 0 of every AS in address
+/// order, then replica 1, ...) and the rest are never built: 64 ASes x weight 100 into
+/// 1,024 slots builds 1,024 permutations, not 6,400 sorted ones. Same result as sorting
+/// them all (`tests::reference`, property-tested).
 pub fn bucket_counts(ases: &[(IpAddr, u32)], table_len: u32) -> Vec<u32> {
     let mut counts = vec![0u32; ases.len()];
     if table_len == 0 || !table_len.is_power_of_two() {
         return counts;
     }
     let mask = table_len - 1;
-    struct Perm {
-        as_idx: usize,
-        skip: u32,
-        last: u32,
-    }
-    let mut order: Vec<(u32, [u8; 16], usize)> = Vec::new();
-    for (i, (addr, replicas)) in ases.iter().enumerate() {
-        for r in 0..*replicas {
-            order.push((r, ip46_bytes(*addr), i));
-        }
-    }
-    if order.is_empty() {
+    // (address bytes, index) sort order, the tie-break of the replica-major order.
+    let mut by_addr: Vec<([u8; 16], usize, u32)> = ases
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, replicas))| *replicas > 0)
+        .map(|(i, (addr, replicas))| (ip46_bytes(*addr), i, *replicas))
+        .collect();
+    if by_addr.is_empty() {
         return counts;
     }
-    order.sort();
-    let mut perms: Vec<Perm> = order
-        .iter()
-        .map(|(r, bytes, i)| {
-            let mut lo = [0u8; 8];
-            let mut hi = [0u8; 8];
-            lo.copy_from_slice(&bytes[..8]);
-            hi.copy_from_slice(&bytes[8..]);
-            // as_u64[] loads are native (little-endian on x86).
-            let seed = clib_xxhash(u64::from_le_bytes(lo) ^ u64::from_le_bytes(hi) ^ u64::from(*r));
-            Perm {
-                as_idx: *i,
-                skip: ((seed as u32) | 1) & mask,
-                last: ((seed >> 32) as u32) & mask,
+    by_addr.sort_unstable();
+    let max_replicas = by_addr.iter().map(|e| e.2).max().unwrap_or(0);
+    let mut perms: Vec<Perm> = Vec::with_capacity(table_len as usize);
+    'build: for r in 0..max_replicas {
+        for (bytes, i, replicas) in &by_addr {
+            if r < *replicas {
+                perms.push(Perm::new(bytes, r, *i, mask));
+                if perms.len() == table_len as usize {
+                    break 'build;
+                }
             }
-        })
-        .collect();
-    let mut table: Vec<Option<usize>> = vec![None; table_len as usize];
+        }
+    }
+    fill(&mut perms, table_len, &mut counts);
+    counts
+}
+
+/// One permutation: the AS it belongs to, its stride and its next slot.
+struct Perm {
+    as_idx: usize,
+    skip: u32,
+    last: u32,
+}
+
+impl Perm {
+    fn new(bytes: &[u8; 16], replica: u32, as_idx: usize, mask: u32) -> Perm {
+        let mut lo = [0u8; 8];
+        let mut hi = [0u8; 8];
+        lo.copy_from_slice(&bytes[..8]);
+        hi.copy_from_slice(&bytes[8..]);
+        // as_u64[] loads are native (little-endian on x86).
+        let seed =
+            clib_xxhash(u64::from_le_bytes(lo) ^ u64::from_le_bytes(hi) ^ u64::from(replica));
+        Perm {
+            as_idx,
+            skip: ((seed as u32) | 1) & mask,
+            last: ((seed >> 32) as u32) & mask,
+        }
+    }
+}
+
+/// Fills the table round-robin over `perms` (in order) and counts each AS's slots.
+fn fill(perms: &mut [Perm], table_len: u32, counts: &mut [u32]) {
+    if perms.is_empty() {
+        return;
+    }
+    let mask = table_len - 1;
+    const EMPTY: usize = usize::MAX;
+    let mut table: Vec<usize> = vec![EMPTY; table_len as usize];
     let mut done = 0u32;
     'fill: loop {
         for p in perms.iter_mut() {
             loop {
                 let slot = p.last;
                 p.last = (p.last + p.skip) & mask;
-                if table[slot as usize].is_none() {
-                    table[slot as usize] = Some(p.as_idx);
+                if table[slot as usize] == EMPTY {
+                    table[slot as usize] = p.as_idx;
                     break;
                 }
             }
@@ -106,15 +140,81 @@ pub fn bucket_counts(ases: &[(IpAddr, u32)], table_len: u32) -> Vec<u32> {
             }
         }
     }
-    for slot in table.into_iter().flatten() {
+    for slot in table {
         counts[slot] += 1;
     }
-    counts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The population as first written: every replica of every AS built and sorted.
+    fn reference(ases: &[(IpAddr, u32)], table_len: u32) -> Vec<u32> {
+        let mut counts = vec![0u32; ases.len()];
+        if table_len == 0 || !table_len.is_power_of_two() {
+            return counts;
+        }
+        let mask = table_len - 1;
+        let mut order: Vec<(u32, [u8; 16], usize)> = Vec::new();
+        for (i, (addr, replicas)) in ases.iter().enumerate() {
+            for r in 0..*replicas {
+                order.push((r, ip46_bytes(*addr), i));
+            }
+        }
+        order.sort();
+        let mut perms: Vec<Perm> = order
+            .iter()
+            .map(|(r, bytes, i)| Perm::new(bytes, *r, *i, mask))
+            .collect();
+        fill(&mut perms, table_len, &mut counts);
+        counts
+    }
+
+    fn addr_strategy() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            // A narrow range, so duplicates (same address twice) happen too.
+            (0u8..4, 0u8..40).prop_map(|(c, d)| IpAddr::from([10, 0, c, d])),
+            any::<u128>().prop_map(|v| IpAddr::from(v.to_be_bytes())),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn same_counts_as_sorting_every_replica(
+            ases in prop::collection::vec((addr_strategy(), prop_oneof![Just(0u32), 1u32..4, 0u32..=255]), 0..40),
+            log_len in 0u32..11,
+        ) {
+            let table_len = 1u32 << log_len;
+            prop_assert_eq!(bucket_counts(&ases, table_len), reference(&ases, table_len));
+        }
+    }
+
+    #[test]
+    fn same_counts_at_bench_size() {
+        // 64 ASes at weight 100 (and a few at other weights) into the default 1,024 slots.
+        let mut ases: Vec<(IpAddr, u32)> = (0..64u8)
+            .map(|i| (IpAddr::from([127, 20, 0, i + 1]), 100))
+            .collect();
+        ases[3].1 = 0;
+        ases[7].1 = 1;
+        ases[9].1 = 255;
+        for len in [1024, 65536] {
+            let got = bucket_counts(&ases, len);
+            assert_eq!(got, reference(&ases, len));
+            assert_eq!(got.iter().sum::<u32>(), len);
+        }
+    }
+
+    #[test]
+    fn bad_table_lengths_count_nothing() {
+        let ases: Vec<(IpAddr, u32)> = vec![("10.0.0.1".parse().unwrap(), 10)];
+        assert_eq!(bucket_counts(&ases, 0), vec![0]);
+        assert_eq!(bucket_counts(&ases, 1000), vec![0]);
+        assert_eq!(bucket_counts(&[], 1024), Vec::<u32>::new());
+    }
 
     #[test]
     fn counts_cover_the_table() {
