@@ -10,33 +10,36 @@
 //! - `--dry-run`: reads and diffs, logs each write as "dry-run: would …", sends nothing.
 //! - A failed write is logged, its VIP retried a little later; a lost connection needs
 //!   nothing special, the reconnect brings a full sync.
+//!
+//! Parts: `planner` decides what is due (pure), `sync` runs one sync against an
+//! `executor` (VPP, or an in-memory fake in the tests) and keeps the `mirror`; this file
+//! is the shell that feeds them events and records counters, status and logs.
 
 mod coalesce;
 mod executor;
 mod mirror;
 mod planner;
+mod sync;
 mod warmup;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use super::client::{ConnState, Connection, LbApiGeneration, VppError};
 use super::counters::VppCounters;
-use super::lb::{
-    DesiredState, LbConfValues, LbOp, Scope, WeightMode, desired_now, desired_of, diff,
-};
+use super::lb::{DesiredState, Scope, desired_now, desired_of};
 use super::lb_io::{self, ReadStateError};
 use super::status::VppStatus;
 use crate::checker::{Checker, DirtyFrontends};
 use crate::config::Config;
-use executor::{LbExecutor, VppExecutor, apply_to_mirror};
-use mirror::Mirror;
+use executor::VppExecutor;
 use planner::{NewConnection, Planner};
+use sync::{Report, ScopeOutcome, SyncInput, SyncState};
 
 pub use warmup::{Phase, Warmup};
 
@@ -90,35 +93,6 @@ enum Target {
     Frontends(Vec<String>),
 }
 
-/// The outcome of one sync that could read VPP.
-#[derive(Default)]
-struct Report {
-    ops: Vec<String>,
-    /// Frontends whose VIP had a failed write (retried soon).
-    failed: BTreeSet<String>,
-    errors: usize,
-    first_error: Option<String>,
-    /// Writes made, per kind (for the sync's summary line).
-    kinds: BTreeMap<&'static str, usize>,
-}
-
-impl Report {
-    fn fail(&mut self, e: String) {
-        self.errors += 1;
-        self.first_error.get_or_insert(e);
-    }
-
-    fn into_result(self) -> Result<Vec<String>, SyncError> {
-        match self.first_error {
-            Some(first) => Err(SyncError::Write {
-                failed: self.errors,
-                first,
-            }),
-            None => Ok(self.ops),
-        }
-    }
-}
-
 pub(crate) struct Reconciler {
     checker: Checker,
     status: Arc<VppStatus>,
@@ -129,10 +103,8 @@ pub(crate) struct Reconciler {
     stop: watch::Receiver<bool>,
     /// What is due when (pure; see `planner`).
     plan: Planner,
-    /// lb API 1.1.0 cannot read the conf back: what this connection pushed.
-    pushed_conf: Option<(u64, LbConfValues)>,
-    /// VPP's lb state as last read or written (see `mirror`).
-    mirror: Option<Mirror>,
+    /// VPP's lb state as last read or written (see `mirror`), and the conf pushed.
+    sync_state: SyncState,
     problems: Vec<String>,
 }
 
@@ -161,8 +133,7 @@ impl Reconciler {
             dry_run,
             stop: stop.clone(),
             plan: Planner::new(started, Instant::now()),
-            pushed_conf: None,
-            mirror: None,
+            sync_state: SyncState::default(),
             problems: Vec::new(),
         };
         me.on_conn_change();
@@ -428,7 +399,8 @@ impl Reconciler {
         }
     }
 
-    /// Reads VPP once, then diffs and writes each scope of `target`.
+    /// Reads VPP if it has to, then diffs and writes each scope of `target`
+    /// (`sync::run`); counts, logs and reports the outcome.
     /// `read`: read VPP first even for a per-VIP sync (an operator's request: someone
     /// else may have written to VPP).
     async fn sync(&mut self, target: &Target, read: bool) -> Result<Report, SyncError> {
@@ -450,25 +422,26 @@ impl Reconciler {
                 .filter_map(|n| desired.vip_of(n).map(|v| Scope::Vip(v.key)))
                 .collect(),
         };
-        let mut report = Report::default();
-        if scopes.is_empty() {
-            return Ok(report);
-        }
-        let scope_label = scopes[0].as_str();
-        // A full sync reads VPP; a per-VIP one diffs against the mirror, unless it is
-        // missing, stale or of another connection.
-        let usable = self.mirror.as_ref().is_some_and(|m| m.usable(epoch));
-        if full || read || !usable {
-            let known_conf = self
-                .pushed_conf
-                .filter(|(e, _)| *e == epoch)
-                .map(|(_, c)| c);
-            let exec = VppExecutor {
-                client: &client,
-                counters: &self.counters,
-            };
-            let actual = match exec.read(known_conf).await {
-                Ok(a) => a,
+        let Some(scope_label) = scopes.first().map(|s| s.as_str()) else {
+            return Ok(Report::default());
+        };
+        let started = Instant::now();
+        let exec = VppExecutor {
+            client: &client,
+            counters: &self.counters,
+        };
+        let input = SyncInput {
+            desired: &desired,
+            scopes: &scopes,
+            mode,
+            epoch,
+            read,
+            dry_run: self.dry_run,
+        };
+        let stop = self.stop.clone();
+        let report =
+            match sync::run(&exec, &mut self.sync_state, &input, &move || *stop.borrow()).await {
+                Ok(report) => report,
                 Err(ReadStateError::Vpp(VppError::Disconnected(_))) => {
                     return Err(SyncError::Disconnected);
                 }
@@ -477,176 +450,27 @@ impl Reconciler {
                     return Err(e.into());
                 }
             };
-            self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
-            if self.stopping() {
-                return Ok(report);
+        // `lbsync` attributes the writes counted before it to its scope: the scopes that
+        // wrote nothing first, then the writes, then the scopes that wrote.
+        let wrote = |o: &ScopeOutcome| matches!(o, ScopeOutcome::Applied | ScopeOutcome::Error);
+        for (scope, outcome) in report.scopes.iter().filter(|(_, o)| !wrote(o)) {
+            self.counters.lbsync(scope.as_str(), outcome.label());
+        }
+        for (kind, n) in &report.kinds {
+            for _ in 0..*n {
+                self.counters.write(kind);
             }
         }
-        let mut wrote = Vec::new();
-        let started = Instant::now();
-        // The ops of every scope go out as one batch: several VIPs in flight at once (a
-        // backend in 1,000 VIPs is 1,000 writes, not 1,000 round trips one after another).
-        let mut batch: Vec<LbOp> = Vec::new();
-        for scope in scopes {
-            let ops = match &self.mirror {
-                Some(m) => diff(&desired, m.state(), scope, mode).ops,
-                None => Vec::new(),
-            };
-            let label = scope.as_str();
-            if ops.is_empty() {
-                self.counters.lbsync(label, "noop");
-                continue;
-            }
-            if self.dry_run {
-                for op in &ops {
-                    info!(kind = op.kind(), "dry-run: would {op}");
-                    report.ops.push(op.to_string());
-                }
-                self.counters.lbsync(label, "dry_run");
-                continue;
-            }
-            for op in ops {
-                // Each per-VIP scope carries the conf when it differs: once is enough.
-                if matches!(op, LbOp::SetConf(_)) && batch.contains(&op) {
-                    continue;
-                }
-                batch.push(op);
-            }
-            wrote.push(scope);
-        }
-        if !batch.is_empty() && !self.stopping() {
-            self.write(&client, &desired, &batch, mode, epoch, &mut report)
-                .await;
-            for scope in &wrote {
-                let failed = match scope {
-                    Scope::All => report.errors > 0,
-                    Scope::Vip(key) => desired
-                        .vips
-                        .get(key)
-                        .is_some_and(|v| report.failed.contains(&v.frontend)),
-                };
-                self.counters
-                    .lbsync(scope.as_str(), if failed { "error" } else { "applied" });
-            }
+        for (scope, outcome) in report.scopes.iter().filter(|(_, o)| wrote(o)) {
+            self.counters.lbsync(scope.as_str(), outcome.label());
         }
         if !report.kinds.is_empty() || report.errors > 0 {
             log_summary(scope_label, &report, started);
-        }
-        if mode == WeightMode::Legacy && !wrote.is_empty() && report.first_error.is_none() {
-            self.verify(&client, &desired, &wrote, epoch, &mut report)
-                .await;
         }
         if let Some(e) = &report.first_error {
             self.status.update(|i| i.last_error = e.clone());
         }
         Ok(report)
-    }
-
-    /// Sends `ops` (each VIP's in order, several VIPs at once: `lb_io::apply_all`), then
-    /// logs and counts them in op order, and keeps the mirror in step. A lost connection
-    /// needs nothing more: the reconnect brings a full sync.
-    async fn write(
-        &mut self,
-        client: &super::client::Client,
-        desired: &DesiredState,
-        ops: &[LbOp],
-        mode: WeightMode,
-        epoch: u64,
-        report: &mut Report,
-    ) {
-        let stop = self.stop.clone();
-        let exec = VppExecutor {
-            client,
-            counters: &self.counters,
-        };
-        let results = exec.apply(ops, mode, &move || *stop.borrow()).await;
-        if let Some(m) = self.mirror.as_mut() {
-            apply_to_mirror(m, ops, &results, mode);
-        }
-        for (op, result) in ops.iter().zip(results) {
-            // None: skipped after an earlier failure of its VIP.
-            let Some(result) = result else {
-                continue;
-            };
-            let frontend = op
-                .vip()
-                .and_then(|k| desired.vips.get(&k))
-                .map(|v| v.frontend.clone());
-            match result {
-                Ok(msg) => {
-                    debug!(
-                        kind = op.kind(),
-                        msg,
-                        frontend = frontend.as_deref().unwrap_or("-"),
-                        "VPP write: {op}"
-                    );
-                    self.counters.write(op.kind());
-                    *report.kinds.entry(op.kind()).or_insert(0) += 1;
-                    report.ops.push(op.to_string());
-                    if let LbOp::SetConf(c) = op {
-                        self.pushed_conf = Some((epoch, *c));
-                    }
-                }
-                Err(e) => {
-                    error!(error = %e, kind = op.kind(), "VPP write failed: {op}");
-                    // The mirror is stale now (apply_to_mirror): the retry reads VPP.
-                    report.fail(format!("{op}: {e}"));
-                    // Conf and stale VIPs are retried by the next full sync.
-                    if let Some(f) = frontend {
-                        report.failed.insert(f);
-                    }
-                    // Later ops may have succeeded (several VIPs are in flight): they
-                    // still go into the mirror, so no early return here.
-                }
-            }
-        }
-    }
-
-    /// lb API 1.1.0: read back and check that VPP now shows what was written (its
-    /// handlers are known to misread requests, docs/vpp-wire.md §3.5).
-    async fn verify(
-        &mut self,
-        client: &super::client::Client,
-        desired: &DesiredState,
-        scopes: &[Scope],
-        epoch: u64,
-        report: &mut Report,
-    ) {
-        let known_conf = self
-            .pushed_conf
-            .filter(|(e, _)| *e == epoch)
-            .map(|(_, c)| c);
-        let exec = VppExecutor {
-            client,
-            counters: &self.counters,
-        };
-        let actual = match exec.read(known_conf).await {
-            Ok(a) => a,
-            Err(e) => {
-                report.fail(format!("verify read: {e}"));
-                if let Some(m) = self.mirror.as_mut() {
-                    m.mark_stale();
-                }
-                return;
-            }
-        };
-        for scope in scopes {
-            let left = diff(desired, &actual, *scope, WeightMode::Legacy).ops;
-            if left.is_empty() {
-                continue;
-            }
-            let text: Vec<String> = left.iter().map(ToString::to_string).collect();
-            error!(missing = ?text, "legacy mode: VPP does not show what was written");
-            report.fail(format!("verify: still to do: {}", text.join("; ")));
-            for v in left
-                .iter()
-                .filter_map(|op| op.vip().and_then(|k| desired.vips.get(&k)))
-            {
-                report.failed.insert(v.frontend.clone());
-            }
-        }
-        // What VPP showed is the best mirror there is.
-        self.mirror = Some(Mirror::read(actual, epoch, self.mirror.as_ref()));
     }
 }
 

@@ -73,7 +73,8 @@ pub fn apply_to_mirror(mirror: &mut Mirror, ops: &[LbOp], results: &Applied, mod
 #[cfg(test)]
 pub mod fake {
     //! VPP as a map: applies ops like the mirror does, fails the writes to chosen
-    //! addresses, counts reads.
+    //! addresses (`fail`), acknowledges without applying those to others (`swallow`, as
+    //! lb 1.1.0's handlers may), counts reads and writes.
 
     use std::collections::HashSet;
     use std::net::IpAddr;
@@ -87,7 +88,10 @@ pub mod fake {
     pub struct FakeVpp {
         pub state: Mutex<ActualState>,
         pub fail: Mutex<HashSet<IpAddr>>,
+        pub swallow: Mutex<HashSet<IpAddr>>,
         pub reads: AtomicUsize,
+        /// Writes received (failed and swallowed ones included).
+        pub writes: AtomicUsize,
     }
 
     fn address(op: &LbOp) -> Option<IpAddr> {
@@ -105,7 +109,12 @@ pub mod fake {
             _known_conf: Option<LbConfValues>,
         ) -> Result<ActualState, ReadStateError> {
             self.reads.fetch_add(1, Ordering::Relaxed);
-            Ok(self.state.lock().map(|s| s.clone()).unwrap_or_default())
+            let mut state = self.state.lock().map(|s| s.clone()).unwrap_or_default();
+            // VPP does not tell which ASes were flushed.
+            for a in state.vips.values_mut().flat_map(|v| v.ases.values_mut()) {
+                a.flushed = false;
+            }
+            Ok(state)
         }
 
         async fn apply(
@@ -115,6 +124,7 @@ pub mod fake {
             stop: &(dyn Fn() -> bool + Send + Sync),
         ) -> Applied {
             let fail = self.fail.lock().map(|f| f.clone()).unwrap_or_default();
+            let swallow = self.swallow.lock().map(|f| f.clone()).unwrap_or_default();
             let Ok(mut state) = self.state.lock() else {
                 return ops.iter().map(|_| None).collect();
             };
@@ -122,6 +132,10 @@ pub mod fake {
                 .map(|op| {
                     if stop() {
                         return None;
+                    }
+                    self.writes.fetch_add(1, Ordering::Relaxed);
+                    if address(op).is_some_and(|a| swallow.contains(&a)) {
+                        return Some(Ok("fake"));
                     }
                     if address(op).is_some_and(|a| fail.contains(&a)) {
                         return Some(Err(VppError::Timeout {

@@ -318,6 +318,41 @@ mod tests {
         assert_eq!(p.epoch(), Some(3));
     }
 
+    /// Operator requests (`maglev ctl sync`, also under `--dry-run`, where the same plan
+    /// runs and only the sync itself writes nothing): refused before the min delay, let
+    /// through after it without ending the warmup; after the warmup a requested full sync
+    /// that went through counts as the full sync (pending VIPs covered, next one after the
+    /// interval).
+    #[tokio::test(start_paused = true)]
+    async fn dry_run_requests_during_and_after_the_warmup() {
+        let t0 = Instant::now();
+        let lb = lb(5, 20, 60);
+        let mut p = Planner::new(t0, t0);
+        p.on_connected(1, 100, t0);
+        p.on_dirty("web", t0);
+        assert_eq!(
+            p.refuse_request(t0 + Duration::from_secs(1), &lb),
+            Some(Duration::from_secs(4))
+        );
+        let t1 = t0 + Duration::from_secs(6);
+        assert_eq!(p.refuse_request(t1, &lb), None);
+        // A requested full sync in the release phase: the warmup goes on.
+        p.full_synced(true, t1, &lb);
+        assert!(!p.warmup.done() && !p.full_due(t1));
+        assert!(p.finish_warmup(t1));
+        assert!(p.full_due(t1));
+        p.full_synced(true, t1, &lb);
+        // After the warmup: a request is never refused; one that went through moves the
+        // next full sync and covers what was pending.
+        let t2 = t1 + Duration::from_secs(10);
+        p.on_dirty("web", t2);
+        assert_eq!(p.refuse_request(t2, &lb), None);
+        p.full_synced(true, t2, &lb);
+        assert!(p.take_due(t2 + COALESCE).is_empty());
+        assert!(!p.full_due(t1 + lb.sync_interval));
+        assert!(p.full_due(t2 + lb.sync_interval));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_reconnect_during_the_warmup_writes_released_vips_again() {
         let t0 = Instant::now();
