@@ -104,7 +104,13 @@ async fn a_flap_after_a_large_sync_reaches_vpp_and_the_log_stays_small() {
         let url = url.clone();
         async move {
             let (_, body) = http_get(&url).await?;
-            body.contains("maglev_vpp_lbsync_total{scope=\"all\"")
+            // Every scope's lines are there from the start (at 0): wait for a count.
+            body.lines()
+                .filter(|l| {
+                    l.starts_with("maglev_vpp_lbsync_total{scope=\"all\",kind=\"noop\"}")
+                        || l.starts_with("maglev_vpp_lbsync_total{scope=\"all\",kind=\"applied\"}")
+                })
+                .any(|l| l.rsplit(' ').next().is_some_and(|n| n != "0"))
                 .then_some(())
         }
     })
@@ -140,7 +146,8 @@ async fn a_flap_after_a_large_sync_reaches_vpp_and_the_log_stays_small() {
     assert_eq!(
         reads(&double),
         reads_before,
-        "per-VIP syncs read nothing from VPP (dumps, cli_inband, conf)"
+        "per-VIP syncs read nothing from VPP (dumps, cli_inband, conf):\n{}",
+        tail(&d.log())
     );
     println!(
         "{total} ASes in {vips} VIPs: programmed in {synced:?}; a failure reached all VIPs in {reached:?}"
