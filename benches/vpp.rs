@@ -1,6 +1,7 @@
 //! VPP-side benchmarks (issue 9, parts 2 and 3) against the in-process VPP double.
 //!
-//! `cargo bench --bench vpp -- [--smoke] [--reps N] [--out DIR]`
+//! `cargo bench --bench vpp -- [--smoke] [--reps N] [--out DIR] [--full-sync-only]`
+//! (`--full-sync-only`: only the full syncs, for profiling; writes no report.)
 //!
 //! - Detection to dataplane: a scripted probe turns one backend down; the time from the
 //!   moment that probe returns its failing result to the moment the double receives the
@@ -227,8 +228,107 @@ async fn detection(failures: usize) -> Res<Vec<f64>> {
 
 // ---------------------------------------------------------------- part 3
 
+/// A VPP double on a thread and runtime of its own, so that its CPU time can be told
+/// apart from the daemon side's (the bench's runtime). Stops when dropped.
+struct OwnThreadDouble {
+    double: Option<VppDouble>,
+    /// Linux thread id of the double's thread (for `/proc/self/task/<tid>/schedstat`).
+    tid: i32,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OwnThreadDouble {
+    fn start(mode: ApiMode) -> Res<OwnThreadDouble> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("vpp-double".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let double = VppDouble::start(mode).await;
+                    // "/proc/thread-self" -> "<pid>/task/<tid>".
+                    let tid = std::fs::read_link("/proc/thread-self")
+                        .ok()
+                        .and_then(|p| p.file_name()?.to_str()?.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    let _ = tx.send(Ok((double, tid)));
+                    let _ = stopped.await;
+                });
+            })?;
+        let (double, tid) = rx.recv()??;
+        Ok(OwnThreadDouble {
+            double: Some(double),
+            tid,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    fn get(&self) -> &VppDouble {
+        // Only taken in drop.
+        self.double.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// CPU time the double's thread used so far, in ms (ns precision, from schedstat).
+    fn cpu_ms(&self) -> f64 {
+        schedstat_ms(&format!("/proc/self/task/{}/schedstat", self.tid))
+    }
+}
+
+impl Drop for OwnThreadDouble {
+    fn drop(&mut self) {
+        // Stop the double's tasks on its own runtime, then the runtime.
+        drop(self.double.take());
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The first field of a schedstat file (ns on CPU), in ms; 0 if unreadable.
+fn schedstat_ms(path: &str) -> f64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e6)
+}
+
+/// CPU time of the whole bench process so far, in ms (every thread, from schedstat).
+fn process_cpu_ms() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    // Threads that ended are not listed: the bench's threads live for the whole run, and
+    // the double's thread is read before it ends.
+    dir.flatten()
+        .map(|e| schedstat_ms(&format!("{}/schedstat", e.path().display())))
+        .sum()
+}
+
+/// One full sync: wall time, and CPU of the double's thread and of the rest.
+struct FullSync {
+    wall_ms: f64,
+    double_cpu_ms: f64,
+    daemon_cpu_ms: f64,
+    writes: usize,
+}
+
 struct Table {
-    _double: VppDouble,
+    _double: OwnThreadDouble,
     client: Client,
     checker: Checker,
     counters: VppCounters,
@@ -265,7 +365,7 @@ async fn write(
     mode: maglev::vpp::lb::WeightMode,
 ) -> Res<usize> {
     let ops = diff(desired, &t.mirror, scope, mode).ops;
-    let results = lb_io::apply_all(&t.client, &t.counters, &ops, mode, lb_io::WRITE_WINDOW).await;
+    let results = lb_io::apply_all(&t.client, &t.counters, &ops, mode, window()).await;
     for (op, r) in ops.iter().zip(results) {
         r.ok_or("a write was skipped")??;
         t.mirror.apply(op, mode);
@@ -273,8 +373,17 @@ async fn write(
     Ok(ops.len())
 }
 
+/// VIPs in flight in a full sync: the reconciler's [`lb_io::WRITE_WINDOW`], or
+/// `MAGLEV_BENCH_WINDOW` (to compare windows without rebuilding the daemon).
+fn window() -> usize {
+    std::env::var("MAGLEV_BENCH_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(lb_io::WRITE_WINDOW)
+}
+
 /// A fresh double, and a checker with `vips` x `per_vip` ASes, every backend up.
-async fn full_table(vips: usize, per_vip: usize) -> Res<(Table, f64)> {
+async fn full_table(vips: usize, per_vip: usize) -> Res<(Table, FullSync)> {
     let text = config_text(vips, per_vip, "1s", |_| (0..per_vip).collect());
     let cfg = load(&text)?;
     let checker = Checker::start(cfg, Arc::new(Scripted::default()), EventBus::new(4096));
@@ -284,9 +393,9 @@ async fn full_table(vips: usize, per_vip: usize) -> Res<(Table, f64)> {
             .then_some(())
     })
     .await?;
-    let double = VppDouble::start(ApiMode::V1_2).await;
+    let double = OwnThreadDouble::start(ApiMode::V1_2)?;
     let client = Client::connect(ClientConfig {
-        socket_path: PathBuf::from(double.socket_path()),
+        socket_path: PathBuf::from(double.get().socket_path()),
         client_name: "maglev-bench".into(),
         ..ClientConfig::default()
     })
@@ -298,10 +407,18 @@ async fn full_table(vips: usize, per_vip: usize) -> Res<(Table, f64)> {
         counters: VppCounters::default(),
         mirror: ActualState::default(),
     };
+    let (cpu0, double0) = (process_cpu_ms(), t._double.cpu_ms());
     let start = Instant::now();
     let ops = full_sync(&mut t).await?;
-    let ms = start.elapsed().as_secs_f64() * 1e3;
-    let vips_seen = t._double.vips();
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (cpu1, double1) = (process_cpu_ms(), t._double.cpu_ms());
+    let sync = FullSync {
+        wall_ms,
+        double_cpu_ms: double1 - double0,
+        daemon_cpu_ms: (cpu1 - cpu0) - (double1 - double0),
+        writes: ops,
+    };
+    let vips_seen = t._double.get().vips();
     let ases: usize = vips_seen.iter().map(|v| v.ases.len()).sum();
     if vips_seen.len() != vips || ases != vips * per_vip {
         return Err(format!(
@@ -310,7 +427,7 @@ async fn full_table(vips: usize, per_vip: usize) -> Res<(Table, f64)> {
         )
         .into());
     }
-    Ok((t, ms))
+    Ok((t, sync))
 }
 
 /// The double's read requests so far (dumps, CLI, conf).
@@ -329,7 +446,7 @@ fn reads(double: &VppDouble) -> u64 {
 
 /// Latencies of `count` per-VIP syncs, and the reads the double saw during them.
 async fn per_vip(t: &mut Table, vips: usize, per_vip: usize, count: usize) -> Res<(Vec<f64>, u64)> {
-    let reads_before = reads(&t._double);
+    let reads_before = reads(t._double.get());
     let mut lat = Vec::with_capacity(count);
     for k in 0..count {
         let f = format!("f{}", k % vips);
@@ -347,19 +464,21 @@ async fn per_vip(t: &mut Table, vips: usize, per_vip: usize, count: usize) -> Re
             return Err(format!("per-VIP sync of {f} made {ops} writes, expected 1").into());
         }
     }
-    Ok((lat, reads(&t._double) - reads_before))
+    Ok((lat, reads(t._double.get()) - reads_before))
 }
 
 // ---------------------------------------------------------------- main
 
 fn main() {
     let mut smoke = false;
+    let mut full_only = false;
     let mut reps = 3;
     let mut out = PathBuf::from("target/perf");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--smoke" => smoke = true,
+            "--full-sync-only" => full_only = true,
             "--reps" => reps = args.next().and_then(|v| v.parse().ok()).unwrap_or(3),
             "--out" => out = args.next().map(PathBuf::from).unwrap_or(out),
             _ => {}
@@ -375,6 +494,24 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if full_only {
+        let (vips, per) = if smoke { (20, 64) } else { (1000, 64) };
+        let r = rt.block_on(async {
+            for _ in 0..reps {
+                let (_, s) = full_table(vips, per).await?;
+                eprintln!(
+                    "vpp: full sync {:.0} ms wall, CPU double {:.0} ms, daemon side {:.0} ms",
+                    s.wall_ms, s.double_cpu_ms, s.daemon_cpu_ms
+                );
+            }
+            Res::Ok(())
+        });
+        if let Err(e) = r {
+            eprintln!("vpp bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     match rt.block_on(run(smoke, reps, &out)) {
         Ok(md) => print!("{md}"),
         Err(e) => {
@@ -409,17 +546,37 @@ async fn run(smoke: bool, reps: usize, out: &Path) -> Res<String> {
     );
 
     let mut full = Vec::new();
+    let mut double_cpu = Vec::new();
+    let mut daemon_cpu = Vec::new();
+    let mut per_write_us = Vec::new();
     let mut vip_lat = Vec::new();
     let mut vip_reads = 0;
     for rep in 0..reps {
-        let (mut table, ms) = full_table(vips, per).await?;
-        eprintln!("vpp: rep {rep}: full sync of {vips} x {per} ASes: {ms:.0} ms");
-        full.push(ms);
+        let (mut table, s) = full_table(vips, per).await?;
+        let us_per_write = s.daemon_cpu_ms * 1e3 / s.writes.max(1) as f64;
+        eprintln!(
+            "vpp: rep {rep}: full sync of {vips} x {per} ASes: {:.0} ms wall, CPU: double {:.0} ms, \
+             daemon side {:.0} ms ({us_per_write:.1} µs per write, {} writes); load {}",
+            s.wall_ms,
+            s.double_cpu_ms,
+            s.daemon_cpu_ms,
+            s.writes,
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        );
+        full.push(s.wall_ms);
+        double_cpu.push(s.double_cpu_ms);
+        daemon_cpu.push(s.daemon_cpu_ms);
+        per_write_us.push(us_per_write);
         if rep == 0 {
             (vip_lat, vip_reads) = per_vip(&mut table, vips, per, changes).await?;
         }
     }
     full.sort_by(f64::total_cmp);
+    let (double_med, _, _) = percentiles(&mut double_cpu);
+    let (daemon_med, _, _) = percentiles(&mut daemon_cpu);
+    let (per_write_med, _, _) = percentiles(&mut per_write_us);
     let (v50, v99, vmax) = percentiles(&mut vip_lat);
     eprintln!("vpp: per-VIP sync p50 {v50:.3} ms p99 {v99:.3} ms, {vip_reads} reads");
     let _ = write!(
@@ -427,9 +584,12 @@ async fn run(smoke: bool, reps: usize, out: &Path) -> Res<String> {
         "### 3. Sync throughput\n\n\
          A full sync reads VPP, diffs and writes; a per-VIP sync diffs against the mirror \
          (no read), as the reconciler does, against the VPP double (which runs in the \
-         bench process and shares its 2 cores).\n\n\
+         bench process, on a thread of its own, and shares the 2 cores). CPU is per thread \
+         from schedstat: the double's thread, and the rest of the process (the daemon side: \
+         desired state, diff, client, socket).\n\n\
          | figure | value | target |\n|---|---|---|\n\
          | full sync, {vips} VIPs x {per} ASes into an empty double, ms (median of {reps}, min–max) | {:.0} ({:.0}–{:.0}) | < 2000 |\n\
+         | CPU of that sync, ms (median): the double / the daemon side; daemon side per write | {double_med:.0} / {daemon_med:.0}; {per_write_med:.1} µs | – |\n\
          | per-VIP sync of one changed AS in that table, p50 / p99 / max ms ({} syncs) | {v50:.2} / {v99:.2} / {vmax:.2} | p99 < 1 |\n\
          | reads (dumps, cli_inband, conf) the double saw during those syncs | {vip_reads} | 0 |\n\n",
         full[full.len() / 2],
@@ -443,6 +603,9 @@ async fn run(smoke: bool, reps: usize, out: &Path) -> Res<String> {
         serde_json::to_string_pretty(&serde_json::json!({
             "detection_ms": det,
             "full_sync_ms": full,
+            "full_sync_double_cpu_ms": double_cpu,
+            "full_sync_daemon_cpu_ms": daemon_cpu,
+            "full_sync_daemon_cpu_us_per_write": per_write_us,
             "per_vip_sync_ms": vip_lat,
             "per_vip_sync_reads": vip_reads,
         }))?,
