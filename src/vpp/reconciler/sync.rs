@@ -72,8 +72,9 @@ impl ScopeOutcome {
 /// The outcome of one sync that could read VPP (or use its mirror).
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Writes made (or, in a dry-run, that would be made), in op order.
-    pub ops: Vec<String>,
+    /// Writes made (or, in a dry-run, that would be made), in op order. Kept as ops, not
+    /// text: only an operator's request prints them, a 64,000-AS sync formats none.
+    pub ops: Vec<LbOp>,
     /// Frontends whose VIP had a failed write (retried soon).
     pub failed: BTreeSet<String>,
     pub errors: usize,
@@ -98,7 +99,7 @@ impl Report {
                 failed: self.errors,
                 first,
             }),
-            None => Ok(self.ops),
+            None => Ok(self.ops.iter().map(ToString::to_string).collect()),
         }
     }
 }
@@ -176,7 +177,7 @@ pub fn record(
                     "VPP write: {op}"
                 );
                 *report.kinds.entry(op.kind()).or_insert(0) += 1;
-                report.ops.push(op.to_string());
+                report.ops.push(op.clone());
                 if let LbOp::SetConf(c) = op {
                     state.pushed_conf = Some((epoch, *c));
                 }
@@ -266,7 +267,7 @@ pub async fn run<E: LbExecutor>(
     for (scope, ops) in &planned.dry_run {
         for op in ops {
             info!(kind = op.kind(), "dry-run: would {op}");
-            report.ops.push(op.to_string());
+            report.ops.push(op.clone());
         }
         report.scopes.push((*scope, ScopeOutcome::DryRun));
     }
