@@ -7,8 +7,8 @@
 //! answers it, and gets a RST: its application is never woken.
 //!
 //! The `tcp` check does not hand its socket to tokio: a second `connect` right after the
-//! first says whether the handshake is already done (it is, on loopback and in local
-//! namespaces), and otherwise the socket waits for its one writable event in the
+//! first says whether the handshake is already done (it is on loopback, where the SYN-ACK
+//! is handled within the first call), and otherwise the socket waits for its one writable event in the
 //! [`ConnectPoller`]'s epoll set (one `epoll_ctl` per check instead of tokio's two).
 
 use std::net::{IpAddr, SocketAddr};
@@ -106,9 +106,8 @@ pub async fn probe(
         Ok(Started::InProgress(sock)) => sock,
         Err(outcome) => return outcome,
     };
-    // On loopback and local namespaces the handshake is done by the time `connect`
-    // returns (the SYN-ACK is processed as the call releases the socket): asking again
-    // answers at once, without joining an epoll set.
+    // On loopback the handshake is done by the time `connect` returns (the SYN-ACK is
+    // processed within the call): asking again answers at once, without any epoll.
     if let Some(done) = finished(&sock, addr) {
         return done;
     }
