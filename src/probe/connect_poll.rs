@@ -46,7 +46,7 @@ impl ConnectPoller {
             return Ok(d.clone());
         }
         let d = Arc::new(Driver::new()?);
-        tokio::spawn(drain(d.clone()));
+        tokio::spawn(drain(Running(d.clone())));
         *current = Some(d.clone());
         Ok(d)
     }
@@ -102,15 +102,19 @@ impl Driver {
     }
 }
 
-/// Reads the set's events and wakes their probes, until the runtime goes away.
-async fn drain(driver: Arc<Driver>) {
-    struct Stopped<'a>(&'a AtomicBool);
-    impl Drop for Stopped<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
+/// The draining task's hold on its driver: marks the driver stopped when the task is
+/// dropped, even if it never ran (a runtime shut down right after the spawn).
+struct Running(Arc<Driver>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, Ordering::Relaxed);
     }
-    let _stopped = Stopped(&driver.stopped);
+}
+
+/// Reads the set's events and wakes their probes, until the runtime goes away.
+async fn drain(running: Running) {
+    let driver = &running.0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; BATCH];
     let mut wake = Vec::with_capacity(BATCH);
     loop {
@@ -328,5 +332,38 @@ mod tests {
         assert!(waited.is_err(), "not writable yet");
         assert_eq!(poller.driver().unwrap().waiters().in_use(), 0);
         drop(b);
+    }
+
+    /// A poller outlives the runtime that first used it (tests, reloads): the next runtime
+    /// gets a new epoll set and task, also when the old task never ran.
+    #[test]
+    fn a_new_runtime_gets_a_new_set() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let poller = ConnectPoller::default();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let first = runtime().block_on(async {
+            poller.ready(a.as_raw_fd(), false).await.unwrap();
+            poller.driver().unwrap()
+        });
+        // Spawned but never polled before its runtime went away.
+        let never_ran = runtime().block_on(async {
+            let d = poller.driver().unwrap();
+            assert!(!Arc::ptr_eq(&d, &first), "the first set's task is gone");
+            d
+        });
+        assert!(first.stopped.load(Ordering::Relaxed));
+        assert!(never_ran.stopped.load(Ordering::Relaxed));
+        let (c, _d) = std::os::unix::net::UnixStream::pair().unwrap();
+        runtime().block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), poller.ready(c.as_raw_fd(), false))
+                .await
+                .expect("writable in time")
+                .unwrap();
+        });
     }
 }
