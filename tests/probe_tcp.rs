@@ -62,6 +62,61 @@ async fn tcp_timeout_when_no_syn_ack_comes() {
     assert!(started.elapsed() < Duration::from_secs(2), "{r:?}");
 }
 
+/// A handshake that completes only after `connect` has returned in progress (the first SYN
+/// is dropped on a full accept queue, the retransmit a second later is answered): the check
+/// waits for the socket's writable event and reports up.
+#[tokio::test]
+async fn tcp_up_when_the_handshake_completes_late() {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let at = listener.local_addr().unwrap().as_socket().unwrap();
+    let queued = std::net::TcpStream::connect(at).unwrap();
+    // Makes room in the queue while the probe's first SYN is already dropped.
+    let accepter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let taken = listener.accept().unwrap();
+        drop(queued);
+        // Keeps the listener open until the retransmitted SYN has been answered.
+        std::thread::sleep(Duration::from_secs(3));
+        drop(taken);
+    });
+    let mut s = spec("127.0.0.1", at.port());
+    s.timeout = Duration::from_secs(3);
+    let started = Instant::now();
+    let r = Prober::new().probe(&s).await;
+    assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "answered before the queue had room: {r:?}"
+    );
+    accepter.join().unwrap();
+}
+
+/// A listener that goes away while the SYN waits for its retransmit: the check reports the
+/// refusal that ends the wait.
+#[tokio::test]
+async fn tcp_refused_while_waiting() {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let at = listener.local_addr().unwrap().as_socket().unwrap();
+    let queued = std::net::TcpStream::connect(at).unwrap();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(listener);
+        drop(queued);
+    });
+    let mut s = spec("127.0.0.1", at.port());
+    s.timeout = Duration::from_secs(3);
+    let r = Prober::new().probe(&s).await;
+    assert_eq!(r.code, ResultCode::L4Con, "{r:?}");
+    assert_eq!(r.detail, "connection refused");
+    closer.join().unwrap();
+}
+
 #[tokio::test]
 async fn tcp_unusable_source_is_a_socket_error() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,6 +6,7 @@
 
 mod bpf;
 mod buffers;
+mod connect_poll;
 mod errors;
 pub mod http;
 pub mod icmp;
@@ -117,6 +118,7 @@ pub struct Prober {
 #[derive(Default)]
 struct Inner {
     sockets: netns::SocketFactory,
+    connect: connect_poll::ConnectPoller,
     icmp: icmp::IcmpPool,
     tls: tls::TlsConfigs,
     http: http::HttpShared,
@@ -160,7 +162,9 @@ impl Prober {
         let inner = &*self.inner;
         match &spec.check {
             CheckKind::Icmp => Box::pin(inner.icmp.probe(&inner.sockets, spec)).await,
-            CheckKind::Tcp { port } => tcp::probe(&inner.sockets, spec, *port).await,
+            CheckKind::Tcp { port } => {
+                tcp::probe(&inner.sockets, &inner.connect, spec, *port).await
+            }
             CheckKind::TcpSyn { port } => {
                 Box::pin(inner.syn.probe(&inner.sockets, spec, *port)).await
             }

@@ -1,16 +1,101 @@
 //! Small socket I/O helpers shared by the raw-socket probes.
 
 use std::io;
-use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 
-use socket2::{SockAddr, Socket};
+use socket2::Socket;
 
-/// `recvfrom` into an initialised buffer.
-pub fn recv_from(sock: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-    // SAFETY: `[u8]` and `[MaybeUninit<u8>]` have the same layout, and recv only writes
-    // initialised bytes into the buffer, so it stays fully initialised.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    sock.recv_from(uninit)
+/// Buffers for reading many datagrams with one `recvmmsg`.
+pub struct RecvBatch {
+    bufs: Vec<[u8; Self::MTU]>,
+    names: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers in `iovecs` and `hdrs` only ever point into the batch's own
+// buffers, and are rebuilt before every call.
+unsafe impl Send for RecvBatch {}
+
+impl RecvBatch {
+    /// Bytes kept of each datagram (answers of checks are far smaller).
+    pub const MTU: usize = 2048;
+
+    pub fn new(size: usize) -> Self {
+        let size = size.max(1);
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        let (name, iov, hdr) = unsafe { std::mem::zeroed() };
+        RecvBatch {
+            bufs: vec![[0u8; Self::MTU]; size],
+            names: vec![name; size],
+            iovecs: vec![iov; size],
+            hdrs: vec![hdr; size],
+        }
+    }
+
+    /// How many datagrams one call can return.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Reads what is queued on `sock` (up to the capacity) without blocking; Ok(n) means
+    /// datagrams 0..n are available through [`RecvBatch::get`]; WouldBlock when none.
+    pub fn recv(&mut self, sock: &Socket) -> io::Result<usize> {
+        let storage_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        for i in 0..self.hdrs.len() {
+            self.iovecs[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_len: Self::MTU,
+            };
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = (&raw mut self.names[i]).cast();
+            h.msg_namelen = storage_len;
+            h.msg_iov = &raw mut self.iovecs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers of the sizes given, owned by self.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                self.hdrs.as_mut_ptr(),
+                self.hdrs.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    }
+
+    /// Datagram `i` of the last [`RecvBatch::recv`] and its sender's address.
+    pub fn get(&self, i: usize) -> Option<(&[u8], Option<IpAddr>)> {
+        let hdr = self.hdrs.get(i)?;
+        let len = (hdr.msg_len as usize).min(Self::MTU);
+        Some((&self.bufs[i][..len], ip_of(&self.names[i])))
+    }
+}
+
+/// The IP address in a sockaddr the kernel filled.
+fn ip_of(name: &libc::sockaddr_storage) -> Option<IpAddr> {
+    match libc::c_int::from(name.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in, which it can hold.
+            let sin =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(IpAddr::V4(u32::from_be(sin.sin_addr.s_addr).into()))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 =
+                unsafe { &*(name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::V6(sin6.sin6_addr.s6_addr.into()))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -19,16 +104,26 @@ mod tests {
     use socket2::{Domain, Type};
 
     #[test]
-    fn receives_a_datagram_with_its_sender() {
+    fn a_batch_reads_every_queued_datagram_with_its_sender() {
         let a = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
         let b = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
         let lo: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
         a.bind(&lo.into()).unwrap();
         b.bind(&lo.into()).unwrap();
-        b.send_to(b"hello", &a.local_addr().unwrap()).unwrap();
-        let mut buf = [0u8; 16];
-        let (n, from) = recv_from(&a, &mut buf).unwrap();
-        assert_eq!(&buf[..n], b"hello");
-        assert_eq!(from.as_socket(), b.local_addr().unwrap().as_socket());
+        let mut batch = RecvBatch::new(2);
+        assert_eq!(
+            batch.recv(&a).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        for msg in [&b"one"[..], b"two", b"three"] {
+            b.send_to(msg, &a.local_addr().unwrap()).unwrap();
+        }
+        let from = b.local_addr().unwrap().as_socket().map(|s| s.ip());
+        assert_eq!(batch.recv(&a).unwrap(), 2);
+        assert_eq!(batch.get(0), Some((&b"one"[..], from)));
+        assert_eq!(batch.get(1), Some((&b"two"[..], from)));
+        assert_eq!(batch.recv(&a).unwrap(), 1);
+        assert_eq!(batch.get(0), Some((&b"three"[..], from)));
+        assert_eq!(batch.get(2), None);
     }
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
-use super::rawio::recv_from;
+use super::rawio::RecvBatch;
 use super::{Outcome, ProbeSpec};
 
 /// Which sockets exist: one per family, source address and namespace.
@@ -187,11 +187,12 @@ impl<S: Demux> SocketPool<S> {
 }
 
 /// Receives everything on the socket and dispatches it, until the pool aborts it or the
-/// socket fails for good.
+/// socket fails for good. One `recvmmsg` reads every queued message (up to a batch); a
+/// short batch means the queue is empty, so no further call is made to learn that.
 async fn read_loop<S: Demux>(sock: Arc<S>) {
     let label = S::LABEL;
     let fd = &sock.raw().fd;
-    let mut buf = vec![0u8; 2048];
+    let mut batch = RecvBatch::new(READ_BATCH);
     let mut errors = 0u32;
     loop {
         let mut guard = match fd.readable().await {
@@ -201,14 +202,21 @@ async fn read_loop<S: Demux>(sock: Arc<S>) {
                 break;
             }
         };
-        match guard.try_io(|fd| recv_from(fd.get_ref(), &mut buf)) {
-            Ok(Ok((n, from))) => {
+        match batch.recv(fd.get_ref()) {
+            Ok(n) => {
                 errors = 0;
-                if let Some(from) = from.as_socket() {
-                    sock.dispatch(&buf[..n], from.ip());
+                for i in 0..n {
+                    if let Some((buf, Some(from))) = batch.get(i) {
+                        sock.dispatch(buf, from);
+                    }
+                }
+                if n < batch.capacity() {
+                    guard.clear_ready();
                 }
             }
-            Ok(Err(e)) => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => guard.clear_ready(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
                 errors += 1;
                 if errors > 100 {
                     tracing::warn!(error = %e, "{label} socket keeps failing; closing it");
@@ -218,11 +226,13 @@ async fn read_loop<S: Demux>(sock: Arc<S>) {
                 // ICMP errors queued on the socket can fail reads once; do not spin.
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Err(_would_block) => continue,
         }
     }
     sock.raw().closed.store(true, Ordering::Relaxed);
 }
+
+/// Messages read per `recvmmsg`.
+const READ_BATCH: usize = 32;
 
 #[cfg(test)]
 mod tests {

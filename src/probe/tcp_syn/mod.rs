@@ -9,11 +9,10 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Type};
-use tokio::sync::oneshot;
 
 use crate::health::result::ResultCode;
 
@@ -22,7 +21,7 @@ use super::errors::errno_text;
 use super::netns::{SocketFactory, SocketKind};
 use super::shared_socket::{Demux, RawSocket, SocketKey, SocketPool};
 use super::{Outcome, ProbeSpec};
-use segment::{Answer, Outstanding};
+use segment::{Answer, Dispatch, Outstanding};
 
 /// Shared raw TCP sockets of tcp-syn checks.
 #[derive(Default)]
@@ -182,18 +181,13 @@ impl SynSocket {
         })
     }
 
-    async fn syn(self: &Arc<Self>, source: IpAddr, addr: IpAddr, port: u16) -> Outcome {
+    async fn syn(&self, source: IpAddr, addr: IpAddr, port: u16) -> Outcome {
         let seq: u32 = rand::random();
-        let (tx, rx) = oneshot::channel();
-        let sport = match self.table.lock() {
-            Ok(mut t) => t.insert(addr, port, seq, tx),
-            Err(_) => None,
-        };
-        let Some(sport) = sport else {
+        let Some(sport) = self.table().insert(addr, port, seq) else {
             return Outcome::new(ResultCode::SockErr, "too many outstanding tcp-syn probes");
         };
         let _forget = Forget {
-            sock: self.clone(),
+            sock: self,
             sport,
             seq,
         };
@@ -205,11 +199,16 @@ impl SynSocket {
             };
             return Outcome::new(code, format!("send SYN: {}", errno_text(&e)));
         }
-        match rx.await {
-            Ok(Answer::SynAck) => Outcome::new(ResultCode::L4Ok, "SYN-ACK"),
-            Ok(Answer::Reset) => Outcome::new(ResultCode::L4Con, "connection refused"),
-            Err(_) => Outcome::new(ResultCode::SockErr, "raw TCP reader stopped"),
+        let answer = std::future::poll_fn(|cx| self.table().poll(sport, seq, cx.waker())).await;
+        match answer {
+            Some(Answer::SynAck) => Outcome::new(ResultCode::L4Ok, "SYN-ACK"),
+            Some(Answer::Reset) => Outcome::new(ResultCode::L4Con, "connection refused"),
+            None => Outcome::new(ResultCode::SockErr, "tcp-syn probe lost its table entry"),
         }
+    }
+
+    fn table(&self) -> MutexGuard<'_, Outstanding> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -229,26 +228,26 @@ impl Demux for SynSocket {
         let Some(seg) = seg else {
             return;
         };
-        let matched = match self.table.lock() {
-            Ok(mut t) => t.dispatch(&seg),
-            Err(_) => None,
-        };
-        if matched == Some(false) {
-            self.unmatched.fetch_add(1, Ordering::Relaxed);
+        let dispatched = self.table().dispatch(&seg);
+        match dispatched {
+            Dispatch::Matched(Some(waker)) => waker.wake(),
+            Dispatch::Unmatched => {
+                self.unmatched.fetch_add(1, Ordering::Relaxed);
+            }
+            Dispatch::Matched(None) | Dispatch::Unrelated => {}
         }
     }
 }
 
-struct Forget {
-    sock: Arc<SynSocket>,
+/// Frees the probe's port when it ends, answered or not (timeout drops the future).
+struct Forget<'a> {
+    sock: &'a SynSocket,
     sport: u16,
     seq: u32,
 }
 
-impl Drop for Forget {
+impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        if let Ok(mut t) = self.sock.table.lock() {
-            t.remove(self.sport, self.seq);
-        }
+        self.sock.table().remove(self.sport, self.seq);
     }
 }

@@ -1,13 +1,12 @@
 //! SYN building, reply parsing and the table of outstanding half-open probes (pure).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use std::task::{Poll, Waker};
 
 use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::tcp::{MutableTcpPacket, TcpFlags, TcpPacket};
-use tokio::sync::oneshot;
 
 /// Source ports of SYN probes: above Linux's default ephemeral range (32768-60999), so no
 /// local socket owns them and the kernel answers the SYN-ACK with a RST. Operators with a
@@ -91,90 +90,128 @@ struct Pending {
     addr: IpAddr,
     port: u16,
     seq: u32,
-    tx: oneshot::Sender<Answer>,
+    answer: Option<Answer>,
+    waker: Option<Waker>,
 }
 
-/// Outstanding SYNs of one socket, keyed by our source port (one probe per port at a time).
+/// What [`Outstanding::dispatch`] made of a segment.
+#[derive(Debug)]
+pub enum Dispatch {
+    /// Not an answer to a probe of ours (our own SYN seen on lo, other traffic).
+    Unrelated,
+    /// Looked like an answer (SYN-ACK or RST to one of our ports) but matched no probe.
+    Unmatched,
+    /// Answered a probe; wake its task with this (outside the table's lock).
+    Matched(Option<Waker>),
+}
+
+/// Outstanding SYNs of one socket, one slot per source port (one probe per port at a
+/// time): no allocation or hashing per probe. The probe waits on its slot; the reader
+/// puts the answer there and wakes it.
 #[derive(Debug)]
 pub struct Outstanding {
-    next_port: u16,
-    pending: HashMap<u16, Pending>,
+    /// Index of the next port to try.
+    next: usize,
+    slots: Vec<Option<Pending>>,
+    len: usize,
 }
 
 impl Outstanding {
     pub fn new(first_port: u16) -> Self {
-        let span = SOURCE_PORTS.end() - SOURCE_PORTS.start();
+        let span = usize::from(SOURCE_PORTS.end() - SOURCE_PORTS.start()) + 1;
         Outstanding {
-            next_port: SOURCE_PORTS.start() + first_port % (span + 1),
-            pending: HashMap::new(),
+            next: usize::from(first_port) % span,
+            slots: (0..span).map(|_| None).collect(),
+            len: 0,
         }
     }
 
+    fn slot(&mut self, sport: u16) -> Option<&mut Option<Pending>> {
+        let i = sport.checked_sub(*SOURCE_PORTS.start())?;
+        self.slots.get_mut(usize::from(i))
+    }
+
     /// Reserves a source port for a SYN with `seq` to `addr:port`; None when all are busy.
-    pub fn insert(
-        &mut self,
-        addr: IpAddr,
-        port: u16,
-        seq: u32,
-        tx: oneshot::Sender<Answer>,
-    ) -> Option<u16> {
-        for _ in SOURCE_PORTS {
-            let sport = self.next_port;
-            self.next_port = if sport == *SOURCE_PORTS.end() {
-                *SOURCE_PORTS.start()
-            } else {
-                sport + 1
-            };
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.pending.entry(sport) {
-                slot.insert(Pending {
+    pub fn insert(&mut self, addr: IpAddr, port: u16, seq: u32) -> Option<u16> {
+        let span = self.slots.len();
+        for _ in 0..span {
+            let i = self.next;
+            self.next = if i + 1 == span { 0 } else { i + 1 };
+            if self.slots[i].is_none() {
+                self.slots[i] = Some(Pending {
                     addr,
                     port,
                     seq,
-                    tx,
+                    answer: None,
+                    waker: None,
                 });
-                return Some(sport);
+                self.len += 1;
+                // i < span = the number of ports, so it fits.
+                return Some(SOURCE_PORTS.start() + i as u16);
             }
         }
         None
     }
 
+    /// The answer to the probe on `sport` with `seq` once it came (Ready(None) if the
+    /// probe is not in the table); else remembers `waker` for it.
+    pub fn poll(&mut self, sport: u16, seq: u32, waker: &Waker) -> Poll<Option<Answer>> {
+        let Some(Some(p)) = self.slot(sport) else {
+            return Poll::Ready(None);
+        };
+        if p.seq != seq {
+            return Poll::Ready(None);
+        }
+        if let Some(a) = p.answer {
+            return Poll::Ready(Some(a));
+        }
+        if !p.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            p.waker = Some(waker.clone());
+        }
+        Poll::Pending
+    }
+
     pub fn remove(&mut self, sport: u16, seq: u32) {
-        if self.pending.get(&sport).is_some_and(|p| p.seq == seq) {
-            self.pending.remove(&sport);
+        if let Some(slot) = self.slot(sport)
+            && slot.as_ref().is_some_and(|p| p.seq == seq)
+        {
+            *slot = None;
+            self.len -= 1;
         }
     }
 
     pub fn len(&self) -> usize {
-        self.pending.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.len == 0
     }
 
-    /// Some(true) if the segment answered a probe, Some(false) if it looked like an answer
-    /// (ACK to one of our ports) but matched nothing, None if it is unrelated traffic.
-    pub fn dispatch(&mut self, seg: &Segment) -> Option<bool> {
+    /// Records the answer a segment carries for its probe (the first one counts).
+    pub fn dispatch(&mut self, seg: &Segment) -> Dispatch {
         let acks = seg.flags & TcpFlags::ACK != 0;
         let synack = acks && seg.flags & TcpFlags::SYN != 0;
         let reset = acks && seg.flags & TcpFlags::RST != 0;
         if !(synack || reset) || !SOURCE_PORTS.contains(&seg.dport) {
-            return None;
+            return Dispatch::Unrelated;
         }
-        let matches = self.pending.get(&seg.dport).is_some_and(|p| {
-            p.addr == seg.src && p.port == seg.sport && p.seq.wrapping_add(1) == seg.ack
-        });
+        let Some(Some(p)) = self.slot(seg.dport) else {
+            return Dispatch::Unmatched;
+        };
+        let matches = p.answer.is_none()
+            && p.addr == seg.src
+            && p.port == seg.sport
+            && p.seq.wrapping_add(1) == seg.ack;
         if !matches {
-            return Some(false);
+            return Dispatch::Unmatched;
         }
-        if let Some(p) = self.pending.remove(&seg.dport) {
-            let _ = p.tx.send(if synack {
-                Answer::SynAck
-            } else {
-                Answer::Reset
-            });
-        }
-        Some(true)
+        p.answer = Some(if synack {
+            Answer::SynAck
+        } else {
+            Answer::Reset
+        });
+        Dispatch::Matched(p.waker.take())
     }
 }
 
@@ -236,74 +273,129 @@ mod tests {
         assert_eq!(parse_v4(&buf[..10]), None);
     }
 
+    fn matched(d: Dispatch) -> bool {
+        matches!(d, Dispatch::Matched(_))
+    }
+
+    fn unmatched(d: Dispatch) -> bool {
+        matches!(d, Dispatch::Unmatched)
+    }
+
+    fn unrelated(d: Dispatch) -> bool {
+        matches!(d, Dispatch::Unrelated)
+    }
+
     #[test]
     fn synack_and_reset_are_matched_exactly() {
+        let noop = Waker::noop();
         let mut t = Outstanding::new(0);
-        let (tx, mut rx) = oneshot::channel();
-        let sport = t.insert(v4("10.0.0.2"), 80, 1000, tx).unwrap();
+        let sport = t.insert(v4("10.0.0.2"), 80, 1000).unwrap();
         assert!(SOURCE_PORTS.contains(&sport));
+        assert_eq!(t.poll(sport, 1000, noop), Poll::Pending);
         let synack = TcpFlags::SYN | TcpFlags::ACK;
         // Our own SYN (seen on lo), wrong peer, wrong port, wrong ack: not credited.
-        assert_eq!(
-            t.dispatch(&answer(v4("10.0.0.1"), sport, 80, 0, TcpFlags::SYN)),
-            None
-        );
-        assert_eq!(
-            t.dispatch(&answer(v4("10.0.0.3"), 80, sport, 1001, synack)),
-            Some(false)
-        );
-        assert_eq!(
-            t.dispatch(&answer(v4("10.0.0.2"), 81, sport, 1001, synack)),
-            Some(false)
-        );
-        assert_eq!(
-            t.dispatch(&answer(v4("10.0.0.2"), 80, sport, 1000, synack)),
-            Some(false)
-        );
-        assert!(rx.try_recv().is_err());
-        assert_eq!(
+        assert!(unrelated(t.dispatch(&answer(
+            v4("10.0.0.1"),
+            sport,
+            80,
+            0,
+            TcpFlags::SYN
+        ))));
+        assert!(unmatched(t.dispatch(&answer(
+            v4("10.0.0.3"),
+            80,
+            sport,
+            1001,
+            synack
+        ))));
+        assert!(unmatched(t.dispatch(&answer(
+            v4("10.0.0.2"),
+            81,
+            sport,
+            1001,
+            synack
+        ))));
+        assert!(unmatched(t.dispatch(&answer(
+            v4("10.0.0.2"),
+            80,
+            sport,
+            1000,
+            synack
+        ))));
+        assert_eq!(t.poll(sport, 1000, noop), Poll::Pending);
+        // The waiting probe's waker is handed back to be woken.
+        assert!(matches!(
             t.dispatch(&answer(v4("10.0.0.2"), 80, sport, 1001, synack)),
-            Some(true)
-        );
-        assert_eq!(rx.try_recv(), Ok(Answer::SynAck));
+            Dispatch::Matched(Some(_))
+        ));
+        // A second answer (retransmitted SYN-ACK, then the RST) does not overwrite it.
+        assert!(unmatched(t.dispatch(&answer(
+            v4("10.0.0.2"),
+            80,
+            sport,
+            1001,
+            TcpFlags::RST | TcpFlags::ACK
+        ))));
+        assert_eq!(t.poll(sport, 1000, noop), Poll::Ready(Some(Answer::SynAck)));
+        // Another probe's sequence on the same port reads nothing.
+        assert_eq!(t.poll(sport, 7, noop), Poll::Ready(None));
+        t.remove(sport, 1000);
 
-        let (tx, mut rx) = oneshot::channel();
-        let sport = t.insert(v4("10.0.0.2"), 80, u32::MAX, tx).unwrap();
+        let sport = t.insert(v4("10.0.0.2"), 80, u32::MAX).unwrap();
         let rst = TcpFlags::RST | TcpFlags::ACK;
+        assert!(matched(t.dispatch(&answer(
+            v4("10.0.0.2"),
+            80,
+            sport,
+            0,
+            rst
+        ))));
         assert_eq!(
-            t.dispatch(&answer(v4("10.0.0.2"), 80, sport, 0, rst)),
-            Some(true)
+            t.poll(sport, u32::MAX, noop),
+            Poll::Ready(Some(Answer::Reset))
         );
-        assert_eq!(rx.try_recv(), Ok(Answer::Reset));
+        t.remove(sport, u32::MAX);
         assert!(t.is_empty());
+        // Nothing outstanding on the port any more: a late answer matches nothing.
+        assert!(unmatched(t.dispatch(&answer(
+            v4("10.0.0.2"),
+            80,
+            sport,
+            0,
+            rst
+        ))));
     }
 
     #[test]
     fn unrelated_traffic_is_ignored() {
         let mut t = Outstanding::new(0);
         let data = answer(v4("10.0.0.2"), 80, 40000, 1, TcpFlags::ACK | TcpFlags::PSH);
-        assert_eq!(t.dispatch(&data), None);
+        assert!(unrelated(t.dispatch(&data)));
         let low_port = answer(v4("10.0.0.2"), 80, 40000, 1, TcpFlags::SYN | TcpFlags::ACK);
-        assert_eq!(t.dispatch(&low_port), None);
+        assert!(unrelated(t.dispatch(&low_port)));
     }
 
     #[test]
     fn ports_wrap_within_the_range() {
         let span = SOURCE_PORTS.end() - SOURCE_PORTS.start();
         let mut t = Outstanding::new(span);
-        let (a, _ra) = oneshot::channel();
-        let (b, _rb) = oneshot::channel();
-        assert_eq!(
-            t.insert(v4("10.0.0.2"), 80, 1, a),
-            Some(*SOURCE_PORTS.end())
-        );
-        assert_eq!(
-            t.insert(v4("10.0.0.2"), 80, 2, b),
-            Some(*SOURCE_PORTS.start())
-        );
+        assert_eq!(t.insert(v4("10.0.0.2"), 80, 1), Some(*SOURCE_PORTS.end()));
+        assert_eq!(t.insert(v4("10.0.0.2"), 80, 2), Some(*SOURCE_PORTS.start()));
         t.remove(*SOURCE_PORTS.end(), 99);
         assert_eq!(t.len(), 2);
         t.remove(*SOURCE_PORTS.end(), 1);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_full_table_refuses_and_busy_ports_are_skipped() {
+        let mut t = Outstanding::new(0);
+        let ports: Vec<u16> = SOURCE_PORTS
+            .map(|_| t.insert(v4("10.0.0.2"), 80, 5).unwrap())
+            .collect();
+        assert_eq!(t.len(), SOURCE_PORTS.len());
+        assert_eq!(t.insert(v4("10.0.0.2"), 80, 6), None);
+        t.remove(ports[100], 5);
+        assert_eq!(t.insert(v4("10.0.0.2"), 80, 6), Some(ports[100]));
     }
 }
