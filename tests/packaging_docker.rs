@@ -137,3 +137,29 @@ fn env_example_documents_the_compose_variables() {
         assert!(extra.starts_with("MAGLEV_"), "{extra} is read by nothing");
     }
 }
+
+/// `packaging/docker/build-local.sh` (a build without Docker Hub) makes the Dockerfile's base
+/// images locally under the names the Dockerfile asks for, which it reads from the FROM lines.
+#[test]
+fn build_local_makes_the_base_images_the_dockerfile_names() {
+    let from: Vec<String> = instructions(&read("packaging/docker/Dockerfile"))
+        .into_iter()
+        .filter(|(k, _)| k == "FROM")
+        .filter_map(|(_, v)| {
+            v.split_whitespace()
+                .find(|w| !w.starts_with("--"))
+                .map(str::to_string)
+        })
+        .collect();
+    let out = std::process::Command::new("sh")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/docker/build-local.sh"))
+        .arg("--print-bases")
+        .output()
+        .expect("run build-local.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), from.join(" "));
+}
