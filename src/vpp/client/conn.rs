@@ -1,16 +1,16 @@
 //! One live API connection: handshake, reader task, request/reply and dump routing,
 //! timeouts, keepalive. A `Client` is cheap to clone; once closed it stays closed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -22,8 +22,8 @@ use crate::vpp::messages::memclnt::{
 };
 use crate::vpp::messages::{Dump, Request};
 use crate::vpp::wire::{
-    FixedString, Header, HeaderKind, Message, decode_message, encode_frame, encode_message,
-    peek_context, peek_msg_id, read_frame,
+    FixedString, FrameSplitter, Header, HeaderKind, Message, decode_message, encode_frame,
+    encode_message, peek_context, peek_msg_id, read_frame,
 };
 
 /// Settings of one connection.
@@ -63,6 +63,32 @@ enum Pending {
     },
 }
 
+/// Most bytes the writer task puts into one `write`: the frames queued while it wrote the
+/// previous batch, in the order they were queued (whole calls, at least one).
+const MAX_WRITE_BATCH: usize = 256 * 1024;
+
+/// Frames waiting for the writer task, one entry per call (a dump and its ping together),
+/// in the order the callers queued them.
+#[derive(Default)]
+struct Outbox {
+    queue: Mutex<VecDeque<Queued>>,
+    wake: Notify,
+}
+
+struct Queued {
+    frames: Vec<u8>,
+    /// Told when the frames are on the socket (or why they never will be).
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Queued>> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     pending: HashMap<u32, Pending>,
@@ -77,7 +103,7 @@ struct Inner {
     ping_id: u16,
     ping_reply_id: u16,
     next_context: AtomicU32,
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    outbox: Arc<Outbox>,
     shared: Mutex<Shared>,
     closed_tx: watch::Sender<Option<String>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -153,6 +179,7 @@ impl Client {
         let ping_reply_id = require::<ControlPingReply>(&table)?;
         let generation = LbApiGeneration::detect(&table);
         let (closed_tx, _) = watch::channel(None);
+        let outbox = Arc::new(Outbox::default());
         let inner = Arc::new(Inner {
             config,
             table,
@@ -161,16 +188,18 @@ impl Client {
             ping_id,
             ping_reply_id,
             next_context: AtomicU32::new(1),
-            writer: tokio::sync::Mutex::new(writer),
+            outbox: outbox.clone(),
             shared: Mutex::new(Shared::default()),
             closed_tx,
             tasks: Mutex::new(Vec::new()),
             shutdown_handle,
         });
         let reader_task = tokio::spawn(read_loop(Arc::downgrade(&inner), reader));
+        let writer_task = tokio::spawn(write_loop(Arc::downgrade(&inner), outbox, writer));
         let keepalive_task = tokio::spawn(keepalive_loop(Arc::downgrade(&inner)));
         if let Ok(mut tasks) = inner.tasks.lock() {
             tasks.push(reader_task);
+            tasks.push(writer_task);
             tasks.push(keepalive_task);
         }
         debug!(
@@ -318,7 +347,7 @@ impl Client {
             &ControlPing {},
         );
         frames.extend(encode_frame(&ping, 0, 0));
-        self.send_raw(&frames).await?;
+        self.send_raw(frames).await?;
         let items = self.wait(context, rx, M::NAME).await?;
         items
             .iter()
@@ -385,22 +414,30 @@ impl Client {
     }
 
     async fn send(&self, payload: &[u8]) -> Result<(), VppError> {
-        self.send_raw(&encode_frame(payload, 0, 0)).await
+        self.send_raw(encode_frame(payload, 0, 0)).await
     }
 
-    async fn send_raw(&self, frames: &[u8]) -> Result<(), VppError> {
-        let result = {
-            let mut writer = self.inner.writer.lock().await;
-            match writer.write_all(frames).await {
-                Ok(()) => writer.flush().await,
-                Err(e) => Err(e),
-            }
-        };
-        result.map_err(|e| {
-            let reason = format!("write failed: {e}");
-            self.close(reason.clone());
-            VppError::Disconnected(reason)
-        })
+    /// Queues `frames` for the writer task and waits until they are on the socket. Calls
+    /// queued while the writer is busy go out together in one `write`, in queue order; one
+    /// call's frames are never interleaved with another's.
+    async fn send_raw(&self, frames: Vec<u8>) -> Result<(), VppError> {
+        let (done, written) = oneshot::channel();
+        self.inner.outbox.lock().push_back(Queued { frames, done });
+        // `close` empties the outbox after stopping the writer; a call queued after that
+        // must not wait for a writer that is gone.
+        if let Some(reason) = self.closed_reason() {
+            return Err(VppError::Disconnected(reason));
+        }
+        self.inner.outbox.wake.notify_one();
+        match written.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(VppError::Disconnected(reason)),
+            // The writer task is gone: the connection was closed.
+            Err(_) => Err(VppError::Disconnected(
+                self.closed_reason()
+                    .unwrap_or_else(|| "writer stopped".to_string()),
+            )),
+        }
     }
 
     async fn wait<T>(
@@ -468,6 +505,8 @@ fn close(inner: &Inner, reason: String) {
             task.abort();
         }
     }
+    // Frames the writer will never send: their callers get `Disconnected`.
+    inner.outbox.lock().clear();
 }
 
 fn require<M: Message>(table: &MessageTable) -> Result<u16, VppError> {
@@ -522,17 +561,85 @@ async fn handshake(
     }
 }
 
+/// Reads up to [`crate::vpp::wire::READ_CHUNK`] bytes per `recv` and dispatches every
+/// complete frame in them; a partial frame waits for the next read.
 async fn read_loop(weak: Weak<Inner>, mut reader: OwnedReadHalf) {
+    let mut frames = FrameSplitter::new();
     loop {
-        let frame = read_frame(&mut reader).await;
+        let read = reader.read_buf(frames.read_space()).await;
         let Some(inner) = weak.upgrade() else { return };
-        let payload = match frame {
-            Ok(Some(payload)) => payload,
-            Ok(None) => return close(&inner, "VPP closed the connection".to_string()),
+        match read {
+            Ok(0) if frames.buffered() == 0 => {
+                return close(&inner, "VPP closed the connection".to_string());
+            }
+            Ok(0) => {
+                let partial = frames.buffered();
+                return close(
+                    &inner,
+                    format!("read failed: EOF inside a frame ({partial} bytes of it)"),
+                );
+            }
+            Ok(_) => {}
             Err(e) => return close(&inner, format!("read failed: {e}")),
-        };
-        if let Err(reason) = dispatch(&inner, payload) {
-            return close(&inner, reason);
+        }
+        loop {
+            match frames.next_frame() {
+                Ok(Some(payload)) => {
+                    if let Err(reason) = dispatch(&inner, payload) {
+                        return close(&inner, reason);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return close(&inner, format!("read failed: {e}")),
+            }
+        }
+    }
+}
+
+/// Writes the queued calls' frames: everything queued since the last write (up to
+/// [`MAX_WRITE_BATCH`] bytes of whole calls) in one `write_all`, then tells those callers.
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    weak: Weak<Inner>,
+    outbox: Arc<Outbox>,
+    mut writer: W,
+) {
+    let mut batch = Vec::new();
+    let mut waiting = Vec::new();
+    loop {
+        {
+            let mut queue = outbox.lock();
+            while let Some(next) = queue.front() {
+                if !batch.is_empty() && batch.len() + next.frames.len() > MAX_WRITE_BATCH {
+                    break;
+                }
+                if let Some(q) = queue.pop_front() {
+                    batch.extend_from_slice(&q.frames);
+                    waiting.push(q.done);
+                }
+            }
+        }
+        if waiting.is_empty() {
+            outbox.wake.notified().await;
+            continue;
+        }
+        let result = writer.write_all(&batch).await;
+        batch.clear();
+        match result {
+            Ok(()) => {
+                for done in waiting.drain(..) {
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let reason = format!("write failed: {e}");
+                for done in waiting.drain(..) {
+                    let _ = done.send(Err(reason.clone()));
+                }
+                if let Some(inner) = weak.upgrade() {
+                    close(&inner, reason);
+                }
+                return;
+            }
         }
     }
 }
@@ -614,5 +721,105 @@ async fn keepalive_loop(weak: Weak<Inner>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A socket that records each write call's bytes and accepts at most `per_call`.
+    struct Recording {
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        per_call: usize,
+    }
+
+    impl tokio::io::AsyncWrite for Recording {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.per_call);
+            if let Ok(mut w) = self.writes.lock() {
+                w.push(buf[..n].to_vec());
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn queue(outbox: &Outbox, frames: Vec<u8>) -> oneshot::Receiver<Result<(), String>> {
+        let (done, rx) = oneshot::channel();
+        outbox.lock().push_back(Queued { frames, done });
+        rx
+    }
+
+    /// Frames of calls `0..n`, each `len` bytes long and tagged with its call number.
+    fn calls(n: usize, len: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let mut f = encode_frame(&vec![0u8; len - 16], 0, 0);
+                f[..4].copy_from_slice(&u32::try_from(i).unwrap().to_be_bytes());
+                f
+            })
+            .collect()
+    }
+
+    async fn run(frames: &[Vec<u8>], per_call: usize) -> Vec<Vec<u8>> {
+        let outbox = Arc::new(Outbox::default());
+        let done: Vec<_> = frames.iter().map(|f| queue(&outbox, f.clone())).collect();
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let writer = Recording {
+            writes: writes.clone(),
+            per_call,
+        };
+        let task = tokio::spawn(write_loop(Weak::new(), outbox.clone(), writer));
+        for rx in done {
+            assert_eq!(rx.await.unwrap(), Ok(()));
+        }
+        // A call queued after the writer went idle is written on its own.
+        let late = queue(&outbox, b"late".to_vec());
+        outbox.wake.notify_one();
+        assert_eq!(late.await.unwrap(), Ok(()));
+        task.abort();
+        let mut w = writes.lock().unwrap().clone();
+        assert_eq!(w.pop(), Some(b"late".to_vec()));
+        w
+    }
+
+    #[tokio::test]
+    async fn queued_calls_go_out_in_one_write_in_queue_order() {
+        let frames = calls(16, 40);
+        let writes = run(&frames, usize::MAX).await;
+        assert_eq!(writes, vec![frames.concat()]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_stops_at_the_bound_on_a_call_boundary() {
+        // 10 calls of 100 KiB: at most two whole calls per batch under the 256 KiB bound.
+        let frames = calls(10, 100 * 1024);
+        let writes = run(&frames, usize::MAX).await;
+        let sizes: Vec<usize> = writes.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![200 * 1024; 5]);
+        assert_eq!(writes.concat(), frames.concat());
+        // A call larger than the bound still goes out whole, alone.
+        let frames = calls(2, MAX_WRITE_BATCH + 1);
+        let writes = run(&frames, usize::MAX).await;
+        assert_eq!(writes, frames);
+    }
+
+    #[tokio::test]
+    async fn short_writes_keep_the_byte_order() {
+        let frames = calls(7, 33);
+        let writes = run(&frames, 5).await;
+        assert_eq!(writes.concat(), frames.concat());
     }
 }

@@ -77,6 +77,77 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
     Ok(Some(payload))
 }
 
+/// Bytes offered to one read of [`FrameSplitter::read_space`]: a burst of replies (a dump's
+/// details, several callers' answers) arrives in one `recv`.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Above this capacity, a buffer that a large frame grew is given back once drained.
+const KEEP_CAPACITY: usize = 4 * READ_CHUNK;
+
+/// Splits a received byte stream into frames, whatever the read boundaries: several frames
+/// in one read, a frame split across reads, a header split in two. Pure (no I/O): the read
+/// loop appends what it received and takes every complete frame; the partial tail stays.
+/// The buffer grows with the bytes received, never with the length a header announces.
+#[derive(Debug, Default)]
+pub struct FrameSplitter {
+    buf: Vec<u8>,
+    /// Start of the first byte not yet returned as part of a frame.
+    start: usize,
+}
+
+impl FrameSplitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.compact();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The buffer to read into, with at least [`READ_CHUNK`] bytes of spare capacity; a
+    /// read appends to it (`AsyncReadExt::read_buf`). Consumed frames are dropped first.
+    pub fn read_space(&mut self) -> &mut Vec<u8> {
+        self.compact();
+        self.buf.reserve(READ_CHUNK);
+        &mut self.buf
+    }
+
+    /// The next complete frame's payload, `Ok(None)` when only a partial frame (or nothing)
+    /// is buffered. `Err` when a header announces more than [`MAX_FRAME_LEN`]: the stream is
+    /// corrupt and the splitter must not be used any more.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        let rest = &self.buf[self.start..];
+        let Some(header) = rest.first_chunk::<FRAME_HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let len = parse_frame_header(header)? as usize;
+        let Some(payload) = rest.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + len) else {
+            return Ok(None);
+        };
+        let payload = payload.to_vec();
+        self.start += FRAME_HEADER_LEN + len;
+        Ok(Some(payload))
+    }
+
+    /// Bytes received but not yet returned in a frame (a partial frame at EOF is an error).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn compact(&mut self) {
+        if self.start == 0 {
+            return;
+        }
+        self.buf.drain(..self.start);
+        self.start = 0;
+        if self.buf.capacity() > KEEP_CAPACITY && self.buf.len() < READ_CHUNK {
+            self.buf.shrink_to(READ_CHUNK);
+        }
+    }
+}
+
 /// Writes one frame (header and payload in a single write, zeros in the ignored fields).
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> std::io::Result<()> {
     w.write_all(&encode_frame(payload, 0, 0)).await?;
@@ -183,6 +254,127 @@ mod tests {
         bytes.truncate(19);
         let mut r = std::io::Cursor::new(bytes);
         assert!(read_frame(&mut r).await.is_err());
+    }
+
+    /// Three frames (empty payload, garbage in the ignored fields, one larger than a read
+    /// chunk would be in the real loop) as one golden byte stream.
+    fn golden_stream() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let payloads = vec![
+            hex("00178000000100000009"),
+            Vec::new(),
+            (0..300u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>(),
+        ];
+        let mut bytes = encode_frame(&payloads[0], 0, 0);
+        bytes.extend(encode_frame(
+            &payloads[1],
+            0xdead_beef_0000_0001,
+            0xffff_ffff,
+        ));
+        bytes.extend(encode_frame(&payloads[2], 7, 9));
+        (bytes, payloads)
+    }
+
+    fn drain(s: &mut FrameSplitter, out: &mut Vec<Vec<u8>>) {
+        while let Some(p) = s.next_frame().unwrap() {
+            out.push(p);
+        }
+    }
+
+    #[test]
+    fn splitter_finds_every_frame_in_one_read() {
+        let (bytes, payloads) = golden_stream();
+        let mut s = FrameSplitter::new();
+        s.push(&bytes);
+        let mut got = Vec::new();
+        drain(&mut s, &mut got);
+        assert_eq!(got, payloads);
+        assert_eq!(s.buffered(), 0);
+    }
+
+    #[test]
+    fn splitter_handles_every_split_point() {
+        let (bytes, payloads) = golden_stream();
+        for cut in 0..=bytes.len() {
+            let mut s = FrameSplitter::new();
+            let mut got = Vec::new();
+            s.push(&bytes[..cut]);
+            drain(&mut s, &mut got);
+            // Only the frames wholly inside the first part come out before the rest arrives.
+            let mut end = 0;
+            let whole = payloads
+                .iter()
+                .take_while(|p| {
+                    end += FRAME_HEADER_LEN + p.len();
+                    end <= cut
+                })
+                .count();
+            assert_eq!(got, payloads[..whole], "cut at {cut}");
+            s.push(&bytes[cut..]);
+            drain(&mut s, &mut got);
+            assert_eq!(got, payloads, "cut at {cut}");
+            assert_eq!(s.buffered(), 0, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn splitter_handles_every_pair_of_split_points_and_single_bytes() {
+        let (bytes, payloads) = golden_stream();
+        for a in 0..=bytes.len() {
+            for b in a..=bytes.len() {
+                let mut s = FrameSplitter::new();
+                let mut got = Vec::new();
+                for part in [&bytes[..a], &bytes[a..b], &bytes[b..]] {
+                    s.push(part);
+                    drain(&mut s, &mut got);
+                }
+                assert_eq!(got, payloads, "cuts at {a}, {b}");
+            }
+        }
+        let mut s = FrameSplitter::new();
+        let mut got = Vec::new();
+        for byte in &bytes {
+            s.push(std::slice::from_ref(byte));
+            drain(&mut s, &mut got);
+        }
+        assert_eq!(got, payloads);
+    }
+
+    #[test]
+    fn splitter_keeps_a_partial_tail_and_reads_into_spare_space() {
+        let (bytes, payloads) = golden_stream();
+        let mut s = FrameSplitter::new();
+        let cut = bytes.len() - 5;
+        let space = s.read_space();
+        assert!(space.capacity() - space.len() >= READ_CHUNK);
+        space.extend_from_slice(&bytes[..cut]);
+        let mut got = Vec::new();
+        drain(&mut s, &mut got);
+        assert_eq!(got, payloads[..2]);
+        assert_eq!(s.buffered(), FRAME_HEADER_LEN + payloads[2].len() - 5);
+        s.read_space().extend_from_slice(&bytes[cut..]);
+        drain(&mut s, &mut got);
+        assert_eq!(got, payloads);
+    }
+
+    #[test]
+    fn splitter_rejects_an_absurd_length_without_allocating_it() {
+        let mut h = vec![0u8; FRAME_HEADER_LEN];
+        h[8..12].copy_from_slice(&(MAX_FRAME_LEN + 1).to_be_bytes());
+        let mut s = FrameSplitter::new();
+        s.push(&h[..FRAME_HEADER_LEN - 1]);
+        assert_eq!(s.next_frame(), Ok(None));
+        s.push(&h[FRAME_HEADER_LEN - 1..]);
+        assert!(matches!(
+            s.next_frame(),
+            Err(WireError::FrameTooLarge { .. })
+        ));
+        // A header announcing the cap with a few bytes behind it is just a partial frame.
+        let mut s = FrameSplitter::new();
+        h[8..12].copy_from_slice(&MAX_FRAME_LEN.to_be_bytes());
+        s.push(&h);
+        s.push(b"short");
+        assert_eq!(s.next_frame(), Ok(None));
+        assert!(s.read_space().capacity() <= 1024 * 1024);
     }
 
     fn hex(s: &str) -> Vec<u8> {

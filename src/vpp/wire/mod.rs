@@ -10,8 +10,8 @@ mod types;
 
 pub use codec::{Reader, WireType, decode_counted};
 pub use frame::{
-    FRAME_HEADER_LEN, FrameError, MAX_FRAME_LEN, encode_frame, parse_frame_header, read_frame,
-    write_frame,
+    FRAME_HEADER_LEN, FrameError, FrameSplitter, MAX_FRAME_LEN, READ_CHUNK, encode_frame,
+    parse_frame_header, read_frame, write_frame,
 };
 pub use message::{
     Header, HeaderKind, Message, decode_message, encode_message, peek_context, peek_msg_id,
