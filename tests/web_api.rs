@@ -192,33 +192,41 @@ async fn event_stream_replays_by_last_event_id_and_resyncs() {
     let (epoch, _) = hello.id.split_once('-').expect("id is <epoch>-<seq>");
 
     // An operator action on the daemon: a transition in the panel and a new daemon view.
+    // They come from two upstream streams (the event watch and the view refresh), so their
+    // order is not promised: wait for both.
     c.pause_backend(act("up")).await.expect("pause");
-    let (paused, before) = s
-        .until(10 * SECOND, |e| {
-            e.kind == "daemon" && e.data.contains("\"paused\"")
-        })
+    let is_view = |e: &web_support::Sse| e.kind == "daemon" && e.data.contains("\"paused\"");
+    let is_log = |e: &web_support::Sse| {
+        e.kind == "log" && e.data.contains("backend up [") && e.data.contains("paused")
+    };
+    let (first, mut seen) = s.until(10 * SECOND, |e| is_view(e) || is_log(e)).await;
+    let first = first.unwrap_or_else(|| panic!("no transition nor daemon view; got {seen:?}"));
+    let want_log = !is_log(&first);
+    seen.push(first);
+    let (second, more) = s
+        .until(
+            10 * SECOND,
+            |e| if want_log { is_log(e) } else { is_view(e) },
+        )
         .await;
-    let paused =
-        paused.unwrap_or_else(|| panic!("no daemon view with the paused backend; got {before:?}"));
-    assert!(
-        before
-            .iter()
-            .chain([&paused])
-            .any(|e| e.kind == "log" && e.data.contains("backend up")),
-        "{before:?}"
-    );
+    seen.extend(more);
+    let second = second.unwrap_or_else(|| {
+        panic!("the transition log and the paused daemon view both arrive; got {seen:?}")
+    });
+    seen.push(second);
     let seq = |e: &web_support::Sse| -> u64 {
         e.id.split_once('-')
             .and_then(|(_, s)| s.parse().ok())
             .expect("seq")
     };
-    let ids: Vec<u64> = before
-        .iter()
-        .chain([&paused])
-        .filter(|e| !e.id.is_empty())
-        .map(seq)
-        .collect();
+    let ids: Vec<u64> = seen.iter().filter(|e| !e.id.is_empty()).map(seq).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let last_id = seen
+        .iter()
+        .rev()
+        .find(|e| !e.id.is_empty())
+        .map(|e| e.id.clone())
+        .expect("an event with an id");
 
     // Reconnecting with the hello id replays exactly what came after it.
     let replayed = web
@@ -231,7 +239,7 @@ async fn event_stream_replays_by_last_event_id_and_resyncs() {
         .await
         .expect("replay");
     let mut r = SseReader::new(replayed);
-    let (got, all) = r.until(5 * SECOND, |e| e.id == paused.id).await;
+    let (got, all) = r.until(5 * SECOND, |e| e.id == last_id).await;
     assert!(
         got.is_some(),
         "the replay reaches the last event seen: {all:?}"
