@@ -234,7 +234,8 @@ impl Checker {
             // Wake the task: it stops probing when paused/disabled, probes at once when
             // resumed/enabled.
             entry.wake.notify_one();
-            st.changes.backends.insert(backend.to_string());
+            let name = Arc::clone(&entry.name);
+            st.changes.backends.insert(name);
             if let Some(t) = transition {
                 st.publish_transition(backend, t);
             }

@@ -33,9 +33,12 @@ pub(crate) fn spawn(inner: &Arc<Inner>, st: &mut CheckerState, name: &str, first
         FirstProbe::Now => Duration::ZERO,
     };
     let generation = entry.generation;
-    let handle = inner
-        .runtime
-        .spawn(run(Arc::clone(inner), name.to_string(), generation, delay));
+    let handle = inner.runtime.spawn(run(
+        Arc::clone(inner),
+        Arc::clone(&entry.name),
+        generation,
+        delay,
+    ));
     if let Some(old) = entry.task.replace(handle.abort_handle()) {
         old.abort();
     }
@@ -63,7 +66,7 @@ pub(crate) fn batched_deadline(epoch: Instant, now: Instant, delay: Duration) ->
     exact + Duration::from_nanos(extra)
 }
 
-async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Duration) {
+async fn run(inner: Arc<Inner>, name: Arc<str>, generation: u64, first_delay: Duration) {
     if !first_delay.is_zero() {
         let deadline = batched_deadline(inner.epoch, Instant::now(), first_delay);
         tokio::time::sleep_until(deadline).await;
@@ -79,7 +82,7 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            match st.backends.get(&name) {
+            match st.backends.get(&*name) {
                 Some(e) if e.generation == generation => (
                     Arc::clone(&e.spec),
                     e.wake.clone(),
@@ -102,7 +105,7 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
             };
             let transition;
             let delay;
-            match st.backends.get_mut(&name) {
+            match st.backends.get_mut(&*name) {
                 Some(e) if e.generation == generation => {
                     e.stats.observe(&result);
                     // Refused only if an operator paused/disabled it while the probe ran:
@@ -113,7 +116,7 @@ async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Dura
                 }
                 _ => return,
             }
-            st.changes.backends.insert(name.clone());
+            st.changes.backends.insert(Arc::clone(&name));
             if let Some(t) = transition {
                 st.publish_transition(&name, t);
             }
