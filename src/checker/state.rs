@@ -1,22 +1,23 @@
 //! The checker's state: one entry per backend, runtime weight overrides, and the last
 //! published state of every frontend. All mutation happens under the checker's write lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::counts::Counts;
 use super::snapshot::{Changes, HealthSnapshot, Publisher};
 use super::stats::{ProbeStats, TransitionCounts};
-use super::task::{self, FirstProbe};
+use super::task::{self, Due, FirstProbe};
 use super::view::pool_inputs;
 use super::{CheckerError, Inner};
 use crate::config::{self, Config, ConfigDiff, HealthCheck};
 use crate::events::{BackendEvent, Event, FrontendEvent};
-use crate::health::{BackendHealth, FrontendState, IntervalPolicy, Transition, validate_weight};
+use crate::health::{
+    BackendHealth, FrontendState, IntervalPolicy, Transition, XorShift64, validate_weight,
+};
 use crate::probe::ProbeSpec;
 
 /// (frontend, pool, backend) of a runtime weight override.
@@ -40,10 +41,16 @@ pub struct BackendEntry {
     pub next_delay: Duration,
     /// Transitions published so far, per (from, to): `maglev_backend_transitions_total`.
     pub transitions: TransitionCounts,
-    /// Bumped when the worker restarts; a stale task sees the mismatch and exits.
+    /// Bumped when the backend's probing restarts: queue entries and results of an older
+    /// generation are dropped.
     pub(crate) generation: u64,
-    pub(crate) wake: Arc<Notify>,
-    pub(crate) task: Option<AbortHandle>,
+    /// The jitter source of this generation (seeded from name and generation).
+    pub(crate) jitter: XorShift64,
+    /// `seq` of the live entry in the deadline queue (0: none queued).
+    pub(crate) due: u64,
+    /// A probe is running; `wake_pending`: probe again as soon as it is recorded.
+    pub(crate) in_flight: bool,
+    pub(crate) wake_pending: bool,
 }
 
 pub struct CheckerState {
@@ -59,6 +66,9 @@ pub struct CheckerState {
     pub(crate) changes: Changes,
     /// Builds the snapshots, sharing unchanged entries with the last one.
     publisher: Publisher,
+    /// When each backend probes next (see `task::drive`); stale entries are skipped.
+    pub(crate) queue: BinaryHeap<Due>,
+    next_seq: u64,
     /// Events and dirty frontends of the current batch: sent only once the snapshot that
     /// shows them is published, so that whoever reacts to them reads the new state.
     outbox: Vec<Event>,
@@ -79,6 +89,8 @@ impl CheckerState {
                 ..Changes::default()
             },
             publisher: Publisher::default(),
+            queue: BinaryHeap::new(),
+            next_seq: 1,
             outbox: Vec::new(),
             dirty_out: Vec::new(),
         };
@@ -142,9 +154,27 @@ impl CheckerState {
             next_delay: hc.interval,
             transitions: TransitionCounts::default(),
             generation,
-            wake: Arc::new(Notify::new()),
-            task: None,
+            jitter: XorShift64::new(1),
+            due: 0,
+            in_flight: false,
+            wake_pending: false,
         })
+    }
+
+    /// Queues the next probe of `name` at `when`; an entry queued before is skipped.
+    pub(crate) fn schedule(&mut self, name: &str, when: Instant) {
+        let seq = self.next_seq;
+        let Some(e) = self.backends.get_mut(name) else {
+            return;
+        };
+        self.next_seq += 1;
+        e.due = seq;
+        self.queue.push(Due {
+            when,
+            seq,
+            name: Arc::clone(&e.name),
+            generation: e.generation,
+        });
     }
 
     fn mark_dirty(&mut self, frontends: impl IntoIterator<Item = String>) {
@@ -372,9 +402,7 @@ impl CheckerState {
                 .map(str::to_string)
                 .collect();
             if let Some(entry) = self.backends.get_mut(name) {
-                if let Some(t) = entry.task.take() {
-                    t.abort();
-                }
+                // Its queue entry and any result in flight find no entry and are dropped.
                 if let Some(t) = entry.health.remove(now) {
                     self.publish_transition_to(name, t, &old_frontends);
                 }
@@ -390,6 +418,7 @@ impl CheckerState {
 
         // Backends in both: restart where the probe changed, else keep everything.
         let mut restarted = Vec::new();
+        let mut woken = Vec::new();
         for (name, backend) in &new.backends {
             let Some(hc) = hcs.get(backend.healthcheck.as_str()) else {
                 continue;
@@ -416,9 +445,6 @@ impl CheckerState {
             entry.policy = policy_of(hc);
             let mut transitions = Vec::new();
             if let Some(g) = generation {
-                if let Some(t) = entry.task.take() {
-                    t.abort();
-                }
                 entry.generation = g;
                 if let Ok(Some(t)) = entry.health.reload(hc.rise, hc.fall, now) {
                     transitions.push(t);
@@ -435,11 +461,14 @@ impl CheckerState {
                 if let Ok(Some(t)) = r {
                     transitions.push(t);
                 }
-                entry.wake.notify_one();
+                woken.push(name.clone());
             }
             for t in transitions {
                 self.publish_transition(name, t);
             }
+        }
+        for name in woken {
+            task::wake(inner, self, &name);
         }
         for name in restarted {
             task::spawn(inner, self, &name, FirstProbe::Now);
