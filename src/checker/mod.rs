@@ -1,5 +1,5 @@
-//! The scheduler: one task per backend (however many frontends use it), probing at the
-//! interval its health asks for, feeding results into `health`, and publishing every
+//! The scheduler: one driver task probes every backend (however many frontends use it)
+//! from a deadline queue, at the interval its health asks for, feeding results into `health`, and publishing every
 //! transition on the event bus. Operator actions and reloads go through [`Checker`], which
 //! changes state and emits the same events. After each batch of mutations the checker
 //! publishes an immutable [`HealthSnapshot`]; readers (gRPC, metrics, VPP) look at that
@@ -16,11 +16,12 @@ pub mod view;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio::task::AbortHandle;
 
 use crate::config::Config;
 use crate::events::EventBus;
@@ -96,22 +97,27 @@ pub(crate) struct Inner {
     /// Frontends whose VIP may need a sync (the reconciler's trigger, apart from the bus).
     pub(crate) dirty: Arc<DirtyFrontends>,
     pub(crate) probe: Arc<dyn Probe>,
-    /// Where the backend tasks run (also those started later by a reload or an action).
+    /// Where the probe driver (and the publishes it queues) run.
     pub(crate) runtime: Handle,
+    /// Tells the driver that the deadline queue changed from outside (start, reload,
+    /// operator action).
+    pub(crate) driver_wake: Notify,
+    /// The driver task, aborted by `stop`.
+    pub(crate) driver: Mutex<Option<AbortHandle>>,
     /// Origin of the grid probe start times are batched on (see `task::batched_deadline`).
     pub(crate) epoch: tokio::time::Instant,
 }
 
 impl Checker {
-    /// Starts one task per backend, their first probes spread over the first interval.
-    /// Must be called inside a tokio runtime; the tasks run on it.
+    /// Starts the probe driver, every backend's first probe spread over the first interval.
+    /// Must be called inside a tokio runtime; the driver runs on it.
     pub fn start(config: Arc<Config>, probe: Arc<dyn Probe>, bus: EventBus) -> Checker {
         Self::start_on(Handle::current(), config, probe, bus)
     }
 
-    /// Like [`Checker::start`], with the backend tasks on `runtime`. The daemon gives the
-    /// checker a current-thread runtime of its own: thousands of small probe tasks then
-    /// never hop between worker threads, which costs less CPU per check.
+    /// Like [`Checker::start`], with the driver on `runtime`. The daemon gives the checker
+    /// a current-thread runtime of its own: the driver and its probes then never hop
+    /// between worker threads, which costs less CPU per check.
     pub fn start_on(
         runtime: Handle,
         config: Arc<Config>,
@@ -128,8 +134,12 @@ impl Checker {
             dirty: Arc::new(DirtyFrontends::default()),
             probe,
             runtime,
+            driver_wake: Notify::new(),
+            driver: Mutex::new(None),
             epoch: tokio::time::Instant::now(),
         });
+        let driver = inner.runtime.spawn(task::drive(Arc::clone(&inner)));
+        *inner.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver.abort_handle());
         let checker = Checker { inner };
         checker.with_state_mut(|st, inner| {
             st.recompute_frontends(true);
@@ -223,7 +233,7 @@ impl Checker {
         action: OperatorAction,
         reply: impl FnOnce(&Config, &BackendSnapshot) -> R,
     ) -> Result<R, CheckerError> {
-        self.with_state_mut(|st, _| {
+        self.with_state_mut(|st, inner| {
             let entry = st.backend_mut(backend)?;
             let transition = action(&mut entry.health, SystemTime::now()).map_err(|source| {
                 CheckerError::Action {
@@ -231,10 +241,11 @@ impl Checker {
                     source,
                 }
             })?;
-            // Wake the task: it stops probing when paused/disabled, probes at once when
+            let name = Arc::clone(&entry.name);
+            st.changes.backends.insert(Arc::clone(&name));
+            // Wake the driver: it stops probing when paused/disabled, probes at once when
             // resumed/enabled.
-            entry.wake.notify_one();
-            st.changes.backends.insert(backend.to_string());
+            task::wake(inner, st, &name);
             if let Some(t) = transition {
                 st.publish_transition(backend, t);
             }
@@ -266,15 +277,17 @@ impl Checker {
         self.with_state_mut(|st, inner| st.apply_config(inner, new, SystemTime::now()))
     }
 
-    /// Stops every backend task (for shutdown).
+    /// Stops all probing (for shutdown).
     pub fn stop(&self) {
-        self.with_state_mut(|st, _| {
-            for entry in st.backends.values_mut() {
-                if let Some(t) = entry.task.take() {
-                    t.abort();
-                }
-            }
-        });
+        let driver = self
+            .inner
+            .driver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(d) = driver {
+            d.abort();
+        }
     }
 
     /// The delay the backend's next probe was scheduled with (for tests and the API).

@@ -10,29 +10,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::{BackendEntry, CheckerState, OverrideKey};
-use super::stats::ProbeStats;
+use super::stats::{ProbeStats, TransitionCounts};
 use super::view::{FrontendView, view_of};
 use crate::config::{self, Config, HealthCheck};
-use crate::health::{BackendHealth, State};
+use crate::health::BackendHealth;
 
-/// One backend as of a snapshot (the readable part of a `BackendEntry`).
+/// One backend as of a snapshot (the readable part of a `BackendEntry`). Building one
+/// copies pointers and small inline values only: config, health check, history and
+/// transition counts are shared with the entry.
 #[derive(Debug, Clone)]
 pub struct BackendSnapshot {
-    pub config: config::Backend,
-    pub healthcheck: HealthCheck,
+    pub config: Arc<config::Backend>,
+    pub healthcheck: Arc<HealthCheck>,
     pub health: BackendHealth,
     pub stats: ProbeStats,
     /// The delay the next probe was scheduled with (jitter included).
     pub next_delay: Duration,
     /// Transitions published so far, per (from, to).
-    pub transitions: BTreeMap<(State, State), u64>,
+    pub transitions: TransitionCounts,
 }
 
 impl BackendSnapshot {
     pub fn of(e: &BackendEntry) -> BackendSnapshot {
         BackendSnapshot {
-            config: e.config.clone(),
-            healthcheck: e.healthcheck.clone(),
+            config: Arc::clone(&e.config),
+            healthcheck: Arc::clone(&e.healthcheck),
             health: e.health.clone(),
             stats: e.stats.clone(),
             next_delay: e.next_delay,
@@ -186,11 +188,22 @@ impl HealthSnapshot {
 /// What changed since the last publish (kept in the checker state, under its lock).
 #[derive(Debug, Default)]
 pub(crate) struct Changes {
-    pub(crate) backends: HashSet<String>,
+    /// The entries' own names: marking one copies a pointer.
+    pub(crate) backends: HashSet<Arc<str>>,
     pub(crate) frontends: HashSet<String>,
     pub(crate) overrides: bool,
     /// A reload (or the start): rebuild every entry.
     pub(crate) all: bool,
+}
+
+impl Changes {
+    /// Nothing changed, the sets' capacity kept for the next batch.
+    pub(crate) fn clear(&mut self) {
+        self.backends.clear();
+        self.frontends.clear();
+        self.overrides = false;
+        self.all = false;
+    }
 }
 
 /// Builds snapshots from the checker state, reusing the previous one's entries.
@@ -204,7 +217,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     /// The next snapshot: changed entries rebuilt, the others shared with the last one.
-    pub(crate) fn next(&mut self, st: &CheckerState, changes: Changes) -> HealthSnapshot {
+    pub(crate) fn next(&mut self, st: &CheckerState, changes: &Changes) -> HealthSnapshot {
         if changes.all {
             self.backends = Table::build(
                 st.backends
@@ -218,15 +231,15 @@ impl Publisher {
                     .filter_map(|name| Some((name.clone(), view_of(st, name)?))),
             );
         } else {
-            let mut frontends = changes.frontends;
             for name in &changes.backends {
-                if let Some(e) = st.backends.get(name) {
+                if let Some(e) = st.backends.get(&**name) {
                     self.backends.replace(name, BackendSnapshot::of(e));
                 }
             }
-            frontends.retain(|f| self.frontends.contains_key(f));
-            for name in &frontends {
-                if let Some(view) = view_of(st, name) {
+            for name in &changes.frontends {
+                if self.frontends.contains_key(name)
+                    && let Some(view) = view_of(st, name)
+                {
                     self.frontends.replace(name, view);
                 }
             }
@@ -252,7 +265,7 @@ mod tests {
     use std::time::{Instant, SystemTime};
 
     use super::*;
-    use crate::health::{ProbeResult, ResultCode};
+    use crate::health::{ProbeResult, ResultCode, State};
 
     /// `frontends` frontends of `per` backends each, every backend in one frontend.
     fn state(frontends: usize, per: usize) -> CheckerState {

@@ -1,33 +1,37 @@
 //! The checker's state: one entry per backend, runtime weight overrides, and the last
 //! published state of every frontend. All mutation happens under the checker's write lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
-use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::counts::Counts;
 use super::snapshot::{Changes, HealthSnapshot, Publisher};
-use super::stats::ProbeStats;
-use super::task::{self, FirstProbe};
+use super::stats::{ProbeStats, TransitionCounts};
+use super::task::{self, Due, FirstProbe};
 use super::view::pool_inputs;
 use super::{CheckerError, Inner};
 use crate::config::{self, Config, ConfigDiff, HealthCheck};
 use crate::events::{BackendEvent, Event, FrontendEvent};
 use crate::health::{
-    BackendHealth, FrontendState, IntervalPolicy, State, Transition, validate_weight,
+    BackendHealth, FrontendState, IntervalPolicy, Transition, XorShift64, validate_weight,
 };
 use crate::probe::ProbeSpec;
 
 /// (frontend, pool, backend) of a runtime weight override.
 pub type OverrideKey = (String, String, String);
 
-/// One backend as the checker runs it.
+/// One backend as the checker runs it. What a snapshot of it copies is either small and
+/// inline or shared by `Arc` (config, health check, history, transition counts), so a
+/// probe result's snapshot costs one allocation, not a deep copy.
 pub struct BackendEntry {
-    pub config: config::Backend,
-    pub healthcheck: HealthCheck,
+    /// The backend's name, shared with its worker and the change set (no copy per probe).
+    pub(crate) name: Arc<str>,
+    pub config: Arc<config::Backend>,
+    /// One `Arc` per health check, shared by every backend that uses it.
+    pub healthcheck: Arc<HealthCheck>,
     /// Shared with the worker: a probe takes a reference count, not a copy.
     pub spec: Arc<ProbeSpec>,
     pub policy: IntervalPolicy,
@@ -36,11 +40,17 @@ pub struct BackendEntry {
     /// The delay the next probe was scheduled with (jitter included).
     pub next_delay: Duration,
     /// Transitions published so far, per (from, to): `maglev_backend_transitions_total`.
-    pub transitions: BTreeMap<(State, State), u64>,
-    /// Bumped when the worker restarts; a stale task sees the mismatch and exits.
+    pub transitions: TransitionCounts,
+    /// Bumped when the backend's probing restarts: queue entries and results of an older
+    /// generation are dropped.
     pub(crate) generation: u64,
-    pub(crate) wake: Arc<Notify>,
-    pub(crate) task: Option<AbortHandle>,
+    /// The jitter source of this generation (seeded from name and generation).
+    pub(crate) jitter: XorShift64,
+    /// `seq` of the live entry in the deadline queue (0: none queued).
+    pub(crate) due: u64,
+    /// A probe is running; `wake_pending`: probe again as soon as it is recorded.
+    pub(crate) in_flight: bool,
+    pub(crate) wake_pending: bool,
 }
 
 pub struct CheckerState {
@@ -56,6 +66,9 @@ pub struct CheckerState {
     pub(crate) changes: Changes,
     /// Builds the snapshots, sharing unchanged entries with the last one.
     publisher: Publisher,
+    /// When each backend probes next (see `task::drive`); stale entries are skipped.
+    pub(crate) queue: BinaryHeap<Due>,
+    next_seq: u64,
     /// Events and dirty frontends of the current batch: sent only once the snapshot that
     /// shows them is published, so that whoever reacts to them reads the new state.
     outbox: Vec<Event>,
@@ -76,14 +89,20 @@ impl CheckerState {
                 ..Changes::default()
             },
             publisher: Publisher::default(),
+            queue: BinaryHeap::new(),
+            next_seq: 1,
             outbox: Vec::new(),
             dirty_out: Vec::new(),
         };
-        for name in config.backends.keys() {
-            if let Some(entry) = st.new_entry(&config, name, now) {
-                st.backends.insert(name.clone(), entry);
-            }
-        }
+        let hcs = shared_healthchecks(&config);
+        // Collected from name order: the map is bulk-built with full nodes (inserting one
+        // by one leaves them about half empty).
+        let entries: Vec<(String, BackendEntry)> = config
+            .backends
+            .keys()
+            .filter_map(|name| Some((name.clone(), st.new_entry(&config, &hcs, name, now)?)))
+            .collect();
+        st.backends = entries.into_iter().collect();
         st.recount_all();
         st
     }
@@ -104,13 +123,20 @@ impl CheckerState {
         self.counts.state(name)
     }
 
-    fn new_entry(&mut self, config: &Config, name: &str, now: SystemTime) -> Option<BackendEntry> {
+    fn new_entry(
+        &mut self,
+        config: &Config,
+        hcs: &BTreeMap<&str, Arc<HealthCheck>>,
+        name: &str,
+        now: SystemTime,
+    ) -> Option<BackendEntry> {
         let backend = config.backends.get(name)?;
-        let hc = config.healthchecks.get(&backend.healthcheck)?;
+        let hc = hcs.get(backend.healthcheck.as_str())?;
         let generation = self.bump_generation();
         Some(BackendEntry {
-            config: backend.clone(),
-            healthcheck: hc.clone(),
+            name: Arc::from(name),
+            config: Arc::new(backend.clone()),
+            healthcheck: Arc::clone(hc),
             spec: Arc::new(ProbeSpec::from_config(
                 hc,
                 backend.address,
@@ -126,11 +152,29 @@ impl CheckerState {
             ),
             stats: ProbeStats::default(),
             next_delay: hc.interval,
-            transitions: BTreeMap::new(),
+            transitions: TransitionCounts::default(),
             generation,
-            wake: Arc::new(Notify::new()),
-            task: None,
+            jitter: XorShift64::new(1),
+            due: 0,
+            in_flight: false,
+            wake_pending: false,
         })
+    }
+
+    /// Queues the next probe of `name` at `when`; an entry queued before is skipped.
+    pub(crate) fn schedule(&mut self, name: &str, when: Instant) {
+        let seq = self.next_seq;
+        let Some(e) = self.backends.get_mut(name) else {
+            return;
+        };
+        self.next_seq += 1;
+        e.due = seq;
+        self.queue.push(Due {
+            when,
+            seq,
+            name: Arc::clone(&e.name),
+            generation: e.generation,
+        });
     }
 
     fn mark_dirty(&mut self, frontends: impl IntoIterator<Item = String>) {
@@ -154,10 +198,13 @@ impl CheckerState {
     /// The next snapshot, of the changes since the last one (the start publishes the
     /// first before there is anyone to send it to).
     pub(crate) fn build_snapshot(&mut self) -> HealthSnapshot {
-        let changes = std::mem::take(&mut self.changes);
+        let mut changes = std::mem::take(&mut self.changes);
         let mut publisher = std::mem::take(&mut self.publisher);
-        let snapshot = publisher.next(self, changes);
+        let snapshot = publisher.next(self, &changes);
         self.publisher = publisher;
+        // Emptied, not dropped: the sets keep their capacity for the next batch.
+        changes.clear();
+        self.changes = changes;
         snapshot
     }
 
@@ -168,7 +215,7 @@ impl CheckerState {
             all: true,
             ..Changes::default()
         };
-        Publisher::default().next(self, changes)
+        Publisher::default().next(self, &changes)
     }
 
     pub(crate) fn bump_generation(&mut self) -> u64 {
@@ -195,11 +242,11 @@ impl CheckerState {
 
     fn publish_transition_to(&mut self, backend: &str, t: Transition, frontends: &[String]) {
         self.counts.transition(backend, t.from, t.to);
-        self.changes.backends.insert(backend.to_string());
         self.changes.frontends.extend(frontends.iter().cloned());
         let address = match self.backends.get_mut(backend) {
             Some(e) => {
-                *e.transitions.entry((t.from, t.to)).or_insert(0) += 1;
+                e.transitions.count(t.from, t.to);
+                self.changes.backends.insert(Arc::clone(&e.name));
                 e.config.address
             }
             None => return,
@@ -355,9 +402,7 @@ impl CheckerState {
                 .map(str::to_string)
                 .collect();
             if let Some(entry) = self.backends.get_mut(name) {
-                if let Some(t) = entry.task.take() {
-                    t.abort();
-                }
+                // Its queue entry and any result in flight find no entry and are dropped.
                 if let Some(t) = entry.health.remove(now) {
                     self.publish_transition_to(name, t, &old_frontends);
                 }
@@ -369,11 +414,13 @@ impl CheckerState {
         // Before any state changes below: those then update the counts one by one.
         self.recount_all();
         let history = new.healthchecker.transition_history;
+        let hcs = shared_healthchecks(&new);
 
         // Backends in both: restart where the probe changed, else keep everything.
         let mut restarted = Vec::new();
+        let mut woken = Vec::new();
         for (name, backend) in &new.backends {
-            let Some(hc) = new.healthchecks.get(&backend.healthcheck) else {
+            let Some(hc) = hcs.get(backend.healthcheck.as_str()) else {
                 continue;
             };
             let generation = if diff.backends_restart.contains(name) {
@@ -386,8 +433,10 @@ impl CheckerState {
             };
             entry.health.set_history_capacity(history);
             let enabled_before = entry.config.enabled;
-            entry.config = backend.clone();
-            entry.healthcheck = hc.clone();
+            if *entry.config != *backend {
+                entry.config = Arc::new(backend.clone());
+            }
+            entry.healthcheck = Arc::clone(hc);
             entry.spec = Arc::new(ProbeSpec::from_config(
                 hc,
                 backend.address,
@@ -396,9 +445,6 @@ impl CheckerState {
             entry.policy = policy_of(hc);
             let mut transitions = Vec::new();
             if let Some(g) = generation {
-                if let Some(t) = entry.task.take() {
-                    t.abort();
-                }
                 entry.generation = g;
                 if let Ok(Some(t)) = entry.health.reload(hc.rise, hc.fall, now) {
                     transitions.push(t);
@@ -415,11 +461,14 @@ impl CheckerState {
                 if let Ok(Some(t)) = r {
                     transitions.push(t);
                 }
-                entry.wake.notify_one();
+                woken.push(name.clone());
             }
             for t in transitions {
                 self.publish_transition(name, t);
             }
+        }
+        for name in woken {
+            task::wake(inner, self, &name);
         }
         for name in restarted {
             task::spawn(inner, self, &name, FirstProbe::Now);
@@ -428,7 +477,7 @@ impl CheckerState {
         // New backends start spread over their first interval.
         let count = diff.backends_added.len();
         for (i, name) in diff.backends_added.iter().enumerate() {
-            if let Some(entry) = self.new_entry(&new, name, now) {
+            if let Some(entry) = self.new_entry(&new, &hcs, name, now) {
                 self.backends.insert(name.clone(), entry);
                 task::spawn(inner, self, name, FirstProbe::Spread { index: i, count });
             }
@@ -460,6 +509,15 @@ impl CheckerState {
         );
         diff
     }
+}
+
+/// One `Arc` per health check of `config`, for its backends to share.
+fn shared_healthchecks(config: &Config) -> BTreeMap<&str, Arc<HealthCheck>> {
+    config
+        .healthchecks
+        .iter()
+        .map(|(name, hc)| (name.as_str(), Arc::new(hc.clone())))
+        .collect()
 }
 
 pub(crate) fn policy_of(hc: &HealthCheck) -> IntervalPolicy {

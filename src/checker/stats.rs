@@ -1,7 +1,12 @@
 //! Per-backend probe statistics kept beside the health state, so that metrics are read from
 //! the same place the gRPC API reads (no second bookkeeping).
 
-use crate::health::{ProbeResult, ResultCode};
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::health::{ProbeResult, ResultCode, State};
 
 /// Upper bounds (seconds) of the probe duration histogram buckets; the last, +Inf, takes
 /// every slower probe. The recorder (`observe`) and the exporter (`le` labels) both read
@@ -57,6 +62,39 @@ impl ProbeStats {
     }
 }
 
+/// Transitions published so far, per (from, to): `maglev_backend_transitions_total`. Shared
+/// by `Arc` between the checker's entry and its snapshots (a snapshot of a probe result
+/// copies a pointer); a transition copies the map only while a snapshot still holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TransitionCounts(Arc<BTreeMap<(State, State), u64>>);
+
+impl TransitionCounts {
+    /// Counts one transition `from` -> `to`.
+    pub fn count(&mut self, from: State, to: State) {
+        *Arc::make_mut(&mut self.0).entry((from, to)).or_insert(0) += 1;
+    }
+
+    /// Sets the count of `from` -> `to` (for tests that set a state up by hand).
+    pub fn insert(&mut self, key: (State, State), n: u64) -> Option<u64> {
+        Arc::make_mut(&mut self.0).insert(key, n)
+    }
+}
+
+impl Deref for TransitionCounts {
+    type Target = BTreeMap<(State, State), u64>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a TransitionCounts {
+    type Item = (&'a (State, State), &'a u64);
+    type IntoIter = btree_map::Iter<'a, (State, State), u64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -92,5 +130,21 @@ mod tests {
         assert_eq!(up_to(DURATION_BUCKETS.len() - 1), 3); // +Inf holds all
         assert_eq!(DURATION_BUCKETS.last(), Some(&f64::INFINITY));
         assert!((s.duration_sum - 5.0303).abs() < 1e-9);
+    }
+
+    #[test]
+    fn transition_counts_copy_on_write() {
+        let mut a = TransitionCounts::default();
+        a.count(State::Unknown, State::Up);
+        let held = a.clone();
+        a.count(State::Unknown, State::Up);
+        a.count(State::Up, State::Down);
+        assert_eq!(held.get(&(State::Unknown, State::Up)), Some(&1));
+        assert_eq!(held.len(), 1);
+        assert_eq!(a.get(&(State::Unknown, State::Up)), Some(&2));
+        assert_eq!((&a).into_iter().map(|(_, n)| n).sum::<u64>(), 3);
+        // Unchanged since the clone: one map, not two.
+        let again = a.clone();
+        assert!(Arc::ptr_eq(&a.0, &again.0));
     }
 }

@@ -1,16 +1,24 @@
-//! The per-backend worker: sleep, probe, record, repeat. It holds no state of its own
-//! beyond its jitter source; everything it learns goes into the shared state under a short
-//! write lock, and a generation number tells it when it has been replaced.
+//! The probe scheduler: one task drives every backend's probes from a deadline queue
+//! (`CheckerState::queue`), instead of a task per backend. A backend costs a queue entry
+//! (48 bytes) rather than a tokio task (640 bytes: tokio aligns a task's cell to 128 bytes)
+//! with its own timer and `Notify`; probes in flight are futures the driver polls. All it
+//! learns goes into the shared state under a short write lock; a generation number tells it
+//! when a backend was restarted, and a sequence number which queue entry is the live one.
 
+use std::cmp::Ordering;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use super::Inner;
 use super::state::CheckerState;
-use crate::health::{XorShift64, first_probe_offset};
+use crate::health::{ProbeResult, XorShift64, first_probe_offset};
 
 /// When the first probe of a (re)started worker runs.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +29,37 @@ pub(crate) enum FirstProbe {
     Now,
 }
 
-/// Spawns the worker of `name` and remembers its abort handle in the entry.
+/// One entry of the deadline queue: probe `name` (of `generation`) at `when`. Only the
+/// entry whose `seq` the backend holds in `BackendEntry::due` is live; a wake-up or a
+/// restart queues a new one and the old entry is skipped when it comes up.
+#[derive(Debug)]
+pub(crate) struct Due {
+    pub(crate) when: Instant,
+    pub(crate) seq: u64,
+    pub(crate) name: Arc<str>,
+    pub(crate) generation: u64,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    /// Reversed: `BinaryHeap` is a max-heap and the earliest deadline must come first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.when, other.seq).cmp(&(self.when, self.seq))
+    }
+}
+
+/// (Re)starts the probing of `name`: a new jitter source for its generation, the first
+/// probe queued, the driver told.
 pub(crate) fn spawn(inner: &Arc<Inner>, st: &mut CheckerState, name: &str, first: FirstProbe) {
     let Some(entry) = st.backends.get_mut(name) else {
         return;
@@ -32,13 +70,28 @@ pub(crate) fn spawn(inner: &Arc<Inner>, st: &mut CheckerState, name: &str, first
         }
         FirstProbe::Now => Duration::ZERO,
     };
-    let generation = entry.generation;
-    let handle = inner
-        .runtime
-        .spawn(run(Arc::clone(inner), name.to_string(), generation, delay));
-    if let Some(old) = entry.task.replace(handle.abort_handle()) {
-        old.abort();
-    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    entry.generation.hash(&mut hasher);
+    entry.jitter = XorShift64::new(hasher.finish() | 1);
+    // A probe of the old generation may still be in flight: its result will be dropped.
+    entry.in_flight = false;
+    entry.wake_pending = false;
+    let now = Instant::now();
+    let when = if delay.is_zero() {
+        now
+    } else {
+        batched_deadline(inner.epoch, now, delay)
+    };
+    st.schedule(name, when);
+    inner.driver_wake.notify_one();
+}
+
+/// Probes `name` again at once (after the probe in flight, if any): an operator action
+/// or a reload changed what it should do.
+pub(crate) fn wake(inner: &Inner, st: &mut CheckerState, name: &str) {
+    st.schedule(name, Instant::now());
+    inner.driver_wake.notify_one();
 }
 
 /// Probe start times are rounded up to this grid (for delays of at least
@@ -63,69 +116,115 @@ pub(crate) fn batched_deadline(epoch: Instant, now: Instant, delay: Duration) ->
     exact + Duration::from_nanos(extra)
 }
 
-async fn run(inner: Arc<Inner>, name: String, generation: u64, first_delay: Duration) {
-    if !first_delay.is_zero() {
-        let deadline = batched_deadline(inner.epoch, Instant::now(), first_delay);
-        tokio::time::sleep_until(deadline).await;
-    }
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut hasher);
-    generation.hash(&mut hasher);
-    let mut jitter = XorShift64::new(hasher.finish() | 1);
+type InFlight = Pin<Box<dyn Future<Output = (Arc<str>, u64, ProbeResult)> + Send>>;
+
+/// The driver: starts the probes that are due, records the results, sleeps until the next
+/// deadline (or a wake-up from `spawn`/`wake`). Runs until the checker stops it.
+pub(crate) async fn drive(inner: Arc<Inner>) {
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+    let far = || Instant::now() + Duration::from_secs(86_400);
+    let sleep = tokio::time::sleep_until(far());
+    tokio::pin!(sleep);
     loop {
-        // Take what the probe needs, then let go of the lock while it runs.
-        let (spec, wake, probing) = {
-            let st = match inner.state.read() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            match st.backends.get(&name) {
-                Some(e) if e.generation == generation => (
-                    Arc::clone(&e.spec),
-                    e.wake.clone(),
-                    e.health.state().is_probing(),
-                ),
-                _ => return,
+        let next = start_due(&inner, &mut in_flight);
+        let target = next.unwrap_or_else(far);
+        if sleep.deadline() != target {
+            sleep.as_mut().reset(target);
+        }
+        tokio::select! {
+            biased;
+            Some((name, generation, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                record(&inner, &name, generation, result);
+                // Every other probe that finished in the same tick, without sleeping again.
+                while let Some(Some((name, generation, result))) =
+                    futures_util::FutureExt::now_or_never(in_flight.next())
+                {
+                    record(&inner, &name, generation, result);
+                }
             }
+            _ = &mut sleep => {}
+            _ = inner.driver_wake.notified() => {}
+        }
+    }
+}
+
+/// Pops every live queue entry that is due and starts its probe; the next deadline.
+fn start_due(inner: &Arc<Inner>, in_flight: &mut FuturesUnordered<InFlight>) -> Option<Instant> {
+    let mut guard = match inner.state.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let st = &mut *guard;
+    let now = Instant::now();
+    while let Some(top) = st.queue.peek() {
+        if top.when > now {
+            return Some(top.when);
+        }
+        let Some(due) = st.queue.pop() else { break };
+        let Some(e) = st.backends.get_mut(&*due.name) else {
+            continue;
         };
-        if !probing {
-            // Paused or disabled: wait for the operator.
-            wake.notified().await;
+        if e.generation != due.generation || e.due != due.seq {
+            continue; // replaced by a later entry
+        }
+        e.due = 0;
+        if e.in_flight {
+            // Woken while probing: probe again once this one is recorded.
+            e.wake_pending = true;
             continue;
         }
-        let result = inner.probe.probe(&spec).await;
-        tracing::debug!(target: "maglev::records::probe", backend = %name, check = spec.kind().as_str(), code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
-        let delay = {
-            let mut st = match inner.state.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            let transition;
-            let delay;
-            match st.backends.get_mut(&name) {
-                Some(e) if e.generation == generation => {
-                    e.stats.observe(&result);
-                    // Refused only if an operator paused/disabled it while the probe ran:
-                    // then the result is stale and dropped.
-                    transition = e.health.record(result).ok().flatten();
-                    delay = e.health.next_delay(&e.policy, &mut jitter);
-                    e.next_delay = delay;
-                }
-                _ => return,
-            }
-            st.changes.backends.insert(name.clone());
-            if let Some(t) = transition {
-                st.publish_transition(&name, t);
-            }
-            delay
+        if !e.health.state().is_probing() {
+            // Paused or disabled: nothing queued until the operator wakes it.
+            continue;
+        }
+        e.in_flight = true;
+        let probe = Arc::clone(&inner.probe);
+        let spec = Arc::clone(&e.spec);
+        let name = due.name;
+        let generation = due.generation;
+        in_flight.push(Box::pin(async move {
+            let result = probe.probe(&spec).await;
+            tracing::debug!(target: "maglev::records::probe", backend = %name, check = spec.kind().as_str(), code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
+            (name, generation, result)
+        }));
+    }
+    None
+}
+
+/// Records one probe result and queues the backend's next probe.
+fn record(inner: &Arc<Inner>, name: &Arc<str>, generation: u64, result: ProbeResult) {
+    {
+        let mut guard = match inner.state.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
         };
-        inner.schedule_publish();
-        let deadline = batched_deadline(inner.epoch, Instant::now(), delay);
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = wake.notified() => {}
+        let st = &mut *guard;
+        let transition;
+        let when;
+        match st.backends.get_mut(&**name) {
+            Some(e) if e.generation == generation => {
+                e.in_flight = false;
+                e.stats.observe(&result);
+                // Refused only if an operator paused/disabled it while the probe ran:
+                // then the result is stale and dropped.
+                transition = e.health.record(result).ok().flatten();
+                let delay = e.health.next_delay(&e.policy, &mut e.jitter);
+                e.next_delay = delay;
+                when = if std::mem::take(&mut e.wake_pending) {
+                    Instant::now()
+                } else {
+                    batched_deadline(inner.epoch, Instant::now(), delay)
+                };
+            }
+            _ => return,
+        }
+        st.schedule(name, when);
+        st.changes.backends.insert(Arc::clone(name));
+        if let Some(t) = transition {
+            st.publish_transition(name, t);
         }
     }
+    inner.schedule_publish();
 }
 
 #[cfg(test)]

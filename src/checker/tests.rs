@@ -513,3 +513,26 @@ async fn a_reader_holding_the_state_does_not_block_probe_results() {
     let seen = slow.join().ok().flatten();
     assert_eq!(seen, Some(State::Unknown), "the reader kept its snapshot");
 }
+
+#[tokio::test(start_paused = true)]
+async fn stop_ends_all_probing_and_one_driver_probes_every_backend() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    advance(Duration::from_secs(3)).await;
+    let addrs = ["127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"];
+    // Up every 1 s, down every 2 s (rise 2 on the way up uses the fast interval): every
+    // backend was probed more than once over 3 s by the one driver.
+    for a in addrs {
+        assert!(
+            script.probes_of(a).len() >= 2,
+            "{a}: {:?}",
+            script.probes_of(a)
+        );
+    }
+    c.stop();
+    let before: Vec<usize> = addrs.iter().map(|a| script.probes_of(a).len()).collect();
+    advance(Duration::from_secs(5)).await;
+    let after: Vec<usize> = addrs.iter().map(|a| script.probes_of(a).len()).collect();
+    assert_eq!(before, after, "no probe after stop");
+}

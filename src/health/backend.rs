@@ -15,6 +15,7 @@
 //! (`-` = no change, `Ok(None)`.)
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::counter::HealthCounter;
@@ -23,13 +24,18 @@ use super::interval::{IntervalPolicy, Jitter, jittered};
 use super::result::{ProbeResult, State};
 use super::transition::{Transition, TransitionReason};
 
-/// The health of one backend.
+/// What [`BackendHealth::history`] shows before the first transition.
+static NO_HISTORY: VecDeque<Transition> = VecDeque::new();
+
+/// The health of one backend. A clone (the checker's snapshots take one per probe result)
+/// allocates nothing unless the last result carries a detail text: the history ring is
+/// shared (`Arc`, copied on the next transition) and allocated only at the first one.
 #[derive(Debug, Clone)]
 pub struct BackendHealth {
     state: State,
     counter: HealthCounter,
     last_result: Option<ProbeResult>,
-    history: VecDeque<Transition>,
+    history: Option<Arc<VecDeque<Transition>>>,
     history_capacity: usize,
     state_since: SystemTime,
 }
@@ -53,7 +59,7 @@ impl BackendHealth {
             },
             counter: HealthCounter::new(rise, fall),
             last_result: None,
-            history: VecDeque::with_capacity(history_capacity),
+            history: None,
             history_capacity,
             state_since: now,
         }
@@ -78,7 +84,7 @@ impl BackendHealth {
 
     /// Recent transitions, oldest first; at most `history_capacity()` of them.
     pub fn history(&self) -> &VecDeque<Transition> {
-        &self.history
+        self.history.as_deref().unwrap_or(&NO_HISTORY)
     }
 
     pub fn history_capacity(&self) -> usize {
@@ -216,14 +222,28 @@ impl BackendHealth {
         };
         self.state = to;
         self.state_since = at;
-        self.history.push_back(transition.clone());
-        self.trim_history();
+        let capacity = self.history_capacity;
+        let history = Arc::make_mut(self.history.get_or_insert_with(Default::default));
+        // The oldest goes first: a full ring never grows its buffer.
+        while history.len() >= capacity {
+            history.pop_front();
+        }
+        // Grown one slot at a time (transitions are rare): most backends have one or two
+        // transitions, and a doubling ring would hold room for four.
+        if history.len() == history.capacity() {
+            history.reserve_exact(1);
+        }
+        history.push_back(transition.clone());
         Some(transition)
     }
 
     fn trim_history(&mut self) {
-        while self.history.len() > self.history_capacity {
-            self.history.pop_front();
+        let capacity = self.history_capacity;
+        if let Some(history) = self.history.as_mut().filter(|h| h.len() > capacity) {
+            let history = Arc::make_mut(history);
+            while history.len() > capacity {
+                history.pop_front();
+            }
         }
     }
 }
@@ -461,6 +481,33 @@ mod tests {
         let r = pass(t(50));
         assert_eq!(b.record(r.clone()), Ok(None));
         assert_eq!(b.last_result(), Some(&r));
+    }
+
+    #[test]
+    fn a_clone_shares_the_history_until_the_next_transition() {
+        let mut b = BackendHealth::new(1, 1, 3, true, t(0));
+        assert!(b.history.is_none(), "no ring before the first transition");
+        assert!(b.record(pass(t(1))).is_ok_and(|tr| tr.is_some()));
+        let held = b.clone();
+        let ptr = |h: &BackendHealth| h.history.as_ref().map(Arc::as_ptr);
+        assert_eq!(ptr(&held), ptr(&b), "a clone copies a pointer");
+        assert!(b.record(pass(t(2))).is_ok_and(|tr| tr.is_none()));
+        assert_eq!(
+            ptr(&held),
+            ptr(&b),
+            "a result without transition shares it still"
+        );
+        assert!(b.record(fail(t(3))).is_ok_and(|tr| tr.is_some()));
+        assert_ne!(ptr(&held), ptr(&b));
+        assert_eq!(held.history().len(), 1, "the held clone is unchanged");
+        assert_eq!(b.history().len(), 2);
+        // A full ring keeps its buffer: the oldest goes before the newest comes.
+        for s in 4..=20 {
+            let r = if s % 2 == 1 { pass(t(s)) } else { fail(t(s)) };
+            b.record(r).ok();
+        }
+        assert_eq!(b.history().len(), 3);
+        assert!(b.history().capacity() <= 4, "{}", b.history().capacity());
     }
 
     #[test]
