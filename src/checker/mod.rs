@@ -5,6 +5,7 @@
 //! publishes an immutable [`HealthSnapshot`]; readers (gRPC, metrics, VPP) look at that
 //! through [`Checker::snapshot`] / [`Checker::read`] and never take the state's lock.
 
+mod backends;
 mod counts;
 pub mod dirty;
 pub mod snapshot;
@@ -28,6 +29,7 @@ use crate::events::EventBus;
 use crate::health::{ActionError, BackendHealth, ProbeResult, Transition};
 use crate::probe::{ProbeSpec, Prober};
 
+pub use backends::Backends;
 pub use dirty::{Dirty, DirtyFrontends};
 pub use snapshot::{BackendSnapshot, HealthSnapshot};
 pub use state::{BackendEntry, CheckerState, OverrideKey};

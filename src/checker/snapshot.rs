@@ -232,7 +232,7 @@ impl Publisher {
             );
         } else {
             for name in &changes.backends {
-                if let Some(e) = st.backends.get(&**name) {
+                if let Some(e) = st.backends.get(name) {
                     self.backends.replace(name, BackendSnapshot::of(e));
                 }
             }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use super::backends::Backends;
 use super::counts::Counts;
 use super::snapshot::{Changes, HealthSnapshot, Publisher};
 use super::stats::{ProbeStats, TransitionCounts};
@@ -55,7 +56,7 @@ pub struct BackendEntry {
 
 pub struct CheckerState {
     pub config: Arc<Config>,
-    pub backends: BTreeMap<String, BackendEntry>,
+    pub backends: Backends,
     pub overrides: BTreeMap<OverrideKey, u8>,
     /// Last published state per frontend.
     pub frontend_states: BTreeMap<String, FrontendState>,
@@ -79,7 +80,7 @@ impl CheckerState {
     pub(crate) fn new(config: Arc<Config>, now: SystemTime) -> Self {
         let mut st = CheckerState {
             config: config.clone(),
-            backends: BTreeMap::new(),
+            backends: Backends::default(),
             overrides: BTreeMap::new(),
             frontend_states: BTreeMap::new(),
             counts: Counts::default(),
@@ -163,8 +164,19 @@ impl CheckerState {
 
     /// Queues the next probe of `name` at `when`; an entry queued before is skipped.
     pub(crate) fn schedule(&mut self, name: &str, when: Instant) {
+        let Some(id) = self.backends.id_of(name) else {
+            return;
+        };
+        let Some(generation) = self.backends.get(name).map(|e| e.generation) else {
+            return;
+        };
+        self.schedule_slot(id, generation, when);
+    }
+
+    /// [`Self::schedule`] by slot id (the probe path: no name lookup).
+    pub(crate) fn schedule_slot(&mut self, id: u32, generation: u64, when: Instant) {
         let seq = self.next_seq;
-        let Some(e) = self.backends.get_mut(name) else {
+        let Some(e) = self.backends.live_mut(id, generation) else {
             return;
         };
         self.next_seq += 1;
@@ -172,8 +184,8 @@ impl CheckerState {
         self.queue.push(Due {
             when,
             seq,
-            name: Arc::clone(&e.name),
-            generation: e.generation,
+            slot: id,
+            generation,
         });
     }
 

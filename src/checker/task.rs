@@ -29,14 +29,14 @@ pub(crate) enum FirstProbe {
     Now,
 }
 
-/// One entry of the deadline queue: probe `name` (of `generation`) at `when`. Only the
+/// One entry of the deadline queue: probe the backend in `slot` (of `generation`) at `when`. Only the
 /// entry whose `seq` the backend holds in `BackendEntry::due` is live; a wake-up or a
 /// restart queues a new one and the old entry is skipped when it comes up.
 #[derive(Debug)]
 pub(crate) struct Due {
     pub(crate) when: Instant,
     pub(crate) seq: u64,
-    pub(crate) name: Arc<str>,
+    pub(crate) slot: u32,
     pub(crate) generation: u64,
 }
 
@@ -116,7 +116,8 @@ pub(crate) fn batched_deadline(epoch: Instant, now: Instant, delay: Duration) ->
     exact + Duration::from_nanos(extra)
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (Arc<str>, u64, ProbeResult)> + Send>>;
+/// A probe in flight: its result with the backend's slot id and generation.
+type InFlight = Pin<Box<dyn Future<Output = (u32, u64, ProbeResult)> + Send>>;
 
 /// The driver: starts the probes that are due, records the results, sleeps until the next
 /// deadline (or a wake-up from `spawn`/`wake`). Runs until the checker stops it.
@@ -133,13 +134,13 @@ pub(crate) async fn drive(inner: Arc<Inner>) {
         }
         tokio::select! {
             biased;
-            Some((name, generation, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                record(&inner, &name, generation, result);
+            Some((slot, generation, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                record(&inner, slot, generation, result);
                 // Every other probe that finished in the same tick, without sleeping again.
-                while let Some(Some((name, generation, result))) =
+                while let Some(Some((slot, generation, result))) =
                     futures_util::FutureExt::now_or_never(in_flight.next())
                 {
-                    record(&inner, &name, generation, result);
+                    record(&inner, slot, generation, result);
                 }
             }
             _ = &mut sleep => {}
@@ -161,10 +162,10 @@ fn start_due(inner: &Arc<Inner>, in_flight: &mut FuturesUnordered<InFlight>) -> 
             return Some(top.when);
         }
         let Some(due) = st.queue.pop() else { break };
-        let Some(e) = st.backends.get_mut(&*due.name) else {
-            continue;
+        let Some(e) = st.backends.live_mut(due.slot, due.generation) else {
+            continue; // removed or restarted since
         };
-        if e.generation != due.generation || e.due != due.seq {
+        if e.due != due.seq {
             continue; // replaced by a later entry
         }
         e.due = 0;
@@ -180,19 +181,20 @@ fn start_due(inner: &Arc<Inner>, in_flight: &mut FuturesUnordered<InFlight>) -> 
         e.in_flight = true;
         let probe = Arc::clone(&inner.probe);
         let spec = Arc::clone(&e.spec);
-        let name = due.name;
+        let name = Arc::clone(&e.name);
+        let slot = due.slot;
         let generation = due.generation;
         in_flight.push(Box::pin(async move {
             let result = probe.probe(&spec).await;
             tracing::debug!(target: "maglev::records::probe", backend = %name, check = spec.kind().as_str(), code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
-            (name, generation, result)
+            (slot, generation, result)
         }));
     }
     None
 }
 
 /// Records one probe result and queues the backend's next probe.
-fn record(inner: &Arc<Inner>, name: &Arc<str>, generation: u64, result: ProbeResult) {
+fn record(inner: &Arc<Inner>, slot: u32, generation: u64, result: ProbeResult) {
     {
         let mut guard = match inner.state.write() {
             Ok(g) => g,
@@ -201,8 +203,10 @@ fn record(inner: &Arc<Inner>, name: &Arc<str>, generation: u64, result: ProbeRes
         let st = &mut *guard;
         let transition;
         let when;
-        match st.backends.get_mut(&**name) {
-            Some(e) if e.generation == generation => {
+        let name;
+        match st.backends.live_mut(slot, generation) {
+            Some(e) => {
+                name = Arc::clone(&e.name);
                 e.in_flight = false;
                 e.stats.observe(&result);
                 // Refused only if an operator paused/disabled it while the probe ran:
@@ -216,13 +220,13 @@ fn record(inner: &Arc<Inner>, name: &Arc<str>, generation: u64, result: ProbeRes
                     batched_deadline(inner.epoch, Instant::now(), delay)
                 };
             }
-            _ => return,
+            None => return,
         }
-        st.schedule(name, when);
-        st.changes.backends.insert(Arc::clone(name));
+        st.schedule_slot(slot, generation, when);
         if let Some(t) = transition {
-            st.publish_transition(name, t);
+            st.publish_transition(&name, t);
         }
+        st.changes.backends.insert(name);
     }
     inner.schedule_publish();
 }
