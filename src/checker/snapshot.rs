@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::{BackendEntry, CheckerState, OverrideKey};
-use super::stats::{ProbeStats, TransitionCounts};
+use super::stats::{SharedStats, TransitionCounts};
 use super::view::{FrontendView, view_of};
 use crate::config::{self, Config, HealthCheck};
 use crate::health::BackendHealth;
@@ -23,7 +23,7 @@ pub struct BackendSnapshot {
     pub config: Arc<config::Backend>,
     pub healthcheck: Arc<HealthCheck>,
     pub health: BackendHealth,
-    pub stats: ProbeStats,
+    pub stats: SharedStats,
     /// The delay the next probe was scheduled with (jitter included).
     pub next_delay: Duration,
     /// Transitions published so far, per (from, to).

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::backends::Backends;
 use super::counts::Counts;
 use super::snapshot::{Changes, HealthSnapshot, Publisher};
-use super::stats::{ProbeStats, TransitionCounts};
+use super::stats::{SharedStats, TransitionCounts};
 use super::task::{self, Due, FirstProbe};
 use super::view::pool_inputs;
 use super::{CheckerError, Inner};
@@ -37,7 +37,7 @@ pub struct BackendEntry {
     pub spec: Arc<ProbeSpec>,
     pub policy: IntervalPolicy,
     pub health: BackendHealth,
-    pub stats: ProbeStats,
+    pub stats: SharedStats,
     /// The delay the next probe was scheduled with (jitter included).
     pub next_delay: Duration,
     /// Transitions published so far, per (from, to): `maglev_backend_transitions_total`.
@@ -151,7 +151,7 @@ impl CheckerState {
                 backend.enabled,
                 now,
             ),
-            stats: ProbeStats::default(),
+            stats: SharedStats::default(),
             next_delay: hc.interval,
             transitions: TransitionCounts::default(),
             generation,

@@ -62,6 +62,26 @@ impl ProbeStats {
     }
 }
 
+/// The probe stats of a backend, stored once: the checker's entry and its snapshots share
+/// them by `Arc` (a snapshot copies a pointer, not 208 bytes). A probe result copies them
+/// on write while the last snapshot still holds the old ones, which replaces the copy the
+/// snapshot used to make.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SharedStats(Arc<ProbeStats>);
+
+impl SharedStats {
+    pub fn observe(&mut self, result: &ProbeResult) {
+        Arc::make_mut(&mut self.0).observe(result);
+    }
+}
+
+impl Deref for SharedStats {
+    type Target = ProbeStats;
+    fn deref(&self) -> &ProbeStats {
+        &self.0
+    }
+}
+
 /// Transitions published so far, per (from, to): `maglev_backend_transitions_total`. Shared
 /// by `Arc` between the checker's entry and its snapshots (a snapshot of a probe result
 /// copies a pointer); a transition copies the map only while a snapshot still holds it.
@@ -146,5 +166,17 @@ mod tests {
         // Unchanged since the clone: one map, not two.
         let again = a.clone();
         assert!(Arc::ptr_eq(&a.0, &again.0));
+    }
+
+    #[test]
+    fn shared_stats_are_one_copy_until_a_probe_writes() {
+        let mut entry = SharedStats::default();
+        let ok = ProbeResult::new(ResultCode::L4Ok, "", Duration::from_micros(300));
+        entry.observe(&ok);
+        let snapshot = entry.clone();
+        assert!(Arc::ptr_eq(&entry.0, &snapshot.0));
+        entry.observe(&ok);
+        assert_eq!((snapshot.count, entry.count), (1, 2));
+        assert!(!Arc::ptr_eq(&entry.0, &snapshot.0));
     }
 }
