@@ -184,7 +184,16 @@ pub struct MetricsView {
 
 impl crate::metrics::MetricsSource for MetricsView {
     fn render(&self) -> String {
-        crate::metrics::render(&self.daemon.checker, &self.daemon.vpp, Some(&self.vpp))
+        self.render_as(crate::metrics::Format::OpenMetrics)
+    }
+
+    fn render_as(&self, format: crate::metrics::Format) -> String {
+        crate::metrics::render(
+            &self.daemon.checker,
+            &self.daemon.vpp,
+            Some(&self.vpp),
+            format,
+        )
     }
 
     fn ready(&self) -> Result<(), String> {

@@ -5,30 +5,41 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::checker::HealthSnapshot;
-use crate::checker::stats::DURATION_BUCKETS;
-use crate::health::{FrontendState, ResultCode, State};
-use crate::vpp::lb::protocol_name;
+mod families;
+#[cfg(test)]
+mod oracle;
+mod text;
+
+pub use families::Snapshot;
+pub use text::Format;
+
+// What the tests below name through `use super::*`.
+#[cfg(test)]
+use crate::health::{ResultCode, State};
+#[cfg(test)]
 use crate::vpp::{CountersSnapshot, LbCountersView, VppInfo};
 
 /// What the HTTP side needs from the daemon.
 pub trait MetricsSource: Send + Sync + 'static {
     /// Prometheus text exposition (OpenMetrics-compatible text).
     fn render(&self) -> String;
+    /// The exposition in `format`. The default converts [`MetricsSource::render`]'s
+    /// OpenMetrics text; sources that can write either format directly override it.
+    fn render_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.render(),
+            Format::Classic => to_prometheus_text(&self.render()),
+        }
+    }
     /// Ready once the config is loaded and, with VPP on, the warmup is over.
     fn ready(&self) -> Result<(), String>;
 }
@@ -93,12 +104,12 @@ fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<B
                 .any(|v| v.contains("application/openmetrics-text"));
             let (body, content_type) = if openmetrics {
                 (
-                    source.render(),
+                    source.render_as(Format::OpenMetrics),
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
             } else {
                 (
-                    to_prometheus_text(&source.render()),
+                    source.render_as(Format::Classic),
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
             };
@@ -148,438 +159,36 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Prometheus text of the daemon's state, read at scrape time from the checker (the same
-/// state the gRPC API shows) and the VPP status.
+/// Length of the last render: the next one starts with a buffer that size (plus a
+/// margin), so a 10,000-backend exposition grows its buffer at most once rather than
+/// doubling through every size up to ~18 MB.
+static LAST_RENDER_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The exposition of the daemon's state in `format`, read at scrape time from the
+/// checker's published snapshot (the same state the gRPC API shows) and the VPP status.
 pub fn render(
     checker: &crate::checker::Checker,
     vpp: &crate::vpp::VppStatus,
     service: Option<&crate::vpp::VppService>,
+    format: Format,
 ) -> String {
-    let mut snapshot = checker.read(|st| Snapshot::of(st, vpp.get()));
+    let health = checker.snapshot();
+    let mut snapshot = Snapshot::of(&health, vpp.get());
+    let counters;
+    let lb;
     if let Some(service) = service {
-        let lb = service.lb_counters().ok();
-        snapshot = snapshot.with_vpp_side(&service.counters(), lb.as_deref());
+        counters = service.counters();
+        lb = service.lb_counters().ok();
+        snapshot = snapshot.with_vpp_side(&counters, lb.as_deref());
     }
-    snapshot.encode_text()
+    let last = LAST_RENDER_LEN.load(Ordering::Relaxed);
+    let out = snapshot.encode(format, last + last / 16);
+    LAST_RENDER_LEN.store(out.len(), Ordering::Relaxed);
+    out
 }
 
-type Labels = Vec<(&'static str, String)>;
-
-/// Everything `/metrics` shows, copied out under the checker's read lock (so the lock is
-/// never held while text is written).
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    backend_state: Vec<(Labels, i64)>,
-    backend_health: Vec<(Labels, i64)>,
-    backend_enabled: Vec<(Labels, i64)>,
-    frontend_state: Vec<(Labels, i64)>,
-    frontend_failed_open: Vec<(Labels, i64)>,
-    pool_weight: Vec<(Labels, i64)>,
-    probes: Vec<(Labels, u64)>,
-    probe_duration: Vec<(Labels, Histogram)>,
-    transitions: Vec<(Labels, u64)>,
-    vpp: VppInfo,
-    vpp_api: Vec<(Labels, u64)>,
-    vpp_lbsync: Vec<(Labels, u64)>,
-    vip_packets: Vec<(Labels, u64)>,
-    vip_route_packets: Vec<(Labels, u64)>,
-    vip_route_bytes: Vec<(Labels, u64)>,
-    vpp_uptime: Option<f64>,
-}
-
-/// One probe-duration histogram: non-cumulative bucket counts (the encoder sums them).
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    sum: f64,
-    count: u64,
-    buckets: Vec<(f64, u64)>,
-}
-
-impl Snapshot {
-    pub fn of(st: &HealthSnapshot, vpp: VppInfo) -> Snapshot {
-        let mut s = Snapshot {
-            vpp,
-            ..Snapshot::default()
-        };
-        for (name, e) in &st.backends {
-            let b = || ("backend", name.clone());
-            let state = e.health.state();
-            for candidate in State::ALL {
-                s.backend_state.push((
-                    vec![b(), ("state", candidate.as_str().to_string())],
-                    i64::from(candidate == state),
-                ));
-            }
-            s.backend_health
-                .push((vec![b()], i64::from(e.health.health())));
-            s.backend_enabled
-                .push((vec![b()], i64::from(state != State::Disabled)));
-            let kind = e.healthcheck.kind().as_str().to_string();
-            for code in ResultCode::ALL {
-                let n = e.stats.count_of(code);
-                if n > 0 {
-                    let result = if code.is_ok() { "pass" } else { "fail" };
-                    s.probes.push((
-                        vec![
-                            b(),
-                            ("type", kind.clone()),
-                            ("result", result.to_string()),
-                            ("code", code.as_str().to_string()),
-                        ],
-                        n,
-                    ));
-                }
-            }
-            s.probe_duration.push((
-                vec![b(), ("type", kind)],
-                Histogram {
-                    sum: e.stats.duration_sum,
-                    count: e.stats.count,
-                    buckets: DURATION_BUCKETS
-                        .into_iter()
-                        .zip(e.stats.duration_buckets)
-                        .collect(),
-                },
-            ));
-            for ((from, to), n) in &e.transitions {
-                s.transitions.push((
-                    vec![
-                        b(),
-                        ("from", from.as_str().to_string()),
-                        ("to", to.as_str().to_string()),
-                    ],
-                    *n,
-                ));
-            }
-        }
-        for name in st.config.frontends.keys() {
-            let Some(view) = st.frontend(name) else {
-                continue;
-            };
-            for candidate in FrontendState::ALL {
-                s.frontend_state.push((
-                    vec![
-                        ("frontend", name.clone()),
-                        ("state", candidate.as_str().to_string()),
-                    ],
-                    i64::from(candidate == view.weights.state),
-                ));
-            }
-            s.frontend_failed_open.push((
-                vec![("frontend", name.clone())],
-                i64::from(view.weights.failed_open),
-            ));
-            for pool in &view.inputs {
-                for member in &pool.backends {
-                    let labels = |kind: &str| {
-                        vec![
-                            ("frontend", name.clone()),
-                            ("pool", pool.name.clone()),
-                            ("backend", member.name.clone()),
-                            ("kind", kind.to_string()),
-                        ]
-                    };
-                    let effective = view
-                        .weights
-                        .action(&pool.name, &member.name)
-                        .map_or(0, |a| a.weight());
-                    s.pool_weight
-                        .push((labels("configured"), i64::from(member.configured_weight())));
-                    s.pool_weight
-                        .push((labels("effective"), i64::from(effective)));
-                }
-            }
-        }
-        s
-    }
-
-    /// Adds the VPP side: API calls and syncs, and the last per-VIP counters pass.
-    pub fn with_vpp_side(
-        mut self,
-        counters: &CountersSnapshot,
-        lb: Option<&LbCountersView>,
-    ) -> Self {
-        let api_rows = |rows: &[(&str, &str, u64)], direction: &str| -> Vec<(Labels, u64)> {
-            rows.iter()
-                .map(|(msg, result, n)| {
-                    (
-                        vec![
-                            ("msg", msg.to_string()),
-                            ("direction", direction.to_string()),
-                            ("result", result.to_string()),
-                        ],
-                        *n,
-                    )
-                })
-                .collect()
-        };
-        self.vpp_api = api_rows(&counters.api, "send");
-        self.vpp_api.extend(api_rows(&counters.api_replies, "recv"));
-        self.vpp_lbsync = counters
-            .lbsync
-            .iter()
-            .map(|(scope, kind, n)| {
-                (
-                    vec![("scope", scope.to_string()), ("kind", kind.to_string())],
-                    *n,
-                )
-            })
-            .collect();
-        self.vpp_lbsync.extend(lbsync_op_rows(counters));
-        let Some(lb) = lb else {
-            return self;
-        };
-        self.vpp_uptime = lb.current.uptime.map(|u| u.as_secs_f64());
-        for v in &lb.current.vips {
-            let vip = || {
-                vec![
-                    ("frontend", v.frontend.clone().unwrap_or_default()),
-                    ("prefix", v.key.prefix.to_string()),
-                    ("protocol", protocol_name(v.key.protocol)),
-                    ("port", v.key.port.to_string()),
-                ]
-            };
-            let c = &v.counters;
-            for (kind, n) in [
-                ("next", c.next),
-                ("first", c.first),
-                ("untracked", c.untracked),
-                ("no_server", c.no_server),
-            ] {
-                let mut labels = vip();
-                labels.push(("kind", kind.to_string()));
-                self.vip_packets.push((labels, n));
-            }
-            self.vip_route_packets.push((vip(), c.route_packets));
-            self.vip_route_bytes.push((vip(), c.route_bytes));
-        }
-        self
-    }
-
-    /// OpenMetrics text, `# EOF` included.
-    pub fn encode_text(self) -> String {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(self));
-        let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
-            tracing::warn!(error = %e, "cannot encode metrics");
-            return "# EOF\n".to_string();
-        }
-        out
-    }
-}
-
-/// The writes of syncs under the Go tool's kind names, every scope and kind present (at 0
-/// until the first write) so dashboards see the series from the start.
-fn lbsync_op_rows(counters: &CountersSnapshot) -> Vec<(Labels, u64)> {
-    use crate::vpp::counters::{LBSYNC_OP_KINDS, LBSYNC_SCOPES};
-    let mut rows = Vec::new();
-    for scope in LBSYNC_SCOPES {
-        for (op, kind) in LBSYNC_OP_KINDS {
-            let n = counters
-                .scoped_writes
-                .iter()
-                .filter(|(s, o, _)| *s == scope && *o == op)
-                .map(|(_, _, n)| n)
-                .sum();
-            rows.push((
-                vec![("scope", scope.to_string()), ("kind", kind.to_string())],
-                n,
-            ));
-        }
-    }
-    rows
-}
-
-/// Seconds since the current VPP API connection was made; None while disconnected.
-fn connected_seconds(vpp: &VppInfo, now: std::time::SystemTime) -> Option<f64> {
-    let since = vpp.connected_since.filter(|_| vpp.connected)?;
-    Some(now.duration_since(since).map_or(0.0, |d| d.as_secs_f64()))
-}
-
-fn gauges(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &[(Labels, i64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in rows {
-        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-/// `name` without `_total`: the encoder appends it to counters.
-fn counters(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    rows: &[(Labels, u64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in rows {
-        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-impl Collector for Snapshot {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let e = &mut encoder;
-        let build = vec![(
-            vec![
-                ("version", crate::version::VERSION.to_string()),
-                ("commit", crate::version::GIT_COMMIT.to_string()),
-            ],
-            1,
-        )];
-        gauges(
-            e,
-            "maglev_build_info",
-            "Build of the running daemon.",
-            &build,
-        )?;
-        gauges(
-            e,
-            "maglev_backend_state",
-            "1 for the backend's current state, 0 for the others.",
-            &self.backend_state,
-        )?;
-        gauges(
-            e,
-            "maglev_backend_health",
-            "HAProxy health counter of the backend (0..rise+fall-1).",
-            &self.backend_health,
-        )?;
-        gauges(
-            e,
-            "maglev_backend_enabled",
-            "1 unless the backend is disabled.",
-            &self.backend_enabled,
-        )?;
-        gauges(
-            e,
-            "maglev_frontend_state",
-            "1 for the frontend's current state, 0 for the others.",
-            &self.frontend_state,
-        )?;
-        gauges(
-            e,
-            "maglev_frontend_failed_open",
-            "1 while a fail = \"open\" frontend is failed open (every backend down, the first pool keeps its weights).",
-            &self.frontend_failed_open,
-        )?;
-        gauges(
-            e,
-            "maglev_frontend_pool_backend_weight",
-            "Weight of a backend in a pool: configured (or overridden) and effective (what VPP should carry).",
-            &self.pool_weight,
-        )?;
-        counters(
-            e,
-            "maglev_probe",
-            "Probes run, by result and HAProxy-style code.",
-            &self.probes,
-        )?;
-        {
-            let mut metric = e.encode_descriptor(
-                "maglev_probe_duration_seconds",
-                "How long probes took.",
-                None,
-                MetricType::Histogram,
-            )?;
-            for (labels, h) in &self.probe_duration {
-                metric
-                    .encode_family(labels)?
-                    .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
-            }
-        }
-        counters(
-            e,
-            "maglev_backend_transitions",
-            "Backend state transitions.",
-            &self.transitions,
-        )?;
-        gauges(
-            e,
-            "maglev_vpp_connected",
-            "1 while connected to VPP's binary API.",
-            &[(Vec::new(), i64::from(self.vpp.connected))],
-        )?;
-        {
-            let metric = e.encode_descriptor(
-                "maglev_vpp_connected_seconds",
-                "Seconds since the current VPP API connection was made (absent while disconnected).",
-                None,
-                MetricType::Gauge,
-            )?;
-            if let Some(secs) = connected_seconds(&self.vpp, std::time::SystemTime::now()) {
-                ConstGauge::new(secs).encode(metric)?;
-            }
-        }
-        let info: Vec<(Labels, i64)> = if self.vpp.version.is_empty() {
-            Vec::new()
-        } else {
-            vec![(
-                vec![
-                    ("version", self.vpp.version.clone()),
-                    ("build_date", self.vpp.build_date.clone()),
-                    ("pid", self.vpp.pid.to_string()),
-                ],
-                1,
-            )]
-        };
-        gauges(
-            e,
-            "maglev_vpp_info",
-            "Version, build date and pid of the connected VPP.",
-            &info,
-        )?;
-        counters(
-            e,
-            "maglev_vpp_api",
-            "VPP binary API messages, by message, direction (send: requests, recv: replies) and result.",
-            &self.vpp_api,
-        )?;
-        counters(
-            e,
-            "maglev_vpp_lbsync",
-            "VPP lb syncs by scope (all, vip) and outcome (noop, applied, error, dry_run), and their writes by kind (vip_added, vip_removed, as_added, as_removed, as_weight_updated).",
-            &self.vpp_lbsync,
-        )?;
-        counters(
-            e,
-            "maglev_vip_packets",
-            "Packets seen by the lb plugin per VIP, by kind (next, first, untracked, no_server).",
-            &self.vip_packets,
-        )?;
-        counters(
-            e,
-            "maglev_vip_route_packets",
-            "Packets through the FIB entry of the VIP's prefix (/net/route/to).",
-            &self.vip_route_packets,
-        )?;
-        counters(
-            e,
-            "maglev_vip_route_bytes",
-            "Bytes through the FIB entry of the VIP's prefix (/net/route/to).",
-            &self.vip_route_bytes,
-        )?;
-        {
-            let metric = e.encode_descriptor(
-                "maglev_vpp_uptime_seconds",
-                "Time since VPP booted (from its stats segment).",
-                None,
-                MetricType::Gauge,
-            )?;
-            if let Some(up) = self.vpp_uptime {
-                ConstGauge::new(up).encode(metric)?;
-            }
-        }
-        Ok(())
-    }
-}
+#[cfg(test)]
+mod render_mem;
 
 #[cfg(test)]
 mod tests {
