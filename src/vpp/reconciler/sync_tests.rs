@@ -100,17 +100,24 @@ fn mirror_state(st: &SyncState) -> Option<ActualState> {
     st.mirror.as_ref().map(|m| m.state().clone())
 }
 
+/// One sync with no stop; a failed read gives an empty report (the tests check its fields).
+async fn sync_once(
+    vpp: &FakeVpp,
+    st: &mut SyncState,
+    desired: &DesiredState,
+    scopes: &[Scope],
+    mode: WeightMode,
+    dry_run: bool,
+) -> Report {
+    run(vpp, st, &input(desired, scopes, mode, dry_run), &never)
+        .await
+        .unwrap_or_default()
+}
+
 /// A full sync into an empty VPP, as the start of most tests.
 async fn synced(vpp: &FakeVpp, want: &DesiredState, mode: WeightMode) -> SyncState {
     let mut st = SyncState::default();
-    let report = run(
-        vpp,
-        &mut st,
-        &input(want, &[Scope::All], mode, false),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(vpp, &mut st, want, &[Scope::All], mode, false).await;
     assert_eq!(report.first_error, None);
     st
 }
@@ -124,14 +131,7 @@ async fn full_scope_reads_once_and_writes_every_op_in_order() {
         (2, &[(1, 100, false)]),
     ]);
     let mut st = SyncState::default();
-    let report = run(
-        &vpp,
-        &mut st,
-        &input(&want, &[Scope::All], mode, false),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &[Scope::All], mode, false).await;
     let expected: Vec<String> = diff(&want, &ActualState::default(), Scope::All, mode)
         .ops
         .iter()
@@ -149,14 +149,7 @@ async fn full_scope_reads_once_and_writes_every_op_in_order() {
     assert_eq!(st.known_conf(1), Some(want.conf));
     assert_eq!(st.known_conf(2), None);
     // Again: nothing to do, but a full sync still reads.
-    let report = run(
-        &vpp,
-        &mut st,
-        &input(&want, &[Scope::All], mode, false),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &[Scope::All], mode, false).await;
     assert!(report.ops.is_empty());
     assert_eq!(report.scopes, [(Scope::All, ScopeOutcome::Noop)]);
     assert_eq!((reads(&vpp), writes(&vpp)), (2, 6));
@@ -171,9 +164,7 @@ async fn vip_scope_writes_from_the_mirror_and_touches_no_other_vip() {
     // Both VIPs change; only VIP 1 is in scope.
     let want = desired(&[(1, &[(1, 30, false)]), (2, &[(1, 0, true)])]);
     let scopes = [Scope::Vip(key(1))];
-    let report = run(&vpp, &mut st, &input(&want, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &scopes, mode, false).await;
     assert!(!report.read);
     assert_eq!(
         texts(&report.ops),
@@ -197,9 +188,7 @@ async fn vip_scope_writes_from_the_mirror_and_touches_no_other_vip() {
     assert_eq!(mirror_state(&st), Some(vpp_now));
     // Two VIPs in one sync: one batch, each scope reported.
     let scopes = [Scope::Vip(key(1)), Scope::Vip(key(2))];
-    let report = run(&vpp, &mut st, &input(&want, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &scopes, mode, false).await;
     assert_eq!(
         report.scopes,
         [
@@ -223,14 +212,7 @@ async fn dry_run_reports_the_ops_writes_nothing_and_leaves_the_mirror() {
     let want = desired(&[(1, &[(1, 100, false)])]);
     // Into an empty VPP: every op reported, none sent.
     let mut st = SyncState::default();
-    let report = run(
-        &vpp,
-        &mut st,
-        &input(&want, &[Scope::All], mode, true),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &[Scope::All], mode, true).await;
     assert_eq!(report.ops.len(), 3);
     assert_eq!(report.scopes, [(Scope::All, ScopeOutcome::DryRun)]);
     assert!(report.kinds.is_empty(), "nothing was written");
@@ -241,9 +223,7 @@ async fn dry_run_reports_the_ops_writes_nothing_and_leaves_the_mirror() {
     let before = (mirror_state(&st), vpp_state(&vpp), writes(&vpp));
     let changed = desired(&[(1, &[(1, 0, true)])]);
     let scopes = [Scope::Vip(key(1))];
-    let report = run(&vpp, &mut st, &input(&changed, &scopes, mode, true), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &changed, &scopes, mode, true).await;
     assert_eq!(
         texts(&report.ops),
         [format!(
@@ -268,9 +248,7 @@ async fn a_failed_write_is_reported_and_makes_the_mirror_stale() {
     }
     let want = desired(&[(1, &[(1, 50, false)]), (2, &[(1, 50, false)])]);
     let scopes = [Scope::Vip(key(1)), Scope::Vip(key(2))];
-    let report = run(&vpp, &mut st, &input(&want, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &scopes, mode, false).await;
     assert_eq!(report.errors, 1);
     assert_eq!(report.failed, ["f2".to_string()].into());
     assert_eq!(
@@ -291,9 +269,7 @@ async fn a_failed_write_is_reported_and_makes_the_mirror_stale() {
     if let Ok(mut f) = vpp.fail.lock() {
         f.clear();
     }
-    let report = run(&vpp, &mut st, &input(&want, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &scopes, mode, false).await;
     assert!(report.read);
     assert_eq!(report.ops.len(), 1);
     assert_eq!(report.first_error, None);
@@ -310,20 +286,11 @@ async fn flush_is_sent_once_for_an_as_already_at_zero() {
     let scopes = [Scope::Vip(key(1))];
     // To 0 without flush (e.g. down without flush-on-down).
     let quiet = desired(&[(1, &[(1, 0, false)])]);
-    let report = run(&vpp, &mut st, &input(&quiet, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &quiet, &scopes, mode, false).await;
     assert_eq!(report.ops.len(), 1);
     // Disabled: weight 0 with flush, the weight is already 0.
     let disabled = desired(&[(1, &[(1, 0, true)])]);
-    let report = run(
-        &vpp,
-        &mut st,
-        &input(&disabled, &scopes, mode, false),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &disabled, &scopes, mode, false).await;
     assert_eq!(
         texts(&report.ops),
         [format!(
@@ -332,25 +299,11 @@ async fn flush_is_sent_once_for_an_as_already_at_zero() {
             key(1)
         )]
     );
-    let report = run(
-        &vpp,
-        &mut st,
-        &input(&disabled, &scopes, mode, false),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &disabled, &scopes, mode, false).await;
     assert!(report.ops.is_empty(), "a second disable writes nothing");
     assert_eq!(report.scopes, [(scopes[0], ScopeOutcome::Noop)]);
     // A full sync re-reads VPP (which does not say what was flushed): the mirror keeps it.
-    let report = run(
-        &vpp,
-        &mut st,
-        &input(&disabled, &[Scope::All], mode, false),
-        &never,
-    )
-    .await
-    .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &disabled, &[Scope::All], mode, false).await;
     assert!(report.read && report.ops.is_empty());
 }
 
@@ -365,9 +318,7 @@ async fn legacy_weight_zero_deletes_the_as_and_is_verified() {
     assert_eq!(reads(&vpp), 2, "the full read and the verify read");
     let scopes = [Scope::Vip(key(1))];
     let down = desired(&[(1, &[(1, 0, true), (2, 100, false)])]);
-    let report = run(&vpp, &mut st, &input(&down, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &down, &scopes, mode, false).await;
     assert_eq!(
         texts(&report.ops),
         [format!(
@@ -385,15 +336,11 @@ async fn legacy_weight_zero_deletes_the_as_and_is_verified() {
         .is_some_and(|a| !a.used);
     assert!(gone);
     // Already deleted: a second request writes nothing (its flows end with the timeout).
-    let report = run(&vpp, &mut st, &input(&down, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &down, &scopes, mode, false).await;
     assert!(report.ops.is_empty());
     assert_eq!(reads(&vpp), 3, "nothing written, nothing to verify");
     // Up again: added back.
-    let report = run(&vpp, &mut st, &input(&want, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &scopes, mode, false).await;
     assert_eq!(
         texts(&report.ops),
         [format!(
@@ -414,9 +361,7 @@ async fn legacy_verify_catches_a_write_vpp_acknowledged_but_did_not_apply() {
     }
     let want = desired(&[(1, &[(1, 100, false), (2, 100, false)])]);
     let scopes = [Scope::Vip(key(1))];
-    let report = run(&vpp, &mut st, &input(&want, &scopes, mode, false), &never)
-        .await
-        .unwrap_or_default();
+    let report = sync_once(&vpp, &mut st, &want, &scopes, mode, false).await;
     assert_eq!(report.errors, 1);
     assert!(
         report
