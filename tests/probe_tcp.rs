@@ -25,6 +25,18 @@ fn spec(addr: &str, port: u16) -> ProbeSpec {
     }
 }
 
+/// A loopback listener whose accept queue is full (backlog 0 holds one connection, which
+/// is returned): the kernel drops further SYNs until the queue has room.
+fn full_listener() -> (Socket, std::net::SocketAddr, std::net::TcpStream) {
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let at = listener.local_addr().unwrap().as_socket().unwrap();
+    let queued = std::net::TcpStream::connect(at).unwrap();
+    (listener, at, queued)
+}
+
 #[tokio::test]
 async fn tcp_up_when_the_handshake_completes() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -47,13 +59,8 @@ async fn tcp_down_on_closed_port() {
 /// A listener whose accept queue is full drops new SYNs: the handshake never completes.
 #[tokio::test]
 async fn tcp_timeout_when_no_syn_ack_comes() {
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    listener.bind(&any.into()).unwrap();
-    listener.listen(0).unwrap();
-    let at = listener.local_addr().unwrap().as_socket().unwrap();
-    // Fills the queue (backlog 0 holds one connection); nobody ever accepts it.
-    let _queued = std::net::TcpStream::connect(at).unwrap();
+    // Nobody ever accepts the queued connection.
+    let (_listener, at, _queued) = full_listener();
     let mut s = spec("127.0.0.1", at.port());
     s.timeout = Duration::from_millis(400);
     let started = Instant::now();
@@ -67,12 +74,7 @@ async fn tcp_timeout_when_no_syn_ack_comes() {
 /// waits for the socket's writable event and reports up.
 #[tokio::test]
 async fn tcp_up_when_the_handshake_completes_late() {
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    listener.bind(&any.into()).unwrap();
-    listener.listen(0).unwrap();
-    let at = listener.local_addr().unwrap().as_socket().unwrap();
-    let queued = std::net::TcpStream::connect(at).unwrap();
+    let (listener, at, queued) = full_listener();
     // Makes room in the queue while the probe's first SYN is already dropped.
     let accepter = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
@@ -98,12 +100,7 @@ async fn tcp_up_when_the_handshake_completes_late() {
 /// refusal that ends the wait.
 #[tokio::test]
 async fn tcp_refused_while_waiting() {
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    listener.bind(&any.into()).unwrap();
-    listener.listen(0).unwrap();
-    let at = listener.local_addr().unwrap().as_socket().unwrap();
-    let queued = std::net::TcpStream::connect(at).unwrap();
+    let (listener, at, queued) = full_listener();
     let closer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         drop(listener);
