@@ -183,11 +183,7 @@ pub struct MetricsView {
 }
 
 impl crate::metrics::MetricsSource for MetricsView {
-    fn render(&self) -> String {
-        self.render_as(crate::metrics::Format::OpenMetrics)
-    }
-
-    fn render_as(&self, format: crate::metrics::Format) -> String {
+    fn render(&self, format: crate::metrics::Format) -> String {
         crate::metrics::render(
             &self.daemon.checker,
             &self.daemon.vpp,

@@ -30,16 +30,8 @@ use crate::vpp::{CountersSnapshot, LbCountersView, VppInfo};
 
 /// What the HTTP side needs from the daemon.
 pub trait MetricsSource: Send + Sync + 'static {
-    /// Prometheus text exposition (OpenMetrics-compatible text).
-    fn render(&self) -> String;
-    /// The exposition in `format`. The default converts [`MetricsSource::render`]'s
-    /// OpenMetrics text; sources that can write either format directly override it.
-    fn render_as(&self, format: Format) -> String {
-        match format {
-            Format::OpenMetrics => self.render(),
-            Format::Classic => to_prometheus_text(&self.render()),
-        }
-    }
+    /// The exposition in `format`, written directly (no conversion between formats).
+    fn render(&self, format: Format) -> String;
     /// Ready once the config is loaded and, with VPP on, the warmup is over.
     fn ready(&self) -> Result<(), String>;
 }
@@ -104,12 +96,12 @@ fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<B
                 .any(|v| v.contains("application/openmetrics-text"));
             let (body, content_type) = if openmetrics {
                 (
-                    source.render_as(Format::OpenMetrics),
+                    source.render(Format::OpenMetrics),
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
             } else {
                 (
-                    source.render_as(Format::Classic),
+                    source.render(Format::Classic),
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
             };
@@ -125,8 +117,10 @@ fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<B
 
 /// OpenMetrics text as the classic Prometheus text format (0.0.4): a counter family is
 /// named with its `_total` suffix in HELP and TYPE, and there is no `# EOF`. Samples,
-/// labels and the other families are the same in both.
-pub fn to_prometheus_text(openmetrics: &str) -> String {
+/// labels and the other families are the same in both. The tests' reference for the
+/// classic writer.
+#[cfg(test)]
+pub(crate) fn to_prometheus_text(openmetrics: &str) -> String {
     let counters: std::collections::HashSet<&str> = openmetrics
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
