@@ -87,3 +87,64 @@ async fn syn_over_ipv6_and_with_source() {
     }
     assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
 }
+
+/// The SYN leaves with Don't Fragment set and IP ID 0: with DF the kernel need not draw
+/// an ID from its shared table for every probe (a plain raw socket has DF on the wire
+/// too, yet still draws one).
+#[tokio::test]
+async fn syn_goes_out_with_df_and_no_ip_id() {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let wire = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)) {
+        Ok(s) => s,
+        Err(e) => {
+            // SAFETY: geteuid has no preconditions.
+            let root = unsafe { libc::geteuid() } == 0;
+            assert!(
+                !(root && std::env::var_os("CI").is_some()),
+                "CI as root, yet raw TCP was refused: {e}"
+            );
+            eprintln!("skipped: raw TCP not permitted here: {e}");
+            return;
+        }
+    };
+    wire.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let r = Prober::new().probe(&spec("127.0.0.1", port)).await;
+    if not_permitted(&r) {
+        return;
+    }
+    assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
+    // (flags and fragment offset, IP ID) of the first SYN to the listener's port.
+    let syn = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+        while std::time::Instant::now() < deadline {
+            let Ok(n) = wire.recv(&mut buf) else {
+                continue;
+            };
+            // SAFETY: recv initialised the first n bytes.
+            let pkt: Vec<u8> = buf[..n]
+                .iter()
+                .map(|b| unsafe { b.assume_init() })
+                .collect();
+            let hl = usize::from(pkt[0] & 0x0f) * 4;
+            if pkt.len() < hl + 14 {
+                continue;
+            }
+            let dport = u16::from_be_bytes([pkt[hl + 2], pkt[hl + 3]]);
+            if dport == port && pkt[hl + 13] == 0x02 {
+                let frag = u16::from_be_bytes([pkt[6], pkt[7]]);
+                let id = u16::from_be_bytes([pkt[4], pkt[5]]);
+                return Some((frag, id));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    let (frag, id) = syn.expect("our SYN was seen on lo");
+    assert_eq!(frag & 0x4000, 0x4000, "DF not set: {frag:#06x}");
+    assert_eq!(id, 0, "an IP ID was drawn");
+}

@@ -93,6 +93,29 @@ impl RawSocket {
     }
 }
 
+/// Sets the Don't Fragment bit on what an IPv4 socket sends (IP_PMTUDISC_PROBE: DF, yet
+/// no path-MTU refusal; probes are far below any MTU). A datagram with DF set needs no
+/// fragment ID, so the kernel writes 0 instead of drawing one from its shared ID table
+/// (`__ip_select_ident`: ≈ 1.5 % of the daemon's CPU in a 10,000 × 1 s tcp-syn profile).
+/// TCP's own sockets set DF the same way. Best effort: without it probes only cost more.
+pub(super) fn dont_fragment(sock: &Socket) {
+    use std::os::fd::AsRawFd;
+    let mode: libc::c_int = libc::IP_PMTUDISC_PROBE;
+    // SAFETY: a valid fd and a c_int option value of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&raw const mode).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !set {
+        tracing::debug!(error = %io::Error::last_os_error(), "cannot set DF on a probe socket");
+    }
+}
+
 /// Room for bursts of answers (a round of thousands of probes starting together) while
 /// the reader task waits for its turn: SO_RCVBUFFORCE where permitted, else as much as
 /// net.core.rmem_max allows. Best effort: the default still works, only less burst-proof.

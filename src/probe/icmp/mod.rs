@@ -19,7 +19,7 @@ use crate::health::result::ResultCode;
 use super::bpf;
 use super::errors::errno_text;
 use super::netns::{SocketError, SocketFactory, SocketKind};
-use super::shared_socket::{Demux, RawSocket, SocketKey, SocketPool};
+use super::shared_socket::{self, Demux, RawSocket, SocketKey, SocketPool};
 use super::{Outcome, ProbeSpec};
 use demux::{Answer, Dispatch, Outstanding};
 use packet::{Received, Token};
@@ -117,6 +117,9 @@ impl EchoSocket {
                     format!("ICMP socket filter: {}", errno_text(&e)),
                 )
             })?;
+        }
+        if !key.v6 {
+            shared_socket::dont_fragment(&sock);
         }
         let raw = RawSocket::register(sock, key.source, Self::LABEL)?;
         let table_ident = match mode {

@@ -19,7 +19,7 @@ use crate::health::result::ResultCode;
 use super::bpf;
 use super::errors::errno_text;
 use super::netns::{SocketFactory, SocketKind};
-use super::shared_socket::{Demux, RawSocket, SocketKey, SocketPool};
+use super::shared_socket::{self, Demux, RawSocket, SocketKey, SocketPool};
 use super::{Outcome, ProbeSpec};
 use segment::{Answer, Dispatch, Outstanding};
 
@@ -171,6 +171,9 @@ impl SynSocket {
                 format!("raw TCP socket filter: {}", errno_text(&e)),
             )
         })?;
+        if !key.v6 {
+            shared_socket::dont_fragment(&sock);
+        }
         let raw = RawSocket::register(sock, key.source, Self::LABEL)?;
         Ok(SynSocket {
             raw,
