@@ -70,11 +70,10 @@ async fn open(
 ) -> Result<TcpStream, Outcome> {
     let sock = new_socket(sockets, netns, addr).await?;
     prepare(&sock)?;
-    let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
     if let Some(src) = source {
-        sock.bind(SocketAddr::new(src, 0))
-            .map_err(|e| local_error(&format!("cannot bind source {src}"), e))?;
+        bind_source(&sock, src)?;
     }
+    let sock = TcpSocket::from_std_stream(std::net::TcpStream::from(sock));
     sock.connect(addr).await.map_err(|e| connect_failure(&e))
 }
 
@@ -85,6 +84,33 @@ fn prepare(sock: &Socket) -> Result<(), Outcome> {
         .map_err(|e| local_error("set quickack", e))?;
     sock.set_linger(Some(Duration::ZERO))
         .map_err(|e| local_error("set linger", e))
+}
+
+/// Binds `sock` to the source address with the port left to `connect`, as HAProxy does
+/// (IP_BIND_ADDRESS_NO_PORT): a plain `bind(src, 0)` reserves a port from the ephemeral
+/// range for that address alone, searching the bind table for a free one; left to
+/// `connect`, the port only has to be unique per destination, so thousands of checks in
+/// flight from one source address do not run out of ports.
+fn bind_source(sock: &Socket, src: IpAddr) -> Result<(), Outcome> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd and a c_int option value of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(local_error(
+            "set IP_BIND_ADDRESS_NO_PORT",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    sock.bind(&SocketAddr::new(src, 0).into())
+        .map_err(|e| local_error(&format!("cannot bind source {src}"), e))
 }
 
 fn local_error(what: &str, e: std::io::Error) -> Outcome {
@@ -145,8 +171,7 @@ async fn start(
     let sock = new_socket(sockets, netns, addr).await?;
     prepare(&sock)?;
     if let Some(src) = source {
-        sock.bind(&SocketAddr::new(src, 0).into())
-            .map_err(|e| local_error(&format!("cannot bind source {src}"), e))?;
+        bind_source(&sock, src)?;
     }
     match sock.connect(&addr.into()) {
         Ok(()) => Ok(Started::Connected),
