@@ -3,14 +3,14 @@
 //! that port, so the kernel itself resets the half-open connection. One raw socket per
 //! (family, source address, namespace) serves every such check.
 
+mod routes;
 pub mod segment;
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use socket2::{Domain, Protocol, SockAddr, Type};
 
@@ -60,18 +60,19 @@ impl SynPool {
 
 /// Source addresses the kernel picked towards each backend, remembered for a while: the
 /// lookup costs a socket and three system calls, more than the probe itself.
-#[derive(Default)]
 struct RouteSources {
-    known: Mutex<HashMap<IpAddr, (IpAddr, Instant)>>,
+    known: Mutex<routes::Known>,
+}
+
+impl Default for RouteSources {
+    fn default() -> Self {
+        RouteSources {
+            known: Mutex::new(routes::Known::new(Instant::now())),
+        }
+    }
 }
 
 impl RouteSources {
-    /// How long a looked-up source is trusted (routes and addresses change rarely; at
-    /// 10 s the lookups of 10,000 backends still cost ≈ 3.6 % of the daemon's CPU).
-    const TTL: Duration = Duration::from_secs(30);
-    /// Entries kept at most; past this the cache starts over.
-    const MAX: usize = 1 << 17;
-
     async fn source(
         &self,
         sockets: &SocketFactory,
@@ -81,17 +82,13 @@ impl RouteSources {
     ) -> Result<IpAddr, Outcome> {
         let now = Instant::now();
         if let Ok(known) = self.known.lock()
-            && let Some((src, at)) = known.get(&addr)
-            && now.duration_since(*at) < Self::TTL
+            && let Some(src) = known.get(addr, now)
         {
-            return Ok(*src);
+            return Ok(src);
         }
         let src = route_source(sockets, netns, addr, port).await?;
         if let Ok(mut known) = self.known.lock() {
-            if known.len() >= Self::MAX {
-                known.clear();
-            }
-            known.insert(addr, (src, now));
+            known.insert(addr, src, now);
         }
         Ok(src)
     }
