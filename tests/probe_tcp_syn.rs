@@ -109,6 +109,21 @@ async fn syn_goes_out_with_df_and_no_ip_id() {
     };
     wire.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
+    // Room for the other tests' segments (hundreds, in parallel) queued before ours.
+    let room: libc::c_int = 8 << 20;
+    // SAFETY: a valid fd and a c_int option value of the size given.
+    let forced = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&wire),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const room).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        let _ = wire.set_recv_buffer_size(8 << 20);
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let r = Prober::new().probe(&spec("127.0.0.1", port)).await;
@@ -147,4 +162,36 @@ async fn syn_goes_out_with_df_and_no_ip_id() {
     let (frag, id) = syn.expect("our SYN was seen on lo");
     assert_eq!(frag & 0x4000, 0x4000, "DF not set: {frag:#06x}");
     assert_eq!(id, 0, "an IP ID was drawn");
+}
+
+/// Many probes started together go out in one batch and each gets its own answer:
+/// up for the listener, refused for the closed port, none mixed up.
+#[tokio::test]
+async fn probes_started_together_each_get_their_own_answer() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let prober = Prober::new();
+    // One probe first opens the shared socket, so the rest start in the same poll.
+    if not_permitted(&prober.probe(&spec("127.0.0.1", open)).await) {
+        return;
+    }
+    let specs: Vec<(u16, ProbeSpec)> = (0..300)
+        .map(|i| {
+            let port = if i % 3 == 0 { closed } else { open };
+            (port, spec("127.0.0.1", port))
+        })
+        .collect();
+    let results = futures_util::future::join_all(specs.iter().map(|(_, s)| prober.probe(s))).await;
+    for ((port, _), r) in specs.iter().zip(&results) {
+        let want = if *port == open {
+            ResultCode::L4Ok
+        } else {
+            ResultCode::L4Con
+        };
+        assert_eq!(r.code, want, "port {port}: {r:?}");
+    }
 }

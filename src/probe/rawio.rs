@@ -4,7 +4,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
-use socket2::Socket;
+use socket2::{SockAddr, Socket};
 
 /// Buffers for reading many datagrams with one `recvmmsg`.
 pub struct RecvBatch {
@@ -79,6 +79,51 @@ impl RecvBatch {
     }
 }
 
+/// Messages sent per `sendmmsg` at most.
+pub const SEND_BATCH: usize = 256;
+
+/// Sends each `(datagram, destination)` with one `sendmmsg` (up to [`SEND_BATCH`] of them)
+/// without blocking. Ok(n): the first n went out (n ≥ 1 when `msgs` is not empty); an
+/// error is the first message's (the kernel drops the error of a later one, which the
+/// next call, starting there, meets again).
+pub fn send_batch(sock: &Socket, msgs: &[(&[u8], &SockAddr)]) -> io::Result<usize> {
+    let msgs = &msgs[..msgs.len().min(SEND_BATCH)];
+    if msgs.is_empty() {
+        return Ok(0);
+    }
+    let mut iovecs: Vec<libc::iovec> = msgs
+        .iter()
+        .map(|(buf, _)| libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = msgs
+        .iter()
+        .zip(iovecs.iter_mut())
+        .map(|((_, to), iov)| {
+            // SAFETY: all-zero is a valid value of this plain C struct.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = to.as_ptr().cast_mut().cast();
+            h.msg_hdr.msg_namelen = to.len();
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: every header points at a live buffer, iovec and address of the sizes given,
+    // all borrowed for the call; the kernel only reads them (and writes msg_len).
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            hdrs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// The IP address in a sockaddr the kernel filled.
 fn ip_of(name: &libc::sockaddr_storage) -> Option<IpAddr> {
     match libc::c_int::from(name.ss_family) {
@@ -125,5 +170,40 @@ mod tests {
         assert_eq!(batch.recv(&a).unwrap(), 1);
         assert_eq!(batch.get(0), Some((&b"three"[..], from)));
         assert_eq!(batch.get(2), None);
+    }
+
+    #[test]
+    fn a_batch_sends_every_datagram_to_its_own_destination() {
+        let lo: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let from = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let a = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        let b = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        for s in [&a, &b] {
+            s.bind(&lo.into()).unwrap();
+        }
+        let (to_a, to_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        assert_eq!(send_batch(&from, &[]).unwrap(), 0);
+        let sent = send_batch(
+            &from,
+            &[(b"one", &to_a), (b"two", &to_b), (b"three", &to_a)],
+        );
+        assert_eq!(sent.unwrap(), 3);
+        let mut batch = RecvBatch::new(4);
+        assert_eq!(batch.recv(&a).unwrap(), 2);
+        assert_eq!(batch.get(0).map(|m| m.0), Some(&b"one"[..]));
+        assert_eq!(batch.get(1).map(|m| m.0), Some(&b"three"[..]));
+        assert_eq!(batch.recv(&b).unwrap(), 1);
+        assert_eq!(batch.get(0).map(|m| m.0), Some(&b"two"[..]));
+    }
+
+    #[test]
+    fn a_failing_first_message_is_an_error() {
+        let from = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        // Port 0 is no destination: EINVAL for the first message.
+        let nowhere: SockAddr = "127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into();
+        assert!(send_batch(&from, &[(b"x", &nowhere)]).is_err());
     }
 }

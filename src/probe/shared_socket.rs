@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
-use super::rawio::RecvBatch;
+use super::rawio::{RecvBatch, send_batch};
 use super::{Outcome, ProbeSpec};
 
 /// Which sockets exist: one per family, source address and namespace.
@@ -87,6 +87,18 @@ impl RawSocket {
             let mut guard = self.fd.writable().await?;
             match guard.try_io(|fd| fd.get_ref().send_to(packet, &to)) {
                 Ok(res) => return res.map(|_| ()),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends what it can of `msgs` with one `sendmmsg`, waiting while the socket's
+    /// buffer is full: Ok(n) for the first n sent, or the first message's error.
+    pub async fn send_many(&self, msgs: &[(&[u8], &SockAddr)]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| send_batch(fd.get_ref(), msgs)) {
+                Ok(res) => return res,
                 Err(_would_block) => continue,
             }
         }

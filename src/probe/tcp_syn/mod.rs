@@ -19,6 +19,7 @@ use crate::health::result::ResultCode;
 use super::bpf;
 use super::errors::errno_text;
 use super::netns::{SocketFactory, SocketKind};
+use super::rawio;
 use super::shared_socket::{self, Demux, RawSocket, SocketKey, SocketPool};
 use super::{Outcome, ProbeSpec};
 use segment::{Answer, Dispatch, Outstanding};
@@ -131,6 +132,8 @@ struct SynSocket {
     raw: RawSocket,
     v6: bool,
     table: Mutex<Outstanding>,
+    /// SYNs waiting for the next batch send (see [`SynSocket::queue`]).
+    outbox: Mutex<Vec<Queued>>,
     unmatched: Arc<AtomicU64>,
     /// Used when the check names no source address.
     routes: RouteSources,
@@ -176,12 +179,13 @@ impl SynSocket {
             raw,
             v6: key.v6,
             table: Mutex::new(Outstanding::new(rand::random())),
+            outbox: Mutex::default(),
             unmatched,
             routes: RouteSources::default(),
         })
     }
 
-    async fn syn(&self, source: IpAddr, addr: IpAddr, port: u16) -> Outcome {
+    async fn syn(self: &Arc<Self>, source: IpAddr, addr: IpAddr, port: u16) -> Outcome {
         let seq: u32 = rand::random();
         let Some(sport) = self.table().insert(addr, port, seq) else {
             return Outcome::new(ResultCode::SockErr, "too many outstanding tcp-syn probes");
@@ -191,19 +195,72 @@ impl SynSocket {
             sport,
             seq,
         };
-        let packet = segment::syn(source, addr, sport, port, seq);
-        if let Err(e) = self.raw.send_to(&packet, addr).await {
-            let code = match e.raw_os_error() {
-                Some(libc::EHOSTUNREACH | libc::ENETUNREACH) => ResultCode::L4Con,
-                _ => ResultCode::SockErr,
-            };
-            return Outcome::new(code, format!("send SYN: {}", errno_text(&e)));
-        }
+        self.queue(Queued {
+            packet: segment::syn(source, addr, sport, port, seq),
+            to: SockAddr::from(SocketAddr::new(addr, 0)),
+            sport,
+            seq,
+        });
         let answer = std::future::poll_fn(|cx| self.table().poll(sport, seq, cx.waker())).await;
         match answer {
             Some(Answer::SynAck) => Outcome::new(ResultCode::L4Ok, "SYN-ACK"),
             Some(Answer::Reset) => Outcome::new(ResultCode::L4Con, "connection refused"),
+            Some(Answer::SendFailed(errno)) => {
+                let e = io::Error::from_raw_os_error(errno);
+                let code = match errno {
+                    libc::EHOSTUNREACH | libc::ENETUNREACH => ResultCode::L4Con,
+                    _ => ResultCode::SockErr,
+                };
+                Outcome::new(code, format!("send SYN: {}", errno_text(&e)))
+            }
             None => Outcome::new(ResultCode::SockErr, "tcp-syn probe lost its table entry"),
+        }
+    }
+
+    /// Queues a SYN for the next batch. The SYNs of one checker tick are queued while the
+    /// checker's task starts its probes; the first one spawns the flush, which runs once
+    /// that task yields and sends them all with `sendmmsg`.
+    fn queue(self: &Arc<Self>, syn: Queued) {
+        let first = {
+            let mut out = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+            out.push(syn);
+            out.len() == 1
+        };
+        if first {
+            tokio::spawn(Arc::clone(self).flush());
+        }
+    }
+
+    /// Sends every queued SYN whose probe still waits; a SYN the kernel refuses ends its
+    /// probe with the error.
+    async fn flush(self: Arc<Self>) {
+        let queued =
+            std::mem::take(&mut *self.outbox.lock().unwrap_or_else(PoisonError::into_inner));
+        let live: Vec<&Queued> = {
+            let mut table = self.table();
+            queued
+                .iter()
+                .filter(|q| table.waits(q.sport, q.seq))
+                .collect()
+        };
+        let mut rest = &live[..];
+        while !rest.is_empty() {
+            let msgs: Vec<(&[u8], &SockAddr)> = rest
+                .iter()
+                .take(rawio::SEND_BATCH)
+                .map(|q| (&q.packet[..], &q.to))
+                .collect();
+            match self.raw.send_many(&msgs).await {
+                Ok(n) => rest = &rest[n.max(1).min(rest.len())..],
+                Err(e) => {
+                    let first = rest[0];
+                    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                    if let Some(waker) = self.table().fail(first.sport, first.seq, errno) {
+                        waker.wake();
+                    }
+                    rest = &rest[1..];
+                }
+            }
         }
     }
 
@@ -237,6 +294,14 @@ impl Demux for SynSocket {
             Dispatch::Matched(None) | Dispatch::Unrelated => {}
         }
     }
+}
+
+/// A SYN waiting in the outbox, and the probe it belongs to.
+struct Queued {
+    packet: [u8; 20],
+    to: SockAddr,
+    sport: u16,
+    seq: u32,
 }
 
 /// Frees the probe's port when it ends, answered or not (timeout drops the future).

@@ -83,6 +83,8 @@ fn parse_tcp(buf: &[u8], src: IpAddr) -> Option<Segment> {
 pub enum Answer {
     SynAck,
     Reset,
+    /// The SYN could not be sent (the errno of `sendmmsg`).
+    SendFailed(i32),
 }
 
 #[derive(Debug)]
@@ -169,6 +171,23 @@ impl Outstanding {
             p.waker = Some(waker.clone());
         }
         Poll::Pending
+    }
+
+    /// Whether the probe on `sport` with `seq` still waits (not timed out and gone).
+    pub fn waits(&mut self, sport: u16, seq: u32) -> bool {
+        matches!(self.slot(sport), Some(Some(p)) if p.seq == seq && p.answer.is_none())
+    }
+
+    /// Ends the probe on `sport` with `seq` with its send error; its waker, if any.
+    pub fn fail(&mut self, sport: u16, seq: u32, errno: i32) -> Option<Waker> {
+        let Some(Some(p)) = self.slot(sport) else {
+            return None;
+        };
+        if p.seq != seq || p.answer.is_some() {
+            return None;
+        }
+        p.answer = Some(Answer::SendFailed(errno));
+        p.waker.take()
     }
 
     pub fn remove(&mut self, sport: u16, seq: u32) {
@@ -397,5 +416,28 @@ mod tests {
         assert_eq!(t.insert(v4("10.0.0.2"), 80, 6), None);
         t.remove(ports[100], 5);
         assert_eq!(t.insert(v4("10.0.0.2"), 80, 6), Some(ports[100]));
+    }
+
+    #[test]
+    fn a_send_failure_ends_only_its_own_waiting_probe() {
+        let mut t = Outstanding::new(0);
+        let a = t.insert(v4("10.0.0.2"), 80, 7).unwrap();
+        let b = t.insert(v4("10.0.0.3"), 80, 8).unwrap();
+        assert!(t.waits(a, 7));
+        assert!(!t.waits(a, 8), "another seq is another probe");
+        let waker = std::task::Waker::noop();
+        assert_eq!(t.poll(a, 7, waker), Poll::Pending);
+        assert!(t.fail(a, 7, libc::EHOSTUNREACH).is_some(), "its waker");
+        assert!(!t.waits(a, 7));
+        assert_eq!(
+            t.poll(a, 7, waker),
+            Poll::Ready(Some(Answer::SendFailed(libc::EHOSTUNREACH)))
+        );
+        // A late answer does not overwrite the failure; a stale seq fails nothing.
+        assert!(t.fail(a, 7, libc::ENETUNREACH).is_none());
+        assert!(t.fail(b, 9, libc::ENETUNREACH).is_none());
+        assert!(t.waits(b, 8));
+        t.remove(b, 8);
+        assert!(!t.waits(b, 8));
     }
 }
