@@ -62,6 +62,21 @@ impl Backends {
             .filter(|e| e.generation == generation)
     }
 
+    /// The entry in slot `id`, whatever its generation (the publish marks changes by id).
+    pub(crate) fn get_by_id(&self, id: u32) -> Option<&BackendEntry> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    /// Slot ids in name order (the publish maps them to the snapshot's positions).
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.index.values().copied()
+    }
+
+    /// One past the highest slot id.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     pub fn get(&self, name: &str) -> Option<&BackendEntry> {
         let id = *self.index.get(name)?;
         self.slots.get(id as usize).and_then(Option::as_ref)

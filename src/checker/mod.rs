@@ -7,6 +7,7 @@
 
 mod backends;
 mod counts;
+mod deadlines;
 pub mod dirty;
 pub mod snapshot;
 mod state;
@@ -16,7 +17,6 @@ pub mod view;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -46,6 +46,16 @@ pub trait Probe: Send + Sync + 'static {
         spec: &'a ProbeSpec,
     ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
 
+    /// The probe as a future that owns what it reads: the driver keeps it in its set of
+    /// probes in flight as is. The default wraps [`Probe::probe`] (two allocations per
+    /// probe); an implementation can box its own future once.
+    fn probe_owned(
+        self: Arc<Self>,
+        spec: Arc<ProbeSpec>,
+    ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send>> {
+        Box::pin(async move { self.probe(&spec).await })
+    }
+
     /// A new config was applied: drop anything read from files the config names (the
     /// daemon's prober re-reads CA files on the next HTTPS probe).
     fn config_reloaded(&self) {}
@@ -57,6 +67,14 @@ impl Probe for Prober {
         spec: &'a ProbeSpec,
     ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>> {
         Box::pin(Prober::probe(self, spec))
+    }
+
+    fn probe_owned(
+        self: Arc<Self>,
+        spec: Arc<ProbeSpec>,
+    ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send>> {
+        // One allocation per probe: the prober's own future, boxed with the two `Arc`s.
+        Box::pin(async move { Prober::probe(&self, &spec).await })
     }
 
     fn config_reloaded(&self) {
@@ -93,13 +111,11 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<CheckerState>,
     /// The last published snapshot (what readers see).
     pub(crate) snapshot: watch::Sender<Arc<HealthSnapshot>>,
-    /// A publish of probe results is queued on the runtime (see `schedule_publish`).
-    pub(crate) publish_queued: AtomicBool,
     pub(crate) bus: EventBus,
     /// Frontends whose VIP may need a sync (the reconciler's trigger, apart from the bus).
     pub(crate) dirty: Arc<DirtyFrontends>,
     pub(crate) probe: Arc<dyn Probe>,
-    /// Where the probe driver (and the publishes it queues) run.
+    /// Where the probe driver runs (it publishes the snapshots of probe results).
     pub(crate) runtime: Handle,
     /// Tells the driver that the deadline queue changed from outside (start, reload,
     /// operator action).
@@ -131,7 +147,6 @@ impl Checker {
         let inner = Arc::new(Inner {
             state: RwLock::new(state),
             snapshot: watch::Sender::new(Arc::new(first)),
-            publish_queued: AtomicBool::new(false),
             bus,
             dirty: Arc::new(DirtyFrontends::default()),
             probe,
@@ -144,6 +159,7 @@ impl Checker {
         *inner.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(driver.abort_handle());
         let checker = Checker { inner };
         checker.with_state_mut(|st, inner| {
+            st.queue.set_grid(inner.epoch, task::BATCH_TICK);
             st.recompute_frontends(true);
             st.changes.all = true;
             let names: Vec<String> = st.backends.keys().cloned().collect();
@@ -244,7 +260,9 @@ impl Checker {
                 }
             })?;
             let name = Arc::clone(&entry.name);
-            st.changes.backends.insert(Arc::clone(&name));
+            if let Some(id) = st.backends.id_of(&name) {
+                st.changes.backend(id);
+            }
             // Wake the driver: it stops probing when paused/disabled, probes at once when
             // resumed/enabled.
             task::wake(inner, st, &name);
@@ -295,27 +313,6 @@ impl Checker {
     /// The delay the backend's next probe was scheduled with (for tests and the API).
     pub fn next_delay(&self, backend: &str) -> Option<Duration> {
         self.read(|st| st.backends.get(backend).map(|e| e.next_delay))
-    }
-}
-
-impl Inner {
-    /// Probe results are published in batches: the first result of a burst queues one
-    /// publish task on the checker's runtime, which runs once the tasks ready now (the
-    /// other probes finishing in this tick) have recorded theirs.
-    pub(crate) fn schedule_publish(self: &Arc<Inner>) {
-        if self.publish_queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let inner = Arc::clone(self);
-        self.runtime.spawn(async move {
-            let mut st = match inner.state.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            // Cleared under the lock: a result recorded after this publish queues another.
-            inner.publish_queued.store(false, Ordering::Release);
-            st.publish(&inner);
-        });
     }
 }
 

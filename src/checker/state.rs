@@ -1,7 +1,7 @@
 //! The checker's state: one entry per backend, runtime weight overrides, and the last
 //! published state of every frontend. All mutation happens under the checker's write lock.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::backends::Backends;
 use super::counts::Counts;
+use super::deadlines::Deadlines;
 use super::snapshot::{Changes, HealthSnapshot, Publisher};
 use super::stats::{SharedStats, TransitionCounts};
 use super::task::{self, Due, FirstProbe};
@@ -68,7 +69,7 @@ pub struct CheckerState {
     /// Builds the snapshots, sharing unchanged entries with the last one.
     publisher: Publisher,
     /// When each backend probes next (see `task::drive`); stale entries are skipped.
-    pub(crate) queue: BinaryHeap<Due>,
+    pub(crate) queue: Deadlines,
     next_seq: u64,
     /// Events and dirty frontends of the current batch: sent only once the snapshot that
     /// shows them is published, so that whoever reacts to them reads the new state.
@@ -90,7 +91,7 @@ impl CheckerState {
                 ..Changes::default()
             },
             publisher: Publisher::default(),
-            queue: BinaryHeap::new(),
+            queue: Deadlines::default(),
             next_seq: 1,
             outbox: Vec::new(),
             dirty_out: Vec::new(),
@@ -211,6 +212,8 @@ impl CheckerState {
     /// first before there is anyone to send it to).
     pub(crate) fn build_snapshot(&mut self) -> HealthSnapshot {
         let mut changes = std::mem::take(&mut self.changes);
+        // A backend marked twice in the batch (a result and its transition) is rebuilt once.
+        changes.backends.sort_unstable();
         let mut publisher = std::mem::take(&mut self.publisher);
         let snapshot = publisher.next(self, &changes);
         self.publisher = publisher;
@@ -255,14 +258,17 @@ impl CheckerState {
     fn publish_transition_to(&mut self, backend: &str, t: Transition, frontends: &[String]) {
         self.counts.transition(backend, t.from, t.to);
         self.changes.frontends.extend(frontends.iter().cloned());
+        let Some(id) = self.backends.id_of(backend) else {
+            return;
+        };
         let address = match self.backends.get_mut(backend) {
             Some(e) => {
                 e.transitions.count(t.from, t.to);
-                self.changes.backends.insert(Arc::clone(&e.name));
                 e.config.address
             }
             None => return,
         };
+        self.changes.backend(id);
         let (code, detail) = t
             .result
             .as_ref()

@@ -29,8 +29,8 @@ pub(crate) enum FirstProbe {
     Now,
 }
 
-/// One entry of the deadline queue: probe the backend in `slot` (of `generation`) at `when`. Only the
-/// entry whose `seq` the backend holds in `BackendEntry::due` is live; a wake-up or a
+/// One entry of the deadline queue (`Deadlines`): probe the backend in `slot` (of
+/// `generation`) at `when`. Only the entry whose `seq` the backend holds in `BackendEntry::due` is live; a wake-up or a
 /// restart queues a new one and the old entry is skipped when it comes up.
 #[derive(Debug)]
 pub(crate) struct Due {
@@ -116,8 +116,31 @@ pub(crate) fn batched_deadline(epoch: Instant, now: Instant, delay: Duration) ->
     exact + Duration::from_nanos(extra)
 }
 
-/// A probe in flight: its result with the backend's slot id and generation.
-type InFlight = Pin<Box<dyn Future<Output = (u32, u64, ProbeResult)> + Send>>;
+/// A probe in flight: the probe's own (boxed) future with the backend's slot id and
+/// generation, and its name only when probe records are logged. Not wrapped in a second
+/// box: one allocation per probe, the probe's.
+pub(crate) struct InFlight {
+    probe: Pin<Box<dyn Future<Output = ProbeResult> + Send>>,
+    slot: u32,
+    generation: u64,
+    /// The backend's name and check type, for the `maglev::records::probe` debug record.
+    logged: Option<(Arc<str>, &'static str)>,
+}
+
+impl Future for InFlight {
+    type Output = (u32, u64, ProbeResult);
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let result = std::task::ready!(self.probe.as_mut().poll(cx));
+        if let Some((name, check)) = &self.logged {
+            tracing::debug!(target: "maglev::records::probe", backend = %name, check = *check, code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
+        }
+        std::task::Poll::Ready((self.slot, self.generation, result))
+    }
+}
 
 /// The driver: starts the probes that are due, records the results, sleeps until the next
 /// deadline (or a wake-up from `spawn`/`wake`). Runs until the checker stops it.
@@ -126,6 +149,8 @@ pub(crate) async fn drive(inner: Arc<Inner>) {
     let far = || Instant::now() + Duration::from_secs(86_400);
     let sleep = tokio::time::sleep_until(far());
     tokio::pin!(sleep);
+    // The results of one wake-up, recorded and published together (kept for its capacity).
+    let mut done: Vec<(u32, u64, ProbeResult)> = Vec::new();
     loop {
         let next = start_due(&inner, &mut in_flight);
         let target = next.unwrap_or_else(far);
@@ -134,14 +159,15 @@ pub(crate) async fn drive(inner: Arc<Inner>) {
         }
         tokio::select! {
             biased;
-            Some((slot, generation, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                record(&inner, slot, generation, result);
+            Some(first) = in_flight.next(), if !in_flight.is_empty() => {
+                done.push(first);
                 // Every other probe that finished in the same tick, without sleeping again.
-                while let Some(Some((slot, generation, result))) =
+                while let Some(Some(next)) =
                     futures_util::FutureExt::now_or_never(in_flight.next())
                 {
-                    record(&inner, slot, generation, result);
+                    done.push(next);
                 }
+                record_all(&inner, &mut done);
             }
             _ = &mut sleep => {}
             _ = inner.driver_wake.notified() => {}
@@ -157,11 +183,7 @@ fn start_due(inner: &Arc<Inner>, in_flight: &mut FuturesUnordered<InFlight>) -> 
     };
     let st = &mut *guard;
     let now = Instant::now();
-    while let Some(top) = st.queue.peek() {
-        if top.when > now {
-            return Some(top.when);
-        }
-        let Some(due) = st.queue.pop() else { break };
+    while let Some(due) = st.queue.pop_due(now) {
         let Some(e) = st.backends.live_mut(due.slot, due.generation) else {
             continue; // removed or restarted since
         };
@@ -179,56 +201,73 @@ fn start_due(inner: &Arc<Inner>, in_flight: &mut FuturesUnordered<InFlight>) -> 
             continue;
         }
         e.in_flight = true;
-        let probe = Arc::clone(&inner.probe);
-        let spec = Arc::clone(&e.spec);
-        let name = Arc::clone(&e.name);
-        let slot = due.slot;
-        let generation = due.generation;
-        in_flight.push(Box::pin(async move {
-            let result = probe.probe(&spec).await;
-            tracing::debug!(target: "maglev::records::probe", backend = %name, check = spec.kind().as_str(), code = result.code.as_str(), duration = ?result.duration, detail = %result.detail, "probe");
-            (slot, generation, result)
-        }));
+        let logged = tracing::enabled!(target: "maglev::records::probe", tracing::Level::DEBUG)
+            .then(|| (Arc::clone(&e.name), e.spec.kind().as_str()));
+        in_flight.push(InFlight {
+            probe: Arc::clone(&inner.probe).probe_owned(Arc::clone(&e.spec)),
+            slot: due.slot,
+            generation: due.generation,
+            logged,
+        });
     }
-    None
+    st.queue.next()
+}
+
+/// Records the results of one wake-up under one write lock, queues each backend's next
+/// probe, and publishes one snapshot of them all before the lock is released: readers see
+/// the results of this wake-up once the driver goes back to waiting. (A publish used to be
+/// a task of its own, spawned by the first result of a burst: one task and one more write
+/// lock per publish, and one lock per result.)
+fn record_all(inner: &Arc<Inner>, done: &mut Vec<(u32, u64, ProbeResult)>) {
+    let mut guard = match inner.state.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let st = &mut *guard;
+    // One clock read for the batch: its results were all ready at the same moment.
+    let now = Instant::now();
+    for (slot, generation, result) in done.drain(..) {
+        record(inner, st, now, slot, generation, result);
+    }
+    st.publish(inner);
 }
 
 /// Records one probe result and queues the backend's next probe.
-fn record(inner: &Arc<Inner>, slot: u32, generation: u64, result: ProbeResult) {
-    {
-        let mut guard = match inner.state.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let st = &mut *guard;
-        let transition;
-        let when;
-        let name;
-        match st.backends.live_mut(slot, generation) {
-            Some(e) => {
-                name = Arc::clone(&e.name);
-                e.in_flight = false;
-                e.stats.observe(&result);
-                // Refused only if an operator paused/disabled it while the probe ran:
-                // then the result is stale and dropped.
-                transition = e.health.record(result).ok().flatten();
-                let delay = e.health.next_delay(&e.policy, &mut e.jitter);
-                e.next_delay = delay;
-                when = if std::mem::take(&mut e.wake_pending) {
-                    Instant::now()
-                } else {
-                    batched_deadline(inner.epoch, Instant::now(), delay)
-                };
-            }
-            None => return,
+fn record(
+    inner: &Inner,
+    st: &mut CheckerState,
+    now: Instant,
+    slot: u32,
+    generation: u64,
+    result: ProbeResult,
+) {
+    let transition;
+    let when;
+    let name;
+    match st.backends.live_mut(slot, generation) {
+        Some(e) => {
+            e.in_flight = false;
+            e.stats.observe(&result);
+            // Refused only if an operator paused/disabled it while the probe ran:
+            // then the result is stale and dropped.
+            transition = e.health.record(result).ok().flatten();
+            // The name only for a transition's events and log (a reference count).
+            name = transition.as_ref().map(|_| Arc::clone(&e.name));
+            let delay = e.health.next_delay(&e.policy, &mut e.jitter);
+            e.next_delay = delay;
+            when = if std::mem::take(&mut e.wake_pending) {
+                now
+            } else {
+                batched_deadline(inner.epoch, now, delay)
+            };
         }
-        st.schedule_slot(slot, generation, when);
-        if let Some(t) = transition {
-            st.publish_transition(&name, t);
-        }
-        st.changes.backends.insert(name);
+        None => return,
     }
-    inner.schedule_publish();
+    st.schedule_slot(slot, generation, when);
+    if let (Some(t), Some(name)) = (transition, name) {
+        st.publish_transition(&name, t);
+    }
+    st.changes.backend(slot);
 }
 
 #[cfg(test)]
