@@ -7,6 +7,7 @@ pub mod logging;
 pub mod notify;
 pub mod signals;
 mod state;
+mod trim;
 
 use std::process::ExitCode;
 
@@ -176,6 +177,7 @@ pub async fn run(
     .await?;
 
     let fail_open_log = fail_open::spawn(daemon.clone());
+    let trim_task = trim::spawn(trim::PERIOD);
     daemon.set_started();
     log_notify("READY=1");
     let watchdog = notify::watchdog_interval().map(|period| {
@@ -215,6 +217,7 @@ pub async fn run(
         w.abort();
     }
     fail_open_log.abort();
+    trim_task.abort();
     tracing::info!("maglev daemon stopped");
     Ok(())
 }

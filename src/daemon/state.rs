@@ -183,12 +183,19 @@ pub struct MetricsView {
 }
 
 impl crate::metrics::MetricsSource for MetricsView {
-    fn render(&self, format: crate::metrics::Format) -> String {
+    fn render(
+        &self,
+        format: crate::metrics::Format,
+        chunk: usize,
+        sink: &mut crate::metrics::Sink<'_>,
+    ) {
         crate::metrics::render(
             &self.daemon.checker,
             &self.daemon.vpp,
             Some(&self.vpp),
             format,
+            chunk,
+            sink,
         )
     }
 

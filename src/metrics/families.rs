@@ -10,7 +10,7 @@ use crate::vpp::lb::protocol_name;
 use crate::vpp::stats::VipCounters;
 use crate::vpp::{CountersSnapshot, LbCountersView, VppInfo};
 
-use super::text::{Format, Kind, Text, Value};
+use super::text::{Format, Kind, Sink, Text, Value};
 
 /// Everything one render reads, borrowed.
 #[derive(Debug, Clone)]
@@ -50,14 +50,27 @@ impl<'a> Snapshot<'a> {
     /// The exposition in `format`, into a buffer of `capacity` bytes to start with.
     pub fn encode(&self, format: Format, capacity: usize) -> String {
         let mut t = Text::new(format, capacity);
-        self.backends(&mut t);
-        self.frontends(&mut t);
-        self.probes(&mut t);
-        self.vpp(&mut t);
+        self.write(&mut t);
         t.finish()
     }
 
-    fn backends(&self, t: &mut Text) {
+    /// The same exposition as [`Snapshot::encode`], handed to `sink` in pieces of about
+    /// `chunk` bytes (whole lines) as it is written: the buffer is one piece, not the
+    /// whole text (18 MB at 10,000 backends).
+    pub fn stream(&self, format: Format, chunk: usize, sink: &mut Sink<'_>) {
+        let mut t = Text::streaming(format, chunk, sink);
+        self.write(&mut t);
+        t.finish_stream();
+    }
+
+    fn write(&self, t: &mut Text<'_>) {
+        self.backends(t);
+        self.frontends(t);
+        self.probes(t);
+        self.vpp(t);
+    }
+
+    fn backends(&self, t: &mut Text<'_>) {
         t.family(
             "maglev_build_info",
             "Build of the running daemon.",
@@ -109,7 +122,7 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    fn frontends(&self, t: &mut Text) {
+    fn frontends(&self, t: &mut Text<'_>) {
         let st = self.health;
         let views = || {
             st.config
@@ -172,7 +185,7 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    fn probes(&self, t: &mut Text) {
+    fn probes(&self, t: &mut Text<'_>) {
         let backends = &self.health.backends;
         t.family(
             "maglev_probe",
@@ -229,7 +242,7 @@ impl<'a> Snapshot<'a> {
         }
     }
 
-    fn vpp(&self, t: &mut Text) {
+    fn vpp(&self, t: &mut Text<'_>) {
         t.family(
             "maglev_vpp_connected",
             "1 while connected to VPP's binary API.",
@@ -298,7 +311,7 @@ impl<'a> Snapshot<'a> {
 
     /// The per-VIP families: a handful of VIPs, so their few formatted labels (prefix,
     /// protocol, port) are formatted once per VIP.
-    fn vips(&self, t: &mut Text) {
+    fn vips(&self, t: &mut Text<'_>) {
         let vips = self.lb.map_or(&[][..], |lb| &lb.current.vips[..]);
         let labels: Vec<[String; 4]> = vips
             .iter()
@@ -364,7 +377,7 @@ fn vip_labels(l: &[String; 4]) -> [(&'static str, &str); 4] {
 
 /// The writes of syncs under the Go tool's kind names, every scope and kind present (at 0
 /// until the first write) so dashboards see the series from the start.
-fn lbsync_ops(t: &mut Text, counters: &CountersSnapshot) {
+fn lbsync_ops(t: &mut Text<'_>, counters: &CountersSnapshot) {
     use crate::vpp::counters::{LBSYNC_OP_KINDS, LBSYNC_SCOPES};
     for scope in LBSYNC_SCOPES {
         for (op, kind) in LBSYNC_OP_KINDS {

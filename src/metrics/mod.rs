@@ -5,11 +5,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{Either, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -20,7 +19,7 @@ mod oracle;
 mod text;
 
 pub use families::Snapshot;
-pub use text::Format;
+pub use text::{Format, Sink};
 
 // What the tests below name through `use super::*`.
 #[cfg(test)]
@@ -28,10 +27,20 @@ use crate::health::{ResultCode, State};
 #[cfg(test)]
 use crate::vpp::{CountersSnapshot, LbCountersView, VppInfo};
 
+/// Bytes of one piece of a streamed `/metrics` body: whole lines, 64 KiB or a line more.
+/// Below glibc's mmap threshold (128 KiB, `main.rs`), so the pieces come from and go back
+/// to the arena instead of being mapped and unmapped one by one.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Pieces waiting between the render and the connection (hyper queues a few more itself).
+const PIECES_IN_FLIGHT: usize = 2;
+
 /// What the HTTP side needs from the daemon.
 pub trait MetricsSource: Send + Sync + 'static {
-    /// The exposition in `format`, written directly (no conversion between formats).
-    fn render(&self, format: Format) -> String;
+    /// The exposition in `format`, written directly (no conversion between formats) and
+    /// handed to `sink` in pieces of about `chunk` bytes; stops feeding the sink once it
+    /// returns false.
+    fn render(&self, format: Format, chunk: usize, sink: &mut Sink<'_>);
     /// Ready once the config is loaded and, with VPP on, the warmup is over.
     fn ready(&self) -> Result<(), String>;
 }
@@ -57,7 +66,7 @@ pub async fn serve(
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let source = source.clone();
-                    async move { Ok::<_, Infallible>(handle(req, &*source)) }
+                    async move { Ok::<_, Infallible>(handle(req, &source)) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc);
@@ -69,7 +78,29 @@ pub async fn serve(
     Ok((local, task))
 }
 
-fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<Bytes>> {
+/// A `/metrics` body as it is rendered, a piece at a time.
+type Streamed =
+    StreamBody<tokio_stream::wrappers::ReceiverStream<Result<Frame<Bytes>, Infallible>>>;
+
+/// A fixed answer, or the streamed exposition.
+type Body = Either<Full<Bytes>, Streamed>;
+
+/// The exposition in `format`, rendered on a blocking thread into a bounded channel: at
+/// most `PIECES_IN_FLIGHT` pieces wait for the connection, so a render holds a few
+/// pieces rather than the whole text, and a slow or vanished scraper stops the render
+/// (the send fails) instead of letting it buffer.
+fn stream(source: Arc<dyn MetricsSource>, format: Format) -> Streamed {
+    let (tx, rx) = tokio::sync::mpsc::channel(PIECES_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        source.render(format, CHUNK, &mut |piece: String| {
+            tx.blocking_send(Ok(Frame::data(Bytes::from(piece))))
+                .is_ok()
+        });
+    });
+    StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+fn handle(req: Request<Incoming>, source: &Arc<dyn MetricsSource>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -94,18 +125,20 @@ fn handle(req: Request<Incoming>, source: &dyn MetricsSource) -> Response<Full<B
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .any(|v| v.contains("application/openmetrics-text"));
-            let (body, content_type) = if openmetrics {
+            let (format, content_type) = if openmetrics {
                 (
-                    source.render(Format::OpenMetrics),
+                    Format::OpenMetrics,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )
             } else {
-                (
-                    source.render(Format::Classic),
-                    "text/plain; version=0.0.4; charset=utf-8",
-                )
+                (Format::Classic, "text/plain; version=0.0.4; charset=utf-8")
             };
-            let mut resp = text(StatusCode::OK, body);
+            // HEAD gets the headers only: no render for a body nobody reads.
+            let mut resp = if req.method() == Method::HEAD {
+                text(StatusCode::OK, String::new())
+            } else {
+                Response::new(Either::Right(stream(source.clone(), format)))
+            };
             if let Ok(v) = content_type.parse() {
                 resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
             }
@@ -144,8 +177,8 @@ pub(crate) fn to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     if let Ok(v) = "text/plain; charset=utf-8".parse() {
         resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
@@ -153,19 +186,17 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Length of the last render: the next one starts with a buffer that size (plus a
-/// margin), so a 10,000-backend exposition grows its buffer at most once rather than
-/// doubling through every size up to ~18 MB.
-static LAST_RENDER_LEN: AtomicUsize = AtomicUsize::new(0);
-
 /// The exposition of the daemon's state in `format`, read at scrape time from the
-/// checker's published snapshot (the same state the gRPC API shows) and the VPP status.
+/// checker's published snapshot (the same state the gRPC API shows) and the VPP status,
+/// handed to `sink` in pieces of about `chunk` bytes.
 pub fn render(
     checker: &crate::checker::Checker,
     vpp: &crate::vpp::VppStatus,
     service: Option<&crate::vpp::VppService>,
     format: Format,
-) -> String {
+    chunk: usize,
+    sink: &mut Sink<'_>,
+) {
     let health = checker.snapshot();
     let mut snapshot = Snapshot::of(&health, vpp.get());
     let counters;
@@ -175,14 +206,13 @@ pub fn render(
         lb = service.lb_counters().ok();
         snapshot = snapshot.with_vpp_side(&counters, lb.as_deref());
     }
-    let last = LAST_RENDER_LEN.load(Ordering::Relaxed);
-    let out = snapshot.encode(format, last + last / 16);
-    LAST_RENDER_LEN.store(out.len(), Ordering::Relaxed);
-    out
+    snapshot.stream(format, chunk, sink);
 }
 
 #[cfg(test)]
 mod render_mem;
+#[cfg(test)]
+mod serve_tests;
 
 #[cfg(test)]
 mod tests {

@@ -484,6 +484,32 @@ port = 53
   backends = { c = {} }
 "#;
 
+    /// The pieces of a streamed render, each checked: not empty, whole lines, and no
+    /// bigger than `chunk` plus the lines written after the buffer reached it (one sample
+    /// line, or a family's HELP and TYPE, or one histogram's lines).
+    fn streamed(lean: &Snapshot<'_>, format: Format, chunk: usize) -> Vec<String> {
+        let mut pieces = Vec::new();
+        lean.stream(format, chunk, &mut |piece: String| {
+            pieces.push(piece);
+            true
+        });
+        for p in &pieces {
+            assert!(p.ends_with('\n'), "{p:?}");
+            if chunk < usize::MAX {
+                assert!(
+                    p.len() < chunk + 2_000,
+                    "{} bytes for chunk {chunk}",
+                    p.len()
+                );
+            }
+        }
+        if chunk == 1 {
+            // Every line (or histogram / family header) goes as soon as it is written.
+            assert!(pieces.len() > 50, "{} pieces", pieces.len());
+        }
+        pieces
+    }
+
     #[test]
     fn lean_writer_matches_prometheus_client_byte_for_byte() {
         let config = match crate::config::load_str(CONFIG, Path::new("t.toml")) {
@@ -568,6 +594,19 @@ port = 53
                     lean.encode(Format::Classic, 7),
                     to_prometheus_text(&reference)
                 );
+                // Streamed in pieces: the same bytes, cut only at line ends.
+                for chunk in [1, 64, 1000, usize::MAX] {
+                    assert_eq!(
+                        streamed(&lean, Format::OpenMetrics, chunk).concat(),
+                        reference,
+                        "chunk {chunk}"
+                    );
+                    assert_eq!(
+                        streamed(&lean, Format::Classic, chunk).concat(),
+                        to_prometheus_text(&reference),
+                        "chunk {chunk}"
+                    );
+                }
             }
             let reference = Reference::of(&snap, vpp.clone()).encode_text();
             assert_eq!(Snapshot::of(&snap, vpp).encode_text(), reference);

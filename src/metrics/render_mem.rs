@@ -156,6 +156,33 @@ fn peak_heap_of_one_render_at_10000_backends() {
             }),
         ),
     ];
+    // Streamed in pieces of `CHUNK` bytes, each dropped as soon as it is handed over (what
+    // the server does once hyper has written it): the peak is a piece, not the text.
+    let stream = || {
+        let mut len = 0;
+        lean.stream(Format::Classic, super::CHUNK, &mut |piece: String| {
+            len += piece.len();
+            true
+        });
+        len
+    };
+    let _ = stream();
+    TRACK.with(|t| t.set(true));
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let streamed_len = stream();
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    TRACK.with(|t| t.set(false));
+    let start = Instant::now();
+    for _ in 0..5 {
+        std::hint::black_box(stream());
+    }
+    println!(
+        "streamed, classic, {} KiB pieces: {streamed_len} bytes, peak heap {:.2} MiB, {:.1} ms a render",
+        super::CHUNK / 1024,
+        peak as f64 / 1_048_576.0,
+        (start.elapsed() / 5).as_secs_f64() * 1e3
+    );
     let mut outputs = Vec::new();
     for (what, mut f) in rows {
         let (peak, len, time) = measure(&mut f);
@@ -175,4 +202,5 @@ fn peak_heap_of_one_render_at_10000_backends() {
     assert!(outputs[0].len() > BACKENDS * 100);
     assert_eq!(outputs[0], outputs[2]);
     assert_eq!(outputs[1], outputs[3]);
+    assert_eq!(streamed_len, outputs[3].len());
 }

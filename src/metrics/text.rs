@@ -41,9 +41,12 @@ pub enum Value {
 /// Labels of one sample, borrowed from the snapshot.
 pub type Labels<'a> = [(&'a str, &'a str)];
 
+/// Takes the pieces of a streamed exposition, in order; false once nobody reads them any
+/// more (the rest of the render is then dropped, not buffered).
+pub type Sink<'s> = dyn FnMut(String) -> bool + 's;
+
 /// One exposition being written.
-#[derive(Debug)]
-pub struct Text {
+pub struct Text<'s> {
     out: String,
     format: Format,
     /// The current family's name and whether its samples end in `_total`.
@@ -51,17 +54,75 @@ pub struct Text {
     counter: bool,
     /// A histogram's label set, written once per histogram and copied into each line.
     scratch: String,
+    /// Streaming: `out` goes to the sink once it holds `chunk` bytes or more, so the
+    /// buffer stays near `chunk` (a line more) whatever the exposition's size.
+    chunk: usize,
+    sink: Option<&'s mut Sink<'s>>,
 }
 
-impl Text {
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Text")
+            .field("format", &self.format)
+            .field("len", &self.out.len())
+            .field("chunk", &self.chunk)
+            .field("streaming", &self.sink.is_some())
+            .finish()
+    }
+}
+
+impl<'s> Text<'s> {
     /// `capacity`: what the last render needed, so a render grows its buffer at most once.
-    pub fn new(format: Format, capacity: usize) -> Text {
+    pub fn new(format: Format, capacity: usize) -> Text<'s> {
         Text {
             out: String::with_capacity(capacity),
             format,
             family: String::new(),
             counter: false,
             scratch: String::new(),
+            chunk: usize::MAX,
+            sink: None,
+        }
+    }
+
+    /// A streamed exposition: pieces of about `chunk` bytes (each ends with a whole line)
+    /// go to `sink` as they are written, the last one from [`Text::finish_stream`].
+    pub fn streaming(format: Format, chunk: usize, sink: &'s mut Sink<'s>) -> Text<'s> {
+        let chunk = chunk.max(1);
+        Text {
+            out: String::with_capacity(piece_capacity(chunk)),
+            format,
+            family: String::new(),
+            counter: false,
+            scratch: String::new(),
+            chunk,
+            sink: Some(sink),
+        }
+    }
+
+    /// Hands `out` to the sink once it holds a chunk (called after every whole line).
+    fn spill(&mut self) {
+        if self.out.len() >= self.chunk {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        if self.out.is_empty() {
+            return;
+        }
+        let piece = std::mem::replace(
+            &mut self.out,
+            String::with_capacity(piece_capacity(self.chunk)),
+        );
+        if !sink(piece) {
+            // The reader is gone: stop buffering, and write the rest into nothing
+            // (a chunk at a time, reusing the buffer).
+            self.sink = None;
+            self.out.clear();
         }
     }
 
@@ -92,6 +153,7 @@ impl Text {
             });
             self.out.push('\n');
         }
+        self.spill();
     }
 
     /// One sample of the current family (`_total` added for counters).
@@ -104,6 +166,7 @@ impl Text {
         self.out.push(' ');
         push_value(&mut self.out, value);
         self.out.push('\n');
+        self.spill();
     }
 
     /// One histogram of the current family: `_sum`, `_count`, then cumulative `_bucket`s
@@ -147,6 +210,7 @@ impl Text {
             self.out.push_str(itoa::Buffer::new().format(cumulative));
             self.out.push('\n');
         }
+        self.spill();
     }
 
     /// The text, `# EOF` ended for OpenMetrics.
@@ -156,6 +220,20 @@ impl Text {
         }
         self.out
     }
+
+    /// Ends a streamed exposition: `# EOF` for OpenMetrics, and the last piece to the sink.
+    pub fn finish_stream(mut self) {
+        if self.format == Format::OpenMetrics {
+            self.out.push_str("# EOF\n");
+        }
+        self.flush();
+    }
+}
+
+/// A piece's buffer: its chunk and room for the line that crosses it, so a piece is
+/// allocated once; huge chunks (a test's `usize::MAX`) grow as they are written instead.
+fn piece_capacity(chunk: usize) -> usize {
+    chunk.saturating_add(chunk / 8).min(1 << 20)
 }
 
 /// `{k="v",...}`, nothing for no labels.
@@ -228,5 +306,48 @@ mod tests {
              # HELP h H.\n# TYPE h histogram\nh_sum 0.5\nh_count 1\n\
              h_bucket{le=\"1.0\"} 1\nh_bucket{le=\"+Inf\"} 1\n"
         );
+    }
+
+    #[test]
+    fn a_sink_that_refuses_gets_nothing_more() {
+        let mut calls = 0;
+        let mut sink = |piece: String| {
+            calls += 1;
+            assert!(!piece.is_empty());
+            false
+        };
+        let mut t = Text::streaming(Format::OpenMetrics, 1, &mut sink);
+        for i in 0..10 {
+            t.family("x", "X.", Kind::Gauge);
+            t.sample(&[("i", itoa::Buffer::new().format(i))], Value::Int(i));
+        }
+        t.finish_stream();
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn streamed_pieces_are_whole_lines_of_the_same_text() {
+        let write = |t: &mut Text<'_>| {
+            t.family("c", "C.", Kind::Counter);
+            for i in 0..100 {
+                t.sample(&[("i", itoa::Buffer::new().format(i))], Value::Uint(3));
+            }
+            t.family("h", "H.", Kind::Histogram);
+            t.histogram(&[("a", "b")], 0.5, 1, [(1.0, 1), (f64::INFINITY, 0)]);
+        };
+        let mut whole = Text::new(Format::Classic, 0);
+        write(&mut whole);
+        let whole = whole.finish();
+        let mut pieces = Vec::new();
+        let mut sink = |piece: String| {
+            pieces.push(piece);
+            true
+        };
+        let mut t = Text::streaming(Format::Classic, 100, &mut sink);
+        write(&mut t);
+        t.finish_stream();
+        assert!(pieces.len() > 10, "{pieces:?}");
+        assert!(pieces.iter().all(|p| p.ends_with('\n') && p.len() < 200));
+        assert_eq!(pieces.concat(), whole);
     }
 }
