@@ -68,7 +68,19 @@ pub async fn probe(
         Err(o) => return o,
     };
     stage.set(ResultCode::L7Tout);
-    exchange(stream, &mut buf.buf, params, shared).await
+    let mut stream = stream;
+    if let Err(e) = send(&mut stream, &buf.buf).await {
+        return io_failure("send request", &e);
+    }
+    // While the server answers the probe holds no buffer: it goes back to the pool and
+    // one is taken again when the response is there, so the probes waiting (thousands
+    // when backends are slow) cost only their future.
+    drop(buf);
+    if let Err(e) = stream.readable().await {
+        return io_failure("read response", &e);
+    }
+    let mut buf = shared.buffers.take();
+    judge(&mut stream, &mut buf.buf, params, shared).await
 }
 
 /// The `https` check: the same exchange over TLS.
@@ -191,7 +203,20 @@ where
         return io_failure("send request", &e);
     }
     buf.clear();
-    let head = match read_head(&mut io, buf).await {
+    judge(&mut io, buf, params, shared).await
+}
+
+/// Reads the response into `buf` (empty) and judges it.
+async fn judge<S>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    params: &HttpParams,
+    shared: &HttpShared,
+) -> Outcome
+where
+    S: AsyncRead + Unpin,
+{
+    let head = match read_head(io, buf).await {
         Ok(h) => h,
         Err(o) => return o,
     };
@@ -203,7 +228,7 @@ where
         return Outcome::new(ResultCode::L7Ok, format!("HTTP {status}"));
     };
     let mut body = shared.buffers.take();
-    if let Err(o) = read_body(&mut io, head, buf, &mut body.buf).await {
+    if let Err(o) = read_body(io, head, buf, &mut body.buf).await {
         return o;
     }
     if expect.matches(&body.buf) {
