@@ -57,25 +57,24 @@ pub async fn probe(
     params: &HttpParams,
     stage: &Stage,
 ) -> Outcome {
-    let mut buf = match request(shared, spec, port, params, false) {
+    let request = match request(shared, spec, port, params, false) {
         Ok(b) => b,
         Err(o) => return o,
     };
     stage.set(ResultCode::L4Tout);
     let addr = SocketAddr::new(spec.addr, port);
-    let stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
+    let mut stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
         Ok(s) => s,
         Err(o) => return o,
     };
     stage.set(ResultCode::L7Tout);
-    let mut stream = stream;
-    if let Err(e) = send(&mut stream, &buf.buf).await {
+    if let Err(e) = send(&mut stream, &request.buf).await {
         return io_failure("send request", &e);
     }
     // While the server answers the probe holds no buffer: it goes back to the pool and
     // one is taken again when the response is there, so the probes waiting (thousands
     // when backends are slow) cost only their future.
-    drop(buf);
+    drop(request);
     if let Err(e) = stream.readable().await {
         return io_failure("read response", &e);
     }
