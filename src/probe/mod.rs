@@ -298,6 +298,31 @@ mod tests {
         assert!(plain * 2 < tls, "http {plain} B, https {tls} B");
     }
 
+    /// A request that cannot be sent fails before any connection: against a port with no
+    /// listener the verdict is the bad request, not a refused connect.
+    #[tokio::test]
+    async fn a_bad_http_request_fails_before_connecting() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let params = crate::config::model::HttpParams {
+            path: "no-slash".into(),
+            host: None,
+            expect_status: Vec::new(),
+            expect_body: None,
+        };
+        let spec = ProbeSpec {
+            check: CheckKind::Http { port, params }.into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            timeout: Duration::from_secs(1),
+            source: None,
+            netns: None,
+        };
+        let r = Prober::new().probe(&spec).await;
+        assert_eq!(r.code, ResultCode::SockErr, "{r:?}");
+        assert!(r.detail.starts_with("invalid HTTP request: path"), "{r:?}");
+    }
+
     #[test]
     fn stage_remembers_the_timeout_code() {
         let s = Stage::new(ResultCode::L4Tout);

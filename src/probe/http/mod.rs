@@ -57,10 +57,11 @@ pub async fn probe(
     params: &HttpParams,
     stage: &Stage,
 ) -> Outcome {
-    let request = match request(shared, spec, port, params, false) {
-        Ok(b) => b,
-        Err(o) => return o,
-    };
+    // A bad request fails before connecting; the buffer is taken once connected, so a
+    // probe waiting for its handshake holds none.
+    if let Err(e) = request::check(params) {
+        return bad_request(&e);
+    }
     stage.set(ResultCode::L4Tout);
     let addr = SocketAddr::new(spec.addr, port);
     let mut stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
@@ -68,6 +69,10 @@ pub async fn probe(
         Err(o) => return o,
     };
     stage.set(ResultCode::L7Tout);
+    let request = match request(shared, spec, port, params, false) {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
     if let Err(e) = send(&mut stream, &request.buf).await {
         return io_failure("send request", &e);
     }
@@ -129,8 +134,8 @@ pub async fn probe_tls(
     exchange(tls_stream, &mut buf.buf, params, shared).await
 }
 
-/// The probe's one buffer, holding its request (built before connecting, so a bad one
-/// fails without a connection); the response is read into it after the request is sent.
+/// The probe's buffer, holding its request; https reads the response into it after
+/// sending (plain http gives it back while the server answers).
 fn request<'a>(
     shared: &'a HttpShared,
     spec: &ProbeSpec,
@@ -141,11 +146,12 @@ fn request<'a>(
     let mut buf = shared.buffers.take();
     match request::write(&mut buf.buf, params, spec.addr, port, https) {
         Ok(()) => Ok(buf),
-        Err(e) => Err(Outcome::new(
-            ResultCode::SockErr,
-            format!("invalid HTTP request: {e}"),
-        )),
+        Err(e) => Err(bad_request(&e)),
     }
+}
+
+fn bad_request(e: &request::BadRequest) -> Outcome {
+    Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"))
 }
 
 /// The TLS server name: sni, else host, else the address (rustls sends no SNI for an IP).
@@ -181,7 +187,7 @@ where
 {
     let mut buf = Vec::new();
     if let Err(e) = request::write(&mut buf, params, addr, port, https) {
-        return Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"));
+        return bad_request(&e);
     }
     exchange(io, &mut buf, params, &HttpShared::default()).await
 }
