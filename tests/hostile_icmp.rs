@@ -35,7 +35,7 @@ fn hostile_ns(tag: &str) -> Option<TestNs> {
 
 fn icmp_spec(netns: &str) -> ProbeSpec {
     ProbeSpec {
-        check: CheckKind::Icmp,
+        check: CheckKind::Icmp.into(),
         addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
         timeout: TIMEOUT,
         source: None,

@@ -10,7 +10,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn spec(addr: &str) -> ProbeSpec {
     ProbeSpec {
-        check: CheckKind::Icmp,
+        check: CheckKind::Icmp.into(),
         addr: addr.parse().unwrap(),
         timeout: TIMEOUT,
         source: None,

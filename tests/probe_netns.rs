@@ -24,7 +24,7 @@ use icmp_forge::{into_echo_reply, next_echo_request};
 
 fn spec(check: CheckKind, netns: &str) -> ProbeSpec {
     ProbeSpec {
-        check,
+        check: check.into(),
         addr: "127.0.0.1".parse().unwrap(),
         timeout: TIMEOUT,
         source: None,

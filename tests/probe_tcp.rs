@@ -17,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 fn spec(addr: &str, port: u16) -> ProbeSpec {
     ProbeSpec {
-        check: CheckKind::Tcp { port },
+        check: CheckKind::Tcp { port }.into(),
         addr: addr.parse().unwrap(),
         timeout: TIMEOUT,
         source: None,

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 fn spec(addr: &str, port: u16) -> ProbeSpec {
     ProbeSpec {
-        check: CheckKind::TcpSyn { port },
+        check: CheckKind::TcpSyn { port }.into(),
         addr: addr.parse().unwrap(),
         timeout: Duration::from_secs(2),
         source: None,

@@ -3,11 +3,13 @@
 
 use std::sync::Mutex;
 
-/// Bytes a fresh buffer starts with: a request, or a response head, fits.
-const INITIAL: usize = 2 * 1024;
-/// Buffers that grew past this (a large body or head) are freed, not kept.
-const KEEP_UP_TO: usize = 20 * 1024;
-/// Buffers kept idle at most: about the number of HTTP checks in flight at once.
+/// Bytes a fresh buffer starts with: a check's request, then its response head, fits.
+const INITIAL: usize = 1024;
+/// Buffers that grew past this (a large head or body) are freed, not kept: the pool
+/// holds at most `IDLE_MAX * KEEP_UP_TO` (1 MiB), usually `IDLE_MAX * INITIAL`.
+const KEEP_UP_TO: usize = 4 * 1024;
+/// Buffers kept idle at most: about the number of HTTP checks in flight at once (one
+/// buffer each, two with a body match).
 const IDLE_MAX: usize = 256;
 
 #[derive(Default)]

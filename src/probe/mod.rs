@@ -18,18 +18,21 @@ pub mod tcp_syn;
 pub mod tls;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::model::{CheckKind, CheckType, HealthCheck};
 use crate::health::result::{ProbeResult, ResultCode};
 
 /// Everything one probe needs to know, resolved from the config for one backend.
+/// The check (port, HTTP and TLS parameters, a compiled body regex) is shared by every
+/// backend of a health check: per backend there are only the address, source and netns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSpec {
-    /// What to probe, with its port and HTTP/TLS parameters.
-    pub check: CheckKind,
+    /// What to probe, with its port and HTTP/TLS parameters. `from_config` shares one
+    /// `Arc` among the specs of equal checks; `kind.into()` makes a lone one.
+    pub check: Arc<CheckKind>,
     pub addr: IpAddr,
     /// The whole probe (socket, connect, TLS, response) finishes within this.
     pub timeout: Duration,
@@ -48,7 +51,7 @@ impl ProbeSpec {
             IpAddr::V6(_) => hc.probe_ipv6_src.map(IpAddr::V6),
         };
         ProbeSpec {
-            check: hc.check.clone(),
+            check: shared_check(&hc.check),
             addr,
             timeout: hc.timeout,
             source,
@@ -63,6 +66,29 @@ impl ProbeSpec {
     pub fn port(&self) -> Option<u16> {
         self.check.port()
     }
+}
+
+/// Checks handed out by `from_config`, one per distinct `CheckKind` still in use: the
+/// backends of one health check share it, also across a reload that keeps the check.
+static CHECKS: Mutex<Vec<Weak<CheckKind>>> = Mutex::new(Vec::new());
+
+/// The shared `Arc` of a check equal to `kind`, made if none is alive. A daemon has a
+/// handful of health checks, so a scan of the live ones is cheaper than hashing the key.
+fn shared_check(kind: &CheckKind) -> Arc<CheckKind> {
+    let Ok(mut checks) = CHECKS.lock() else {
+        return Arc::new(kind.clone());
+    };
+    if let Some(live) = checks
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|c| **c == *kind)
+    {
+        return live;
+    }
+    checks.retain(|w| w.strong_count() > 0);
+    let made = Arc::new(kind.clone());
+    checks.push(Arc::downgrade(&made));
+    made
 }
 
 /// What a probe found, before timing is attached.
@@ -156,11 +182,12 @@ impl Prober {
     }
 
     /// Every caller's future embeds this one at its largest variant, and a checker keeps
-    /// one such future per backend: so only the small TCP path is inline, the others
-    /// (HTTP/TLS ≈ 2.8 KB, ICMP and tcp-syn ≈ 0.7 KB) are boxed for the probe's duration.
+    /// one such future per probe in flight: so only the small TCP path is inline, the
+    /// others are boxed for the probe's duration, each at its own size (see the
+    /// `future_sizes` test: HTTP is apart from HTTPS, whose TLS handshake is the largest).
     async fn run(&self, spec: &ProbeSpec, stage: &Stage) -> Outcome {
         let inner = &*self.inner;
-        match &spec.check {
+        match &*spec.check {
             CheckKind::Icmp => Box::pin(inner.icmp.probe(&inner.sockets, spec)).await,
             CheckKind::Tcp { port } => {
                 tcp::probe(&inner.sockets, &inner.connect, spec, *port).await
@@ -169,22 +196,17 @@ impl Prober {
                 Box::pin(inner.syn.probe(&inner.sockets, spec, *port)).await
             }
             CheckKind::Http { port, params } => {
-                let check = http::HttpCheck {
-                    port: *port,
-                    params,
-                    tls: None,
-                };
-                let sh = (&inner.sockets, &inner.tls, &inner.http);
-                Box::pin(http::probe(sh.0, sh.1, sh.2, spec, check, stage)).await
+                let sh = (&inner.sockets, &inner.http);
+                Box::pin(http::probe(sh.0, sh.1, spec, *port, params, stage)).await
             }
             CheckKind::Https { port, params, tls } => {
-                let check = http::HttpCheck {
+                let check = http::HttpsCheck {
                     port: *port,
                     params,
-                    tls: Some(tls),
+                    tls,
                 };
                 let sh = (&inner.sockets, &inner.tls, &inner.http);
-                Box::pin(http::probe(sh.0, sh.1, sh.2, spec, check, stage)).await
+                Box::pin(http::probe_tls(sh.0, sh.1, sh.2, spec, check, stage)).await
             }
         }
     }
@@ -220,6 +242,85 @@ mod tests {
         assert_eq!(v6.netns.as_deref(), Some("ns"));
         assert_eq!(v6.port(), Some(80));
         assert_eq!(v6.timeout, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn specs_of_one_check_share_it() {
+        let a = ProbeSpec::from_config(&hc(), "192.0.2.1".parse().unwrap(), None);
+        let b = ProbeSpec::from_config(&hc(), "192.0.2.2".parse().unwrap(), None);
+        assert!(Arc::ptr_eq(&a.check, &b.check));
+        let other = HealthCheck {
+            check: CheckKind::Tcp { port: 81 },
+            ..hc()
+        };
+        let c = ProbeSpec::from_config(&other, "192.0.2.1".parse().unwrap(), None);
+        assert!(!Arc::ptr_eq(&a.check, &c.check));
+        assert_eq!(c.port(), Some(81));
+        // Once no spec holds it, an equal check gets a fresh `Arc` (nothing kept alive).
+        let weak = Arc::downgrade(&c.check);
+        drop(c);
+        assert!(weak.upgrade().is_none());
+        let d = ProbeSpec::from_config(&other, "192.0.2.1".parse().unwrap(), None);
+        assert_eq!(d.port(), Some(81));
+    }
+
+    /// What a probe in flight keeps boxed: the plain HTTP check's state apart from (and
+    /// well under) the HTTPS one's, whose TLS handshake it no longer carries.
+    #[test]
+    fn future_sizes() {
+        let prober = Prober::new();
+        let inner = &*prober.inner;
+        let stage = Stage::new(ResultCode::L4Tout);
+        let spec = ProbeSpec::from_config(&hc(), "192.0.2.1".parse().unwrap(), None);
+        let params = crate::config::model::HttpParams {
+            path: "/".into(),
+            host: None,
+            expect_status: Vec::new(),
+            expect_body: None,
+        };
+        let tls_params = crate::config::model::TlsParams::default();
+        let plain = http::probe(&inner.sockets, &inner.http, &spec, 80, &params, &stage);
+        let check = http::HttpsCheck {
+            port: 443,
+            params: &params,
+            tls: &tls_params,
+        };
+        let tls = http::probe_tls(
+            &inner.sockets,
+            &inner.tls,
+            &inner.http,
+            &spec,
+            check,
+            &stage,
+        );
+        let (plain, tls) = (std::mem::size_of_val(&plain), std::mem::size_of_val(&tls));
+        println!("http future {plain} bytes, https future {tls} bytes");
+        assert!(plain * 2 < tls, "http {plain} B, https {tls} B");
+    }
+
+    /// A request that cannot be sent fails before any connection: against a port with no
+    /// listener the verdict is the bad request, not a refused connect.
+    #[tokio::test]
+    async fn a_bad_http_request_fails_before_connecting() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let params = crate::config::model::HttpParams {
+            path: "no-slash".into(),
+            host: None,
+            expect_status: Vec::new(),
+            expect_body: None,
+        };
+        let spec = ProbeSpec {
+            check: CheckKind::Http { port, params }.into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            timeout: Duration::from_secs(1),
+            source: None,
+            netns: None,
+        };
+        let r = Prober::new().probe(&spec).await;
+        assert_eq!(r.code, ResultCode::SockErr, "{r:?}");
+        assert!(r.detail.starts_with("invalid HTTP request: path"), "{r:?}");
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! TLS client configs for HTTPS probes (rustls with the ring provider), cached per
 //! (CA file, verify) so CA bundles are read once.
 
-use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -26,12 +25,16 @@ pub enum TlsConfigError {
     Rustls(#[from] rustls::Error),
 }
 
-type Key = (Option<PathBuf>, bool);
+/// A cached config: CA file (None = system store, and always None when not verifying),
+/// verify, the config.
+type Entry = (Option<PathBuf>, bool, Arc<ClientConfig>);
 
-/// Cache of client configs.
+/// Cache of client configs. A daemon has a handful (one per CA file and verify mode), so
+/// a probe finds its own with a scan that compares paths in place: no key is built (and
+/// no path copied) per probe.
 #[derive(Default)]
 pub struct TlsConfigs {
-    cache: Mutex<HashMap<Key, Arc<ClientConfig>>>,
+    cache: Mutex<Vec<Entry>>,
 }
 
 impl TlsConfigs {
@@ -42,20 +45,17 @@ impl TlsConfigs {
         ca_file: Option<&Path>,
         verify: bool,
     ) -> Result<Arc<ClientConfig>, TlsConfigError> {
-        let key: Key = (
-            if verify {
-                ca_file.map(Path::to_path_buf)
-            } else {
-                None
-            },
-            verify,
-        );
-        if let Some(cfg) = self.lookup(&key) {
+        let ca_file = if verify { ca_file } else { None };
+        if let Some(cfg) = self.lookup(ca_file, verify) {
             return Ok(cfg);
         }
-        let cfg = Arc::new(build(key.0.as_deref(), verify).await?);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(key, cfg.clone());
+        let cfg = Arc::new(build(ca_file, verify).await?);
+        if let Ok(mut cache) = self.cache.lock()
+            && !cache
+                .iter()
+                .any(|(p, v, _)| p.as_deref() == ca_file && *v == verify)
+        {
+            cache.push((ca_file.map(Path::to_path_buf), verify, cfg.clone()));
         }
         Ok(cfg)
     }
@@ -66,8 +66,12 @@ impl TlsConfigs {
         }
     }
 
-    fn lookup(&self, key: &Key) -> Option<Arc<ClientConfig>> {
-        self.cache.lock().ok()?.get(key).cloned()
+    fn lookup(&self, ca_file: Option<&Path>, verify: bool) -> Option<Arc<ClientConfig>> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .iter()
+            .find(|(p, v, _)| p.as_deref() == ca_file && *v == verify)
+            .map(|(_, _, cfg)| cfg.clone())
     }
 }
 

@@ -29,7 +29,7 @@ pub fn https_spec(port: u16, timeout: Duration, params: HttpParams, tls: TlsPara
 
 fn spec_of(check: CheckKind, timeout: Duration) -> ProbeSpec {
     ProbeSpec {
-        check,
+        check: check.into(),
         addr: "127.0.0.1".parse().unwrap(),
         timeout,
         source: None,

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::config::model::{HttpParams, StatusRange, TlsParams};
 use crate::health::result::ResultCode;
 
-use super::buffers::BufferPool;
+use super::buffers::{BufferPool, Pooled};
 use super::errors::errno_text;
 use super::netns::SocketFactory;
 use super::tls::TlsConfigs;
@@ -29,8 +29,9 @@ pub const BODY_CAP: usize = 64 * 1024;
 /// Used when a check lists no expected status.
 const DEFAULT_STATUS: StatusRange = StatusRange { lo: 200, hi: 399 };
 
-/// Bytes asked of the socket per read.
-const READ_SIZE: usize = 4 * 1024;
+/// A read asks the socket for at least this much: the rest of the probe buffer (1 KiB
+/// fresh: a check's response head fits), which doubles when less is left.
+const MIN_READ: usize = 512;
 
 /// What the HTTP checks of one `Prober` share.
 #[derive(Default)]
@@ -38,43 +39,77 @@ pub struct HttpShared {
     pub buffers: BufferPool,
 }
 
-/// The http-specific part of a probe spec.
+/// The https-specific part of a probe spec.
 #[derive(Debug, Clone, Copy)]
-pub struct HttpCheck<'a> {
+pub struct HttpsCheck<'a> {
     pub port: u16,
     pub params: &'a HttpParams,
-    /// Some for https.
-    pub tls: Option<&'a TlsParams>,
+    pub tls: &'a TlsParams,
 }
 
-/// The `http` / `https` check.
+/// The `http` check. A future of its own (not the https one with a plain branch), so
+/// the state it keeps per probe in flight is not sized by the TLS handshake's.
 pub async fn probe(
+    sockets: &SocketFactory,
+    shared: &HttpShared,
+    spec: &ProbeSpec,
+    port: u16,
+    params: &HttpParams,
+    stage: &Stage,
+) -> Outcome {
+    // A bad request fails before connecting; the buffer is taken once connected, so a
+    // probe waiting for its handshake holds none.
+    if let Err(e) = request::check(params) {
+        return bad_request(&e);
+    }
+    stage.set(ResultCode::L4Tout);
+    let addr = SocketAddr::new(spec.addr, port);
+    let mut stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    stage.set(ResultCode::L7Tout);
+    let request = match request(shared, spec, port, params, false) {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
+    if let Err(e) = send(&mut stream, &request.buf).await {
+        return io_failure("send request", &e);
+    }
+    // While the server answers the probe holds no buffer: it goes back to the pool and
+    // one is taken again when the response is there, so the probes waiting (thousands
+    // when backends are slow) cost only their future.
+    drop(request);
+    if let Err(e) = stream.readable().await {
+        return io_failure("read response", &e);
+    }
+    let mut buf = shared.buffers.take();
+    judge(&mut stream, &mut buf.buf, params, shared).await
+}
+
+/// The `https` check: the same exchange over TLS.
+pub async fn probe_tls(
     sockets: &SocketFactory,
     tls: &TlsConfigs,
     shared: &HttpShared,
     spec: &ProbeSpec,
-    check: HttpCheck<'_>,
+    check: HttpsCheck<'_>,
     stage: &Stage,
 ) -> Outcome {
-    let HttpCheck {
+    let HttpsCheck {
         port,
         params,
         tls: tls_params,
     } = check;
-    let https = tls_params.is_some();
-    let mut request = shared.buffers.take();
-    if let Err(e) = request::write(&mut request.buf, params, spec.addr, port, https) {
-        return Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"));
-    }
+    let mut buf = match request(shared, spec, port, params, true) {
+        Ok(b) => b,
+        Err(o) => return o,
+    };
     stage.set(ResultCode::L4Tout);
     let addr = SocketAddr::new(spec.addr, port);
     let stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
         Ok(s) => s,
         Err(o) => return o,
-    };
-    let Some(tls_params) = tls_params else {
-        stage.set(ResultCode::L7Tout);
-        return exchange(stream, &request.buf, params, shared).await;
     };
     stage.set(ResultCode::L6Tout);
     let config = match tls
@@ -96,7 +131,27 @@ pub async fn probe(
         }
     };
     stage.set(ResultCode::L7Tout);
-    exchange(tls_stream, &request.buf, params, shared).await
+    exchange(tls_stream, &mut buf.buf, params, shared).await
+}
+
+/// The probe's buffer, holding its request; https reads the response into it after
+/// sending (plain http gives it back while the server answers).
+fn request<'a>(
+    shared: &'a HttpShared,
+    spec: &ProbeSpec,
+    port: u16,
+    params: &HttpParams,
+    https: bool,
+) -> Result<Pooled<'a>, Outcome> {
+    let mut buf = shared.buffers.take();
+    match request::write(&mut buf.buf, params, spec.addr, port, https) {
+        Ok(()) => Ok(buf),
+        Err(e) => Err(bad_request(&e)),
+    }
+}
+
+fn bad_request(e: &request::BadRequest) -> Outcome {
+    Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"))
 }
 
 /// The TLS server name: sni, else host, else the address (rustls sends no SNI for an IP).
@@ -130,24 +185,43 @@ pub async fn probe_stream<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut request = Vec::new();
-    if let Err(e) = request::write(&mut request, params, addr, port, https) {
-        return Outcome::new(ResultCode::SockErr, format!("invalid HTTP request: {e}"));
+    let mut buf = Vec::new();
+    if let Err(e) = request::write(&mut buf, params, addr, port, https) {
+        return bad_request(&e);
     }
-    exchange(io, &request, params, &HttpShared::default()).await
+    exchange(io, &mut buf, params, &HttpShared::default()).await
 }
 
-/// Sends the request and judges the response. Everything is driven here, so dropping
-/// this future on timeout closes the connection and returns the buffers.
-async fn exchange<S>(mut io: S, request: &[u8], params: &HttpParams, shared: &HttpShared) -> Outcome
+/// Sends the request in `buf` and judges the response, read into the same buffer.
+/// Everything is driven here, so dropping this future on timeout closes the connection
+/// and returns the buffers.
+async fn exchange<S>(
+    mut io: S,
+    buf: &mut Vec<u8>,
+    params: &HttpParams,
+    shared: &HttpShared,
+) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if let Err(e) = send(&mut io, request).await {
+    if let Err(e) = send(&mut io, buf).await {
         return io_failure("send request", &e);
     }
-    let mut raw = shared.buffers.take();
-    let head = match read_head(&mut io, &mut raw.buf).await {
+    buf.clear();
+    judge(&mut io, buf, params, shared).await
+}
+
+/// Reads the response into `buf` (empty) and judges it.
+async fn judge<S>(
+    io: &mut S,
+    buf: &mut Vec<u8>,
+    params: &HttpParams,
+    shared: &HttpShared,
+) -> Outcome
+where
+    S: AsyncRead + Unpin,
+{
+    let head = match read_head(io, buf).await {
         Ok(h) => h,
         Err(o) => return o,
     };
@@ -159,7 +233,7 @@ where
         return Outcome::new(ResultCode::L7Ok, format!("HTTP {status}"));
     };
     let mut body = shared.buffers.take();
-    if let Err(o) = read_body(&mut io, head, &mut raw.buf, &mut body.buf).await {
+    if let Err(o) = read_body(io, head, buf, &mut body.buf).await {
         return o;
     }
     if expect.matches(&body.buf) {
@@ -225,9 +299,10 @@ async fn read_body<S: AsyncRead + Unpin>(
     }
 }
 
-/// One read appended to `raw`; 0 at end of stream.
+/// One read appended to `raw`, into the room it has (doubled when less than
+/// [`MIN_READ`] is left); 0 at end of stream.
 async fn read_more<S: AsyncRead + Unpin>(io: &mut S, raw: &mut Vec<u8>) -> io::Result<usize> {
-    raw.reserve(READ_SIZE);
+    raw.reserve(MIN_READ);
     io.read_buf(raw).await
 }
 

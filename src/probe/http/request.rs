@@ -30,6 +30,21 @@ pub fn write(
     port: u16,
     https: bool,
 ) -> Result<(), BadRequest> {
+    check(params)?;
+    out.clear();
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(params.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    push_host(out, params, addr, port, https);
+    out.extend_from_slice(b"\r\nUser-Agent: ");
+    out.extend_from_slice(user_agent().as_bytes());
+    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    Ok(())
+}
+
+/// Why `write` would fail for these parameters, without writing: a check can refuse a
+/// bad request before it connects, and take a buffer only once it can send.
+pub fn check(params: &HttpParams) -> Result<(), BadRequest> {
     let path = params.path.as_bytes();
     // Visible ASCII, starting with '/': nothing that could end the request line early.
     if path.first() != Some(&b'/') || !path.iter().all(|b| b.is_ascii_graphic()) {
@@ -40,14 +55,6 @@ pub fn write(
     {
         return Err(BadRequest::Host(h.clone()));
     }
-    out.clear();
-    out.extend_from_slice(b"GET ");
-    out.extend_from_slice(path);
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    push_host(out, params, addr, port, https);
-    out.extend_from_slice(b"\r\nUser-Agent: ");
-    out.extend_from_slice(user_agent().as_bytes());
-    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
     Ok(())
 }
 
@@ -132,6 +139,7 @@ mod tests {
                 ),
                 "{path:?}"
             );
+            assert_eq!(check(&p), Err(BadRequest::Path(path.into())));
         }
         for host in ["", "a\r\nX: y", "a b"] {
             let p = HttpParams {
@@ -145,11 +153,13 @@ mod tests {
                 ),
                 "{host:?}"
             );
+            assert_eq!(check(&p), Err(BadRequest::Host(host.into())));
         }
         let query = HttpParams {
             path: "/status?full=1&x=%20".into(),
             ..params()
         };
         assert!(write(&mut out, &query, addr, 80, false).is_ok());
+        assert_eq!(check(&query), Ok(()));
     }
 }
