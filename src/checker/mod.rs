@@ -312,7 +312,7 @@ impl Checker {
 
     /// The delay the backend's next probe was scheduled with (for tests and the API).
     pub fn next_delay(&self, backend: &str) -> Option<Duration> {
-        self.read(|st| st.backends.get(backend).map(|e| e.next_delay))
+        self.read(|st| st.backends.get(backend).map(|e| e.stats.next_delay()))
     }
 }
 

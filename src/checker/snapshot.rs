@@ -3,7 +3,9 @@
 //! an `Arc` and never take the lock probe results are written under, so a slow scrape
 //! cannot stall probing. Entries that did not change are shared between snapshots: a
 //! publish rebuilds the changed backends and the frontends they sit in, and copies a
-//! vector of pointers for the rest.
+//! vector of pointers for the rest. A probe result that changes nothing of a backend's
+//! health (same code and detail, same counter) is no change: it only moves the backend's
+//! live counters (`SharedStats`), which every snapshot reads through, and publishes nothing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use super::state::{BackendEntry, CheckerState, OverrideKey};
 use super::stats::{SharedStats, TransitionCounts};
 use super::view::{FrontendView, view_of};
 use crate::config::{self, Config, HealthCheck};
-use crate::health::BackendHealth;
+use crate::health::{BackendHealth, ProbeResult};
 
 /// One backend as of a snapshot (the readable part of a `BackendEntry`). Building one
 /// copies pointers and small inline values only: config, health check, history and
@@ -23,9 +25,8 @@ pub struct BackendSnapshot {
     pub config: Arc<config::Backend>,
     pub healthcheck: Arc<HealthCheck>,
     pub health: BackendHealth,
+    /// Live, not as of the publish: see `SharedStats`.
     pub stats: SharedStats,
-    /// The delay the next probe was scheduled with (jitter included).
-    pub next_delay: Duration,
     /// Transitions published so far, per (from, to).
     pub transitions: TransitionCounts,
 }
@@ -37,9 +38,27 @@ impl BackendSnapshot {
             healthcheck: Arc::clone(&e.healthcheck),
             health: e.health.clone(),
             stats: e.stats.clone(),
-            next_delay: e.next_delay,
             transitions: e.transitions.clone(),
         }
+    }
+
+    /// The last probe's result: code and detail as published (a result that changes
+    /// them is published), its time and duration live when the code is still the same.
+    pub fn last_result(&self) -> Option<ProbeResult> {
+        let mut result = self.health.last_result()?.clone();
+        if let Some(last) = self.stats.last_probe()
+            && last.code == result.code
+            && last.at > result.at
+        {
+            result.at = last.at;
+            result.duration = last.duration;
+        }
+        Some(result)
+    }
+
+    /// The delay the next probe was scheduled with (jitter included).
+    pub fn next_delay(&self) -> Duration {
+        self.stats.next_delay()
     }
 }
 
@@ -215,6 +234,10 @@ impl Changes {
         self.backends.push(id);
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.backends.is_empty() && self.frontends.is_empty() && !self.overrides && !self.all
+    }
+
     /// Nothing changed, the sets' capacity kept for the next batch.
     pub(crate) fn clear(&mut self) {
         self.backends.clear();
@@ -371,7 +394,10 @@ mod tests {
         let second = st.build_snapshot();
         for name in ["b2", "b10", "b39"] {
             assert!(!shared(&first.backends, &second.backends, name), "{name}");
-            assert_eq!(second.backends.get(name).map(|e| e.stats.count), Some(1));
+            assert_eq!(
+                second.backends.get(name).map(|e| e.stats.load().count),
+                Some(1)
+            );
         }
         assert!(shared(&first.backends, &second.backends, "b3"));
         let names: Vec<&str> = second.backends.keys().map(String::as_str).collect();
@@ -413,7 +439,10 @@ mod tests {
         assert!(!shared(&first.backends, &second.backends, "b5"));
         assert!(shared(&first.backends, &second.backends, "b6"));
         assert!(shared(&first.frontends, &second.frontends, "f0"));
-        assert_eq!(second.backends.get("b5").map(|e| e.stats.count), Some(1));
+        assert_eq!(
+            second.backends.get("b5").map(|e| e.stats.load().count),
+            Some(1)
+        );
         // Copy on write: only the chunk holding b5 is new, the other 156 are shared.
         let copied = |a: &Table<BackendSnapshot>, b: &Table<BackendSnapshot>| {
             a.chunks
@@ -424,7 +453,11 @@ mod tests {
         };
         assert_eq!(first.backends.chunks.len(), 10_000usize.div_ceil(CHUNK));
         assert_eq!(copied(&first.backends, &second.backends), 1);
-        assert_eq!(first.backends.get("b5").map(|e| e.stats.count), Some(0));
+        // The counters are one live record: the first snapshot reads them too.
+        assert_eq!(
+            first.backends.get("b5").map(|e| e.stats.load().count),
+            Some(1)
+        );
 
         // A transition: the backend and the one frontend it sits in.
         let transition = st

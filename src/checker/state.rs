@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -38,9 +38,8 @@ pub struct BackendEntry {
     pub spec: Arc<ProbeSpec>,
     pub policy: IntervalPolicy,
     pub health: BackendHealth,
+    /// Probe counters, last probe timing and next delay: live, shared with the snapshots.
     pub stats: SharedStats,
-    /// The delay the next probe was scheduled with (jitter included).
-    pub next_delay: Duration,
     /// Transitions published so far, per (from, to): `maglev_backend_transitions_total`.
     pub transitions: TransitionCounts,
     /// Bumped when the backend's probing restarts: queue entries and results of an older
@@ -152,8 +151,7 @@ impl CheckerState {
                 backend.enabled,
                 now,
             ),
-            stats: SharedStats::default(),
-            next_delay: hc.interval,
+            stats: SharedStats::with_next_delay(hc.interval),
             transitions: TransitionCounts::default(),
             generation,
             jitter: XorShift64::new(1),
@@ -196,6 +194,11 @@ impl CheckerState {
 
     /// Publishes the snapshot of what changed since the last one, then sends the batch's
     /// events and dirty marks. Called with the write lock held, so publishes are ordered.
+    /// Whether anything was marked, queued or dirtied since the last publish.
+    pub(crate) fn has_news(&self) -> bool {
+        !self.changes.is_empty() || !self.outbox.is_empty() || !self.dirty_out.is_empty()
+    }
+
     pub(crate) fn publish(&mut self, inner: &Inner) {
         let snapshot = self.build_snapshot();
         inner.snapshot.send_replace(Arc::new(snapshot));

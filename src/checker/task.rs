@@ -229,7 +229,10 @@ fn record_all(inner: &Arc<Inner>, done: &mut Vec<(u32, u64, ProbeResult)>) {
     for (slot, generation, result) in done.drain(..) {
         record(inner, st, now, slot, generation, result);
     }
-    st.publish(inner);
+    // Results that changed no health: nothing to publish, no reader to wake.
+    if st.has_news() {
+        st.publish(inner);
+    }
 }
 
 /// Records one probe result and queues the backend's next probe.
@@ -244,17 +247,23 @@ fn record(
     let transition;
     let when;
     let name;
+    let changed;
     match st.backends.live_mut(slot, generation) {
         Some(e) => {
             e.in_flight = false;
             e.stats.observe(&result);
+            // Most results repeat the last one at the same health (up, and up again): the
+            // live stats above are all they change, and the snapshot is left alone.
+            let health_before = e.health.health();
+            let repeats = e.health.repeats_last(&result);
             // Refused only if an operator paused/disabled it while the probe ran:
             // then the result is stale and dropped.
             transition = e.health.record(result).ok().flatten();
+            changed = transition.is_some() || !repeats || e.health.health() != health_before;
             // The name only for a transition's events and log (a reference count).
             name = transition.as_ref().map(|_| Arc::clone(&e.name));
             let delay = e.health.next_delay(&e.policy, &mut e.jitter);
-            e.next_delay = delay;
+            e.stats.set_next_delay(delay);
             when = if std::mem::take(&mut e.wake_pending) {
                 now
             } else {
@@ -267,7 +276,9 @@ fn record(
     if let (Some(t), Some(name)) = (transition, name) {
         st.publish_transition(&name, t);
     }
-    st.changes.backend(slot);
+    if changed {
+        st.changes.backend(slot);
+    }
 }
 
 #[cfg(test)]

@@ -425,7 +425,7 @@ async fn transitions_are_counted_per_from_and_to() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_held_snapshot_is_immutable_and_the_generation_increases() {
+async fn a_held_snapshot_keeps_its_health_and_the_generation_increases() {
     let script = Arc::new(Script::default());
     script.set("127.0.0.11", true);
     let (c, _rx) = start(BASE, &script);
@@ -446,7 +446,10 @@ async fn a_held_snapshot_is_immutable_and_the_generation_increases() {
         before.backends.get("a").map(|e| e.health.state()),
         Some(State::Unknown)
     );
-    assert_eq!(before.backends.get("a").map(|e| e.stats.count), Some(0));
+    // The probe counters are live in every snapshot (one record, shared).
+    let count = |s: &HealthSnapshot| s.backends.get("a").map(|e| e.stats.load().count);
+    assert!(count(&before) >= Some(2));
+    assert_eq!(count(&before), count(&after));
     let a_view = |s: &HealthSnapshot| {
         s.frontend("web")
             .and_then(|v| v.weights.action("primary", "a"))
@@ -535,4 +538,49 @@ async fn stop_ends_all_probing_and_one_driver_probes_every_backend() {
     advance(Duration::from_secs(5)).await;
     let after: Vec<usize> = addrs.iter().map(|a| script.probes_of(a).len()).collect();
     assert_eq!(before, after, "no probe after stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_result_updates_the_live_stats_without_a_publish() {
+    let script = Arc::new(Script::default());
+    script.set("127.0.0.11", true);
+    let (c, _rx) = start(BASE, &script);
+    // rise 2: up after two passes (fast interval 250 ms), then every 1 s (±10 %).
+    advance(Duration::from_secs(2)).await;
+    assert_eq!(state_of(&c, "a"), Some(State::Up));
+    // Settled: b, c and d fail at the bottom of their counter (no change), a passes at the top.
+    advance(Duration::from_secs(5)).await;
+    let held = c.snapshot();
+    let a = |s: &HealthSnapshot| {
+        s.backends
+            .get("a")
+            .map(|e| (e.stats.load().count, e.last_result()))
+    };
+    let (count_before, last_before) = a(&held).unwrap_or_default();
+    advance(Duration::from_secs(5)).await;
+    let now = c.snapshot();
+    // Nothing changed in health: no new snapshot was published.
+    assert_eq!(now.generation, held.generation);
+    assert!(Arc::ptr_eq(&c.snapshot(), &now));
+    // Yet the counters and the last probe's time moved on, in the held snapshot too.
+    let (count_after, last_after) = a(&held).unwrap_or_default();
+    assert!(
+        count_after >= count_before + 4,
+        "{count_before} -> {count_after}"
+    );
+    let (Some(last_before), Some(last_after)) = (last_before, last_after) else {
+        panic!("a has been probed");
+    };
+    assert_eq!(last_after.code, ResultCode::L4Ok);
+    assert!(last_after.at > last_before.at);
+    // A result that changes the health is published at once.
+    script.set("127.0.0.11", false);
+    advance(Duration::from_millis(1_200)).await;
+    let failed = c.snapshot();
+    assert!(failed.generation > held.generation);
+    let last = failed.backends.get("a").and_then(|e| e.last_result());
+    assert_eq!(
+        last.map(|r| (r.code, r.detail)),
+        Some((ResultCode::L4Con, "connection refused".to_string()))
+    );
 }

@@ -82,6 +82,14 @@ impl BackendHealth {
         self.last_result.as_ref()
     }
 
+    /// Whether `result` says what the last one said (same code and detail): recording it
+    /// then changes nothing a reader sees but its time and duration.
+    pub fn repeats_last(&self, result: &ProbeResult) -> bool {
+        self.last_result
+            .as_ref()
+            .is_some_and(|last| last.code == result.code && last.detail == result.detail)
+    }
+
     /// Recent transitions, oldest first; at most `history_capacity()` of them.
     pub fn history(&self) -> &VecDeque<Transition> {
         self.history.as_deref().unwrap_or(&NO_HISTORY)

@@ -194,8 +194,9 @@ impl<'a> Snapshot<'a> {
         );
         for (name, e) in backends {
             let kind = e.healthcheck.kind().as_str();
+            let stats = e.stats.load();
             for code in ResultCode::ALL {
-                let n = e.stats.count_of(code);
+                let n = stats.count_of(code);
                 if n > 0 {
                     let result = if code.is_ok() { "pass" } else { "fail" };
                     t.sample(
@@ -216,11 +217,12 @@ impl<'a> Snapshot<'a> {
             Kind::Histogram,
         );
         for (name, e) in backends {
+            let stats = e.stats.load();
             t.histogram(
                 &[("backend", name), ("type", e.healthcheck.kind().as_str())],
-                e.stats.duration_sum,
-                e.stats.count,
-                DURATION_BUCKETS.into_iter().zip(e.stats.duration_buckets),
+                stats.duration_sum,
+                stats.count,
+                DURATION_BUCKETS.into_iter().zip(stats.duration_buckets),
             );
         }
         t.family(

@@ -69,8 +69,9 @@ impl Reference {
             s.backend_enabled
                 .push((vec![b()], i64::from(state != State::Disabled)));
             let kind = e.healthcheck.kind().as_str().to_string();
+            let stats = e.stats.load();
             for code in ResultCode::ALL {
-                let n = e.stats.count_of(code);
+                let n = stats.count_of(code);
                 if n > 0 {
                     let result = if code.is_ok() { "pass" } else { "fail" };
                     s.probes.push((
@@ -87,11 +88,11 @@ impl Reference {
             s.probe_duration.push((
                 vec![b(), ("type", kind)],
                 Histogram {
-                    sum: e.stats.duration_sum,
-                    count: e.stats.count,
+                    sum: stats.duration_sum,
+                    count: stats.count,
                     buckets: DURATION_BUCKETS
                         .into_iter()
-                        .zip(e.stats.duration_buckets)
+                        .zip(stats.duration_buckets)
                         .collect(),
                 },
             ));

@@ -126,11 +126,11 @@ fn backend_in(name: &str, e: &BackendSnapshot, frontends: &[&str]) -> proto::Bac
         health: h.health(),
         rise: h.counter().rise(),
         fall: h.counter().fall(),
-        last_result: h.last_result().map(probe_result),
+        last_result: e.last_result().as_ref().map(probe_result),
         history: h.history().iter().map(transition).collect(),
         frontends: frontends.iter().map(|f| (*f).to_string()).collect(),
         state_since: Some(timestamp(h.state_since())),
-        next_interval: duration(e.next_delay),
+        next_interval: duration(e.next_delay()),
     }
 }
 
