@@ -15,6 +15,7 @@ mod rawio;
 mod shared_socket;
 pub mod tcp;
 pub mod tcp_syn;
+mod timeouts;
 pub mod tls;
 
 use std::net::IpAddr;
@@ -149,6 +150,7 @@ struct Inner {
     tls: tls::TlsConfigs,
     http: http::HttpShared,
     syn: tcp_syn::SynPool,
+    timeouts: timeouts::ProbeTimeouts,
 }
 
 impl Prober {
@@ -161,7 +163,11 @@ impl Prober {
     pub async fn probe(&self, spec: &ProbeSpec) -> ProbeResult {
         let started = Instant::now();
         let stage = Stage::new(ResultCode::L4Tout);
-        let outcome = match tokio::time::timeout(spec.timeout, self.run(spec, &stage)).await {
+        let within = self
+            .inner
+            .timeouts
+            .within(spec.timeout, self.run(spec, &stage));
+        let outcome = match within.await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::new(
                 stage.timeout_code(),
