@@ -3,7 +3,9 @@
 # target/perf/. `benches/run.sh --smoke` is a ~10-second version for CI (debug build,
 # small N, one run) that writes target/perf-smoke/performance.md and leaves docs/ alone.
 # Needs root (ICMP, tcp-syn) and HAProxy (`apt-get install -y haproxy`; the smoke run
-# goes on without it).
+# goes on without it). The hand-written analysis after the generated tables (issues 9, 13
+# and 14: before/after per lever, targets, what is still missed) is benches/CHANGES.md:
+# edit it there and in docs/performance.md alike, or a full run drops the edit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
