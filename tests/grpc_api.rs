@@ -506,3 +506,34 @@ async fn health_and_reflection_are_served() {
         "{names:?}"
     );
 }
+
+/// A backend that stays up changes no health, so no snapshot is published for its probes;
+/// its last probe's time still moves on, read live through the API (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_backends_last_probe_keeps_moving() {
+    let (_d, _backend, c) = start_settled(DaemonBuilder::new).await;
+    let last_probe = |c: &MaglevClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            let b = c
+                .get_backend(GetBackendRequest { name: "up".into() })
+                .await
+                .ok()?
+                .into_inner();
+            let at = b.last_result.as_ref()?.at.as_ref()?;
+            Some((b.state(), b.history.len(), (at.seconds, at.nanos)))
+        }
+    };
+    let (state, transitions, first) = last_probe(&c).await.expect("up was probed");
+    assert_eq!(state, BackendState::Up);
+    let later = eventually("a later probe of up", || {
+        let c = c.clone();
+        async move {
+            let now = last_probe(&c).await?;
+            (now.2 > first).then_some(now)
+        }
+    })
+    .await;
+    assert_eq!(later.0, BackendState::Up);
+    assert_eq!(later.1, transitions, "no transition in between");
+}

@@ -4,6 +4,9 @@
 //! leaves from the configured source. How the connection ends (linger-0 RST before the
 //! delayed ACK, as HAProxy does) is checked on the wire where raw sockets are permitted.
 
+#[path = "support/wire.rs"]
+mod wire;
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -12,6 +15,7 @@ use maglev::health::result::ResultCode;
 use maglev::probe::{ProbeSpec, Prober};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
+use wire::{ACK, RST, SYN, Wire};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -137,71 +141,6 @@ async fn tcp_ipv6_loopback() {
     assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
 }
 
-/// The segments of one TCP conversation to `port`, as a raw socket on lo sees them.
-struct Wire {
-    sock: Socket,
-}
-
-/// (source address, source port, destination port, flags) of one IPv4 TCP segment.
-type Seen = (IpAddr, u16, u16, u8);
-
-impl Wire {
-    /// None (with the reason printed) where raw sockets are not permitted; CI is root, so
-    /// there a refusal fails the test.
-    fn open() -> Option<Wire> {
-        match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)) {
-            Ok(sock) => {
-                sock.set_read_timeout(Some(Duration::from_millis(50)))
-                    .unwrap();
-                Some(Wire { sock })
-            }
-            Err(e) => {
-                // SAFETY: geteuid has no preconditions.
-                let root = unsafe { libc::geteuid() } == 0;
-                assert!(
-                    !(root && std::env::var_os("CI").is_some()),
-                    "CI as root, yet raw TCP was refused: {e}"
-                );
-                eprintln!("skipped: raw TCP not permitted here: {e}");
-                None
-            }
-        }
-    }
-
-    /// Every segment to or from `port` seen until `quiet` passes without one.
-    fn segments(&self, port: u16, quiet: Duration) -> Vec<Seen> {
-        let mut out = Vec::new();
-        let mut last = Instant::now();
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
-        while last.elapsed() < quiet {
-            let Ok(n) = self.sock.recv(&mut buf) else {
-                continue;
-            };
-            // SAFETY: recv initialised the first n bytes.
-            let pkt: Vec<u8> = buf[..n]
-                .iter()
-                .map(|b| unsafe { b.assume_init() })
-                .collect();
-            let hl = usize::from(pkt[0] & 0x0f) * 4;
-            if pkt.len() < hl + 14 {
-                continue;
-            }
-            let src = IpAddr::from([pkt[12], pkt[13], pkt[14], pkt[15]]);
-            let sport = u16::from_be_bytes([pkt[hl], pkt[hl + 1]]);
-            let dport = u16::from_be_bytes([pkt[hl + 2], pkt[hl + 3]]);
-            if sport == port || dport == port {
-                out.push((src, sport, dport, pkt[hl + 13]));
-                last = Instant::now();
-            }
-        }
-        out
-    }
-}
-
-const SYN: u8 = 0x02;
-const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
-
 /// SYN from the configured source, SYN-ACK back, then our RST: no bare ACK completes the
 /// backend's side of the handshake, so its application is never involved.
 #[tokio::test]
@@ -221,19 +160,19 @@ async fn tcp_check_on_the_wire_from_its_source() {
     let source: IpAddr = "127.0.0.2".parse().unwrap();
     let syn = seen
         .iter()
-        .find(|(_, _, dport, flags)| *dport == port && *flags == SYN)
+        .find(|s| s.dport == port && s.flags == SYN)
         .unwrap_or_else(|| panic!("no SYN seen: {seen:?}"));
-    assert_eq!(syn.0, source, "{seen:?}");
-    let probe_port = syn.1;
+    assert_eq!(syn.src, source, "{seen:?}");
+    let probe_port = syn.sport;
     let ours: Vec<u8> = seen
         .iter()
-        .filter(|(src, sport, _, _)| *src == source && *sport == probe_port)
-        .map(|s| s.3)
+        .filter(|s| s.src == source && s.sport == probe_port)
+        .map(|s| s.flags)
         .collect();
     let answers: Vec<u8> = seen
         .iter()
-        .filter(|(_, sport, dport, _)| *sport == port && *dport == probe_port)
-        .map(|s| s.3)
+        .filter(|s| s.sport == port && s.dport == probe_port)
+        .map(|s| s.flags)
         .collect();
     assert_eq!(answers, [SYN | ACK], "{seen:?}");
     assert_eq!(ours.first(), Some(&SYN), "{seen:?}");

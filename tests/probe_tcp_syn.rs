@@ -1,11 +1,15 @@
 //! tcp-syn (half-open) probes to loopback listeners (need CAP_NET_RAW; skipped otherwise).
 
+#[path = "support/wire.rs"]
+mod wire;
+
 use std::time::Duration;
 
 use maglev::config::model::CheckKind;
 use maglev::health::result::{ProbeResult, ResultCode};
 use maglev::probe::{ProbeSpec, Prober};
 use tokio::net::TcpListener;
+use wire::{SYN, Wire};
 
 fn spec(addr: &str, port: u16) -> ProbeSpec {
     ProbeSpec {
@@ -93,37 +97,9 @@ async fn syn_over_ipv6_and_with_source() {
 /// too, yet still draws one).
 #[tokio::test]
 async fn syn_goes_out_with_df_and_no_ip_id() {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let wire = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)) {
-        Ok(s) => s,
-        Err(e) => {
-            // SAFETY: geteuid has no preconditions.
-            let root = unsafe { libc::geteuid() } == 0;
-            assert!(
-                !(root && std::env::var_os("CI").is_some()),
-                "CI as root, yet raw TCP was refused: {e}"
-            );
-            eprintln!("skipped: raw TCP not permitted here: {e}");
-            return;
-        }
+    let Some(wire) = Wire::open() else {
+        return;
     };
-    wire.set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    // Room for the other tests' segments (hundreds, in parallel) queued before ours.
-    let room: libc::c_int = 8 << 20;
-    // SAFETY: a valid fd and a c_int option value of the size given.
-    let forced = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(&wire),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const room).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if forced != 0 {
-        let _ = wire.set_recv_buffer_size(8 << 20);
-    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let r = Prober::new().probe(&spec("127.0.0.1", port)).await;
@@ -131,35 +107,14 @@ async fn syn_goes_out_with_df_and_no_ip_id() {
         return;
     }
     assert_eq!(r.code, ResultCode::L4Ok, "{r:?}");
-    // (flags and fragment offset, IP ID) of the first SYN to the listener's port.
-    let syn = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
-        while std::time::Instant::now() < deadline {
-            let Ok(n) = wire.recv(&mut buf) else {
-                continue;
-            };
-            // SAFETY: recv initialised the first n bytes.
-            let pkt: Vec<u8> = buf[..n]
-                .iter()
-                .map(|b| unsafe { b.assume_init() })
-                .collect();
-            let hl = usize::from(pkt[0] & 0x0f) * 4;
-            if pkt.len() < hl + 14 {
-                continue;
-            }
-            let dport = u16::from_be_bytes([pkt[hl + 2], pkt[hl + 3]]);
-            if dport == port && pkt[hl + 13] == 0x02 {
-                let frag = u16::from_be_bytes([pkt[6], pkt[7]]);
-                let id = u16::from_be_bytes([pkt[4], pkt[5]]);
-                return Some((frag, id));
-            }
-        }
-        None
-    })
-    .await
-    .unwrap();
-    let (frag, id) = syn.expect("our SYN was seen on lo");
+    let seen = tokio::task::spawn_blocking(move || wire.segments(port, Duration::from_millis(300)))
+        .await
+        .unwrap();
+    let syn = seen
+        .iter()
+        .find(|s| s.dport == port && s.flags == SYN)
+        .unwrap_or_else(|| panic!("our SYN was not seen on lo: {seen:?}"));
+    let (frag, id) = (syn.frag, syn.ip_id);
     assert_eq!(frag & 0x4000, 0x4000, "DF not set: {frag:#06x}");
     assert_eq!(id, 0, "an IP ID was drawn");
 }

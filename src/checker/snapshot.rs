@@ -132,14 +132,13 @@ impl<T> Table<T> {
 
     /// Replaces the entry at position `i` (name order); false when there is none.
     fn replace_at(&mut self, i: usize, value: T) -> bool {
-        let Some(chunk) = self.chunks.get_mut(i / CHUNK) else {
-            return false;
-        };
-        if Arc::get_mut(chunk).is_none() {
-            // Held by a published snapshot: copy the chunk's pointers (copy on write).
-            *chunk = Arc::from(&chunk[..]);
-        }
-        match Arc::get_mut(chunk).and_then(|chunk| chunk.get_mut(i % CHUNK)) {
+        // Held by a published snapshot, the chunk's pointers are copied (copy on write).
+        match self
+            .chunks
+            .get_mut(i / CHUNK)
+            .map(Arc::make_mut)
+            .and_then(|chunk| chunk.get_mut(i % CHUNK))
+        {
             Some(slot) => {
                 *slot = Arc::new(value);
                 true
@@ -285,13 +284,8 @@ impl Publisher {
                     .filter_map(|name| Some((name.clone(), view_of(st, name)?))),
             );
         } else {
-            let mut last = None;
+            // Each slot once: `build_snapshot` sorted and deduplicated the marks.
             for &id in &changes.backends {
-                // Sorted by `build_snapshot`: a slot marked twice comes twice in a row.
-                if last == Some(id) {
-                    continue;
-                }
-                last = Some(id);
                 let position = self.position.get(id as usize).copied();
                 if let (Some(p), Some(e)) = (position, st.backends.get_by_id(id))
                     && p != NO_POSITION

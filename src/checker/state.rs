@@ -192,13 +192,13 @@ impl CheckerState {
         self.dirty_out.extend(frontends);
     }
 
-    /// Publishes the snapshot of what changed since the last one, then sends the batch's
-    /// events and dirty marks. Called with the write lock held, so publishes are ordered.
     /// Whether anything was marked, queued or dirtied since the last publish.
     pub(crate) fn has_news(&self) -> bool {
         !self.changes.is_empty() || !self.outbox.is_empty() || !self.dirty_out.is_empty()
     }
 
+    /// Publishes the snapshot of what changed since the last one, then sends the batch's
+    /// events and dirty marks. Called with the write lock held, so publishes are ordered.
     pub(crate) fn publish(&mut self, inner: &Inner) {
         let snapshot = self.build_snapshot();
         inner.snapshot.send_replace(Arc::new(snapshot));
@@ -217,6 +217,7 @@ impl CheckerState {
         let mut changes = std::mem::take(&mut self.changes);
         // A backend marked twice in the batch (a result and its transition) is rebuilt once.
         changes.backends.sort_unstable();
+        changes.backends.dedup();
         let mut publisher = std::mem::take(&mut self.publisher);
         let snapshot = publisher.next(self, &changes);
         self.publisher = publisher;

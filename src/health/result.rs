@@ -60,6 +60,12 @@ impl ResultCode {
         }
     }
 
+    /// The code's position in [`ResultCode::ALL`] (which lists every code, so the
+    /// fallback is never taken): counters indexed by code use it.
+    pub fn index(self) -> usize {
+        ResultCode::ALL.iter().position(|c| *c == self).unwrap_or(0)
+    }
+
     /// Whether this code counts as a pass for the health counter.
     pub fn is_ok(self) -> bool {
         matches!(self, ResultCode::L4Ok | ResultCode::L6Ok | ResultCode::L7Ok)
@@ -160,5 +166,17 @@ impl State {
 impl std::fmt::Display for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_indexes_its_place_in_all() {
+        for (i, code) in ResultCode::ALL.into_iter().enumerate() {
+            assert_eq!(code.index(), i, "{code}");
+        }
     }
 }

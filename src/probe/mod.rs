@@ -13,6 +13,7 @@ pub mod icmp;
 pub mod netns;
 mod rawio;
 mod shared_socket;
+mod sockopt;
 pub mod tcp;
 pub mod tcp_syn;
 mod timeouts;
@@ -132,7 +133,7 @@ impl Stage {
 
     fn index(code: ResultCode) -> u8 {
         // ALL has 11 entries, so the position always fits.
-        ResultCode::ALL.iter().position(|c| *c == code).unwrap_or(0) as u8
+        code.index() as u8
     }
 }
 

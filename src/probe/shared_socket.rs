@@ -21,6 +21,7 @@ use crate::health::result::ResultCode;
 
 use super::errors::errno_text;
 use super::rawio::{RecvBatch, send_batch};
+use super::sockopt;
 use super::{Outcome, ProbeSpec};
 
 /// Which sockets exist: one per family, source address and namespace.
@@ -111,20 +112,9 @@ impl RawSocket {
 /// (`__ip_select_ident`: ≈ 1.5 % of the daemon's CPU in a 10,000 × 1 s tcp-syn profile).
 /// TCP's own sockets set DF the same way. Best effort: without it probes only cost more.
 pub(super) fn dont_fragment(sock: &Socket) {
-    use std::os::fd::AsRawFd;
-    let mode: libc::c_int = libc::IP_PMTUDISC_PROBE;
-    // SAFETY: a valid fd and a c_int option value of the size given.
-    let set = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            (&raw const mode).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    } == 0;
-    if !set {
-        tracing::debug!(error = %io::Error::last_os_error(), "cannot set DF on a probe socket");
+    let mode = libc::IP_PMTUDISC_PROBE;
+    if let Err(e) = sockopt::set_int(sock, libc::IPPROTO_IP, libc::IP_MTU_DISCOVER, mode) {
+        tracing::debug!(error = %e, "cannot set DF on a probe socket");
     }
 }
 
@@ -132,19 +122,8 @@ pub(super) fn dont_fragment(sock: &Socket) {
 /// the reader task waits for its turn: SO_RCVBUFFORCE where permitted, else as much as
 /// net.core.rmem_max allows. Best effort: the default still works, only less burst-proof.
 fn grow_receive_buffer(sock: &Socket) {
-    use std::os::fd::AsRawFd;
-    let bytes: libc::c_int = 4 << 20;
-    // SAFETY: a valid fd and a c_int option value of the size given.
-    let forced = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&raw const bytes).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    } == 0;
-    if !forced {
+    let bytes = 4 << 20;
+    if sockopt::set_int(sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
         let _ = sock.set_recv_buffer_size(4 << 20);
     }
 }

@@ -23,6 +23,7 @@ use crate::health::result::ResultCode;
 use super::connect_poll::ConnectPoller;
 use super::errors::{connect_failure, errno_text};
 use super::netns::{SocketError, SocketFactory, SocketKind};
+use super::sockopt;
 use super::{Outcome, ProbeSpec};
 
 /// Connects to `addr` from `source` (if any) inside `netns` (if any), with Nagle off for
@@ -92,23 +93,8 @@ fn prepare(sock: &Socket) -> Result<(), Outcome> {
 /// `connect`, the port only has to be unique per destination, so thousands of checks in
 /// flight from one source address do not run out of ports.
 fn bind_source(sock: &Socket, src: IpAddr) -> Result<(), Outcome> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid fd and a c_int option value of the size given.
-    let set = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&raw const on).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if set != 0 {
-        return Err(local_error(
-            "set IP_BIND_ADDRESS_NO_PORT",
-            std::io::Error::last_os_error(),
-        ));
-    }
+    sockopt::set_int(sock, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1)
+        .map_err(|e| local_error("set IP_BIND_ADDRESS_NO_PORT", e))?;
     sock.bind(&SocketAddr::new(src, 0).into())
         .map_err(|e| local_error(&format!("cannot bind source {src}"), e))
 }

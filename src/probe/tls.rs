@@ -51,9 +51,7 @@ impl TlsConfigs {
         }
         let cfg = Arc::new(build(ca_file, verify).await?);
         if let Ok(mut cache) = self.cache.lock()
-            && !cache
-                .iter()
-                .any(|(p, v, _)| p.as_deref() == ca_file && *v == verify)
+            && find(&cache, ca_file, verify).is_none()
         {
             cache.push((ca_file.map(Path::to_path_buf), verify, cfg.clone()));
         }
@@ -67,12 +65,20 @@ impl TlsConfigs {
     }
 
     fn lookup(&self, ca_file: Option<&Path>, verify: bool) -> Option<Arc<ClientConfig>> {
-        let cache = self.cache.lock().ok()?;
-        cache
-            .iter()
-            .find(|(p, v, _)| p.as_deref() == ca_file && *v == verify)
-            .map(|(_, _, cfg)| cfg.clone())
+        find(&self.cache.lock().ok()?, ca_file, verify).cloned()
     }
+}
+
+/// The cached config for (CA file, verify), compared in place.
+fn find<'a>(
+    cache: &'a [Entry],
+    ca_file: Option<&Path>,
+    verify: bool,
+) -> Option<&'a Arc<ClientConfig>> {
+    cache
+        .iter()
+        .find(|(p, v, _)| p.as_deref() == ca_file && *v == verify)
+        .map(|(_, _, cfg)| cfg)
 }
 
 fn provider() -> Arc<CryptoProvider> {

@@ -69,10 +69,7 @@ pub async fn probe(
         Err(o) => return o,
     };
     stage.set(ResultCode::L7Tout);
-    let request = match request(shared, spec, port, params, false) {
-        Ok(b) => b,
-        Err(o) => return o,
-    };
+    let request = request(shared, spec, port, params, false);
     if let Err(e) = send(&mut stream, &request.buf).await {
         return io_failure("send request", &e);
     }
@@ -101,10 +98,10 @@ pub async fn probe_tls(
         params,
         tls: tls_params,
     } = check;
-    let mut buf = match request(shared, spec, port, params, true) {
-        Ok(b) => b,
-        Err(o) => return o,
-    };
+    if let Err(e) = request::check(params) {
+        return bad_request(&e);
+    }
+    let mut buf = request(shared, spec, port, params, true);
     stage.set(ResultCode::L4Tout);
     let addr = SocketAddr::new(spec.addr, port);
     let stream = match tcp::connect(sockets, spec.netns.as_deref(), addr, spec.source).await {
@@ -134,20 +131,19 @@ pub async fn probe_tls(
     exchange(tls_stream, &mut buf.buf, params, shared).await
 }
 
-/// The probe's buffer, holding its request; https reads the response into it after
-/// sending (plain http gives it back while the server answers).
+/// The probe's buffer, holding its request (`params` passed `request::check`); https
+/// reads the response into it after sending (plain http gives it back while the server
+/// answers).
 fn request<'a>(
     shared: &'a HttpShared,
     spec: &ProbeSpec,
     port: u16,
     params: &HttpParams,
     https: bool,
-) -> Result<Pooled<'a>, Outcome> {
+) -> Pooled<'a> {
     let mut buf = shared.buffers.take();
-    match request::write(&mut buf.buf, params, spec.addr, port, https) {
-        Ok(()) => Ok(buf),
-        Err(e) => Err(bad_request(&e)),
-    }
+    request::write_valid(&mut buf.buf, params, spec.addr, port, https);
+    buf
 }
 
 fn bad_request(e: &request::BadRequest) -> Outcome {

@@ -31,6 +31,12 @@ pub fn write(
     https: bool,
 ) -> Result<(), BadRequest> {
     check(params)?;
+    write_valid(out, params, addr, port, https);
+    Ok(())
+}
+
+/// `write` for parameters that passed [`check`] (the check runs once per probe).
+pub fn write_valid(out: &mut Vec<u8>, params: &HttpParams, addr: IpAddr, port: u16, https: bool) {
     out.clear();
     out.extend_from_slice(b"GET ");
     out.extend_from_slice(params.path.as_bytes());
@@ -39,7 +45,6 @@ pub fn write(
     out.extend_from_slice(b"\r\nUser-Agent: ");
     out.extend_from_slice(user_agent().as_bytes());
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    Ok(())
 }
 
 /// Why `write` would fail for these parameters, without writing: a check can refuse a
